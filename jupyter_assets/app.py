@@ -1,0 +1,226 @@
+"""The Jupyter server extension (``AssetsApp``) and the standalone server behind ``jupyter-assets serve``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import tornado.web
+from jupyter_core.paths import jupyter_data_dir
+from jupyter_server.base.handlers import APIHandler, JupyterHandler
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Bool, Int, List, Unicode, default
+
+from .auth import JwtSettings, Principal, hash_api_key, parse_scopes
+from .http.base import AssetsHandler, Authenticator, NotFoundHandler
+from .http.handlers import routes
+from .service import AssetService, ServiceConfig
+
+ENV_PREFIX = "JUPYTER_ASSETS_"
+DEFAULT_STANDALONE_PORT = 5121
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(ENV_PREFIX + name)
+    return value if value not in (None, "") else None
+
+
+def _env_list(name: str) -> list[str] | None:
+    value = _env(name)
+    return [item.strip() for item in value.split(",") if item.strip()] if value else None
+
+
+class AssetsApp(ExtensionApp):
+    """jupyter-assets: an image asset library at {base_url}api/v1/assets. Every setting is also an env var."""
+
+    name = "jupyter_assets"
+    description = __doc__
+    load_other_extensions = True
+
+    root_dir = Unicode(help="Folder holding the catalog (catalog.duckdb) and the files. Env JUPYTER_ASSETS_ROOT.").tag(
+        config=True
+    )
+    api_keys = List(Unicode(), help="API keys with every scope (comma-separated in env JUPYTER_ASSETS_API_KEYS).").tag(
+        config=True
+    )
+    jwt_secret = Unicode(None, allow_none=True, help="HS256 secret for JWTs. Env JUPYTER_ASSETS_JWT_SECRET.").tag(
+        config=True
+    )
+    jwt_public_key = Unicode(
+        None,
+        allow_none=True,
+        help="PEM public key (or a path to one) for RS256/ES256 JWTs. Env JUPYTER_ASSETS_JWT_PUBLIC_KEY.",
+    ).tag(config=True)
+    jwt_issuer = Unicode(None, allow_none=True, help="Required 'iss' of JWTs. Env JUPYTER_ASSETS_JWT_ISSUER.").tag(
+        config=True
+    )
+    jwt_audience = Unicode(None, allow_none=True, help="Required 'aud' of JWTs. Env JUPYTER_ASSETS_JWT_AUDIENCE.").tag(
+        config=True
+    )
+    max_upload_bytes = Int(help="Largest accepted file. Env JUPYTER_ASSETS_MAX_UPLOAD_BYTES.").tag(config=True)
+    allowed_content_types = List(
+        Unicode(), help="Accepted image types (env JUPYTER_ASSETS_ALLOWED_CONTENT_TYPES, comma-separated)."
+    ).tag(config=True)
+    public_base_url = Unicode(
+        None,
+        allow_none=True,
+        help="Base of public URLs (<base>/content/<key>); default: this server's own URL. "
+        "Env JUPYTER_ASSETS_PUBLIC_BASE_URL.",
+    ).tag(config=True)
+    enrichment_skills = List(
+        Unicode(), help="Skills run after an upload (env JUPYTER_ASSETS_ENRICHMENT_SKILLS, comma-separated)."
+    ).tag(config=True)
+    max_image_pixels = Int(100_000_000, help="Images declaring more pixels are refused (decompression bombs).").tag(
+        config=True
+    )
+    workers = Int(2, help="Enrichment worker threads.").tag(config=True)
+    trust_jupyter_user = Bool(
+        True, help="Accept the user Jupyter authenticated as an admin of the library (inside Jupyter only)."
+    ).tag(config=True)
+
+    @default("root_dir")
+    def _default_root_dir(self) -> str:
+        return _env("ROOT") or os.path.join(jupyter_data_dir(), "assets")
+
+    @default("api_keys")
+    def _default_api_keys(self) -> list[str]:
+        return _env_list("API_KEYS") or []
+
+    @default("jwt_secret")
+    def _default_jwt_secret(self) -> str | None:
+        return _env("JWT_SECRET")
+
+    @default("jwt_public_key")
+    def _default_jwt_public_key(self) -> str | None:
+        return _env("JWT_PUBLIC_KEY")
+
+    @default("jwt_issuer")
+    def _default_jwt_issuer(self) -> str | None:
+        return _env("JWT_ISSUER")
+
+    @default("jwt_audience")
+    def _default_jwt_audience(self) -> str | None:
+        return _env("JWT_AUDIENCE")
+
+    @default("max_upload_bytes")
+    def _default_max_upload_bytes(self) -> int:
+        return int(_env("MAX_UPLOAD_BYTES") or 10 * 1024 * 1024)
+
+    @default("allowed_content_types")
+    def _default_allowed_content_types(self) -> list[str]:
+        return _env_list("ALLOWED_CONTENT_TYPES") or ["image/png", "image/jpeg", "image/gif", "image/webp"]
+
+    @default("public_base_url")
+    def _default_public_base_url(self) -> str | None:
+        return _env("PUBLIC_BASE_URL")
+
+    @default("enrichment_skills")
+    def _default_enrichment_skills(self) -> list[str]:
+        return _env_list("ENRICHMENT_SKILLS") or ["thumbnail"]
+
+    # -- building the service -----------------------------------------------------------------------------
+
+    def jwt_settings(self) -> JwtSettings:
+        public_key = self.jwt_public_key
+        if public_key and not public_key.lstrip().startswith("-----") and Path(public_key).is_file():
+            public_key = Path(public_key).read_text()
+        return JwtSettings(self.jwt_secret, public_key, self.jwt_issuer, self.jwt_audience)
+
+    def service_config(self, public_base_url: str) -> ServiceConfig:
+        return ServiceConfig(
+            root_dir=Path(self.root_dir).expanduser().resolve(),
+            public_base_url=self.public_base_url or public_base_url,
+            max_upload_bytes=self.max_upload_bytes,
+            allowed_content_types=tuple(t.lower() for t in self.allowed_content_types),
+            enrichment_skills=tuple(self.enrichment_skills),
+            max_image_pixels=self.max_image_pixels,
+            workers=self.workers,
+        )
+
+    def build(self, public_base_url: str) -> tuple[AssetService, Authenticator]:
+        service = AssetService(self.service_config(public_base_url), self.log)
+        authenticator = Authenticator(self.api_keys, self.jwt_settings(), stored_key_lookup(service))
+        return service, authenticator
+
+    # -- inside Jupyter -----------------------------------------------------------------------------------
+
+    def initialize_settings(self) -> None:
+        base = self.serverapp.connection_url.rstrip("/")
+        self.service, authenticator = self.build(base)
+        self.service.start()
+        self.settings.update({"jupyter_assets_service": self.service, "jupyter_assets_authenticator": authenticator})
+        self.log.info("jupyter-assets: library at %s (API at %s/api/v1/assets)", self.service.config.root_dir, base)
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend((pattern, jupyter_handler(cls, self.trust_jupyter_user)) for pattern, cls in routes(""))
+
+    async def stop_extension(self) -> None:
+        service = getattr(self, "service", None)
+        if service is not None:
+            await asyncio.get_running_loop().run_in_executor(None, service.close)
+
+
+def jupyter_handler(cls: type[AssetsHandler], trust_jupyter_user: bool) -> type:
+    """The same handler, mixed with Jupyter's: JSON routes with APIHandler, byte streams with JupyterHandler."""
+    jupyter_base = JupyterHandler if getattr(cls, "serves_bytes", False) else APIHandler
+    return type(cls.__name__, (cls, jupyter_base), {"in_jupyter": trust_jupyter_user})
+
+
+def stored_key_lookup(service: AssetService):  # noqa: ANN201 - returns a callable for the Authenticator
+    """Find a stored (hashed) API key; a revoked key is refused with a clear code."""
+    from .errors import ApiError
+
+    def find(credential: str) -> Principal | None:
+        record = service.catalog.find_api_key(hash_api_key(credential))
+        if record is None:
+            return None
+        if record.revoked_at is not None:
+            raise ApiError("api_key_invalid", "This API key has been revoked.", 401)
+        return Principal(f"key:{record.name}", parse_scopes(record.scopes), "api_key")
+
+    return find
+
+
+# -- standalone -------------------------------------------------------------------------------------------
+
+
+def make_standalone_app(service: AssetService, authenticator: Authenticator) -> tornado.web.Application:
+    return tornado.web.Application(
+        routes("/"),
+        default_handler_class=NotFoundHandler,
+        jupyter_assets_service=service,
+        jupyter_assets_authenticator=authenticator,
+    )
+
+
+def serve(app: AssetsApp, ip: str, port: int, on_ready: Any = None) -> None:
+    """Run the API without Jupyter until SIGINT/SIGTERM."""
+    logging.basicConfig(level=logging.INFO, format="[jupyter-assets %(asctime)s %(levelname)s] %(message)s")
+    host = f"[{ip}]" if ":" in ip else ip
+    service, authenticator = app.build(f"http://{host}:{port}")
+    service.start()
+
+    async def main() -> None:
+        # JSON bodies are small; the upload handler raises this limit for its own (streamed) body.
+        server = make_standalone_app(service, authenticator).listen(port, ip, max_body_size=4 * 1024 * 1024)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        if on_ready:
+            on_ready(service)
+        print(
+            f"jupyter-assets: serving {service.config.root_dir} at http://{host}:{port}/api/v1/assets",
+            flush=True,
+        )
+        await stop.wait()
+        server.stop()
+
+    try:
+        asyncio.run(main())
+    finally:
+        service.close()

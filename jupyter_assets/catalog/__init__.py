@@ -1,0 +1,515 @@
+"""The catalog: metadata in one DuckDB file, owned by the server process. SQL lives here and nowhere else."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from ..model import (
+    ApiKeyRecord,
+    Asset,
+    ContentTypeUsage,
+    Derivative,
+    ListQuery,
+    Page,
+    SkillExecution,
+    StepResult,
+    StructuredResult,
+    UsageStats,
+    new_id,
+    utc_now,
+)
+from .schema import MIGRATIONS
+
+ASSET_COLUMNS = (
+    "id, owner, status, original_file_name, content_type, extension, size, width, height, checksum_sha256, "
+    "storage_provider, storage_profile_id, storage_key, is_public, description, alt_text, created_at, updated_at"
+)
+DERIVATIVE_COLUMNS = (
+    "asset_id, kind, content_type, extension, size, width, height, checksum_sha256, storage_key, created_at"
+)
+EXPORTABLE_TABLES = ("assets", "derivatives", "executions", "events")
+ORDER_COLUMNS = {"createdAtUtc": "created_at", "size": "size"}
+
+
+class CatalogLockedError(RuntimeError):
+    """Another process (usually a running server) holds the catalog file open."""
+
+
+def _asset(row: tuple) -> Asset:
+    return Asset(*row)
+
+
+def _visibility(visible_to: str | None, alias: str = "") -> tuple[str, list[Any]]:
+    """SQL that keeps what a caller may see: public assets and their own (None means everything: admin)."""
+    if visible_to is None:
+        return "TRUE", []
+    return f"({alias}is_public OR {alias}owner = ?)", [visible_to]
+
+
+class Catalog:
+    """All reads and writes of the DuckDB file. Thread-safe: a cursor per thread, writes serialised."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = duckdb.connect(str(path))
+        except duckdb.IOException as error:
+            raise CatalogLockedError(
+                f"The catalog {path} is in use by another process (a running jupyter-assets server?): {error}"
+            ) from error
+        self.path = path
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._migrate()
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- plumbing ---------------------------------------------------------------------------------------
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None:
+            cursor = self._local.cursor = self._db.cursor()
+        return cursor
+
+    @contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        cursor = self._cursor()
+        with self._write_lock:
+            cursor.execute("BEGIN TRANSACTION")
+            try:
+                yield cursor
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+            cursor.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        cursor = self._cursor()
+        cursor.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP)")
+        current = cursor.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+        for version, ddl in MIGRATIONS:
+            if version <= current:
+                continue
+            with self._transaction() as tx:
+                tx.execute(ddl)
+                tx.execute("INSERT INTO schema_version VALUES (?, ?)", [version, utc_now()])
+
+    def schema_version(self) -> int:
+        return self._cursor().execute("SELECT max(version) FROM schema_version").fetchone()[0]
+
+    # -- assets -----------------------------------------------------------------------------------------
+
+    def insert_asset(self, asset: Asset, job_skills: list[str] | None, event: dict[str, Any]) -> str | None:
+        """Commit a new asset, its enrichment job (if any) and its upload event together. Returns the job id."""
+        job_id = new_id() if job_skills else None
+        with self._transaction() as tx:
+            tx.execute(
+                f"INSERT INTO assets ({ASSET_COLUMNS}) VALUES ({', '.join('?' * 18)})",
+                [
+                    asset.id, asset.owner, asset.status, asset.original_file_name, asset.content_type,
+                    asset.extension, asset.size, asset.width, asset.height, asset.checksum_sha256,
+                    asset.storage_provider, asset.storage_profile_id, asset.storage_key, asset.is_public,
+                    asset.description, asset.alt_text, asset.created_at, asset.updated_at,
+                ],
+            )  # fmt: skip
+            if job_id:
+                tx.execute(
+                    "INSERT INTO jobs VALUES (?, ?, ?, 'queued', 0, ?, ?)",
+                    [job_id, asset.id, json.dumps(job_skills), asset.created_at, asset.created_at],
+                )
+            self._append_event(tx, event)
+            tx.execute("DELETE FROM storage_cleanup WHERE storage_key = ?", [asset.storage_key])
+        return job_id
+
+    def get_asset(self, asset_id: str) -> Asset | None:
+        row = self._cursor().execute(f"SELECT {ASSET_COLUMNS} FROM assets WHERE id = ?", [asset_id]).fetchone()
+        return _asset(row) if row else None
+
+    def get_asset_detail(self, asset_id: str) -> Asset | None:
+        asset = self.get_asset(asset_id)
+        if asset is None:
+            return None
+        cursor = self._cursor()
+        asset.derivatives = [
+            Derivative(*row)
+            for row in cursor.execute(
+                f"SELECT {DERIVATIVE_COLUMNS} FROM derivatives WHERE asset_id = ? ORDER BY created_at, kind",
+                [asset_id],
+            ).fetchall()
+        ]
+        asset.structured_results = [
+            StructuredResult(*row)
+            for row in cursor.execute(
+                "SELECT asset_id, kind, payload_json, model_id, created_at FROM structured_results "
+                "WHERE asset_id = ? ORDER BY created_at, kind",
+                [asset_id],
+            ).fetchall()
+        ]
+        asset.latest_execution = self._latest_execution(asset_id)
+        return asset
+
+    def _latest_execution(self, asset_id: str) -> SkillExecution | None:
+        cursor = self._cursor()
+        row = cursor.execute(
+            "SELECT id, asset_id, skill_name, trigger_source, started_at, completed_at, succeeded "
+            "FROM skill_executions WHERE asset_id = ? ORDER BY started_at DESC, id DESC LIMIT 1",
+            [asset_id],
+        ).fetchone()
+        if row is None:
+            return None
+        execution = SkillExecution(*row)
+        execution.steps = [
+            StepResult(*step)
+            for step in cursor.execute(
+                "SELECT step_name, succeeded, error_message, started_at, completed_at FROM skill_steps "
+                "WHERE execution_id = ? ORDER BY position",
+                [execution.id],
+            ).fetchall()
+        ]
+        return execution
+
+    def find_by_storage_key(self, storage_key: str) -> tuple[Asset, Derivative | None] | None:
+        """The asset whose original or derivative is stored under this key (for the public content route)."""
+        cursor = self._cursor()
+        row = cursor.execute(f"SELECT {ASSET_COLUMNS} FROM assets WHERE storage_key = ?", [storage_key]).fetchone()
+        if row:
+            return _asset(row), None
+        derivative_row = cursor.execute(
+            f"SELECT {DERIVATIVE_COLUMNS} FROM derivatives WHERE storage_key = ?", [storage_key]
+        ).fetchone()
+        if derivative_row is None:
+            return None
+        derivative = Derivative(*derivative_row)
+        asset = self.get_asset(derivative.asset_id)
+        return (asset, derivative) if asset else None
+
+    def list_assets(self, query: ListQuery, visible_to: str | None) -> Page:
+        where, params = _visibility(visible_to)
+        clauses = [where]
+        if query.text:
+            needle = query.text.lower()
+            clauses.append(
+                "(contains(lower(original_file_name), ?) OR contains(lower(coalesce(description, '')), ?) "
+                "OR contains(lower(coalesce(alt_text, '')), ?))"
+            )
+            params += [needle, needle, needle]
+        if query.content_type:
+            if query.content_type.endswith("/*"):
+                clauses.append("starts_with(content_type, ?)")
+                params.append(query.content_type[:-1])
+            else:
+                clauses.append("content_type = ?")
+                params.append(query.content_type)
+        if query.status:
+            clauses.append("status = ?")
+            params.append(query.status)
+        condition = " AND ".join(clauses)
+        direction = "DESC" if query.descending else "ASC"
+        order = f"{ORDER_COLUMNS[query.order_by]} {direction}, id {direction}"
+        cursor = self._cursor()
+        total = cursor.execute(f"SELECT count(*) FROM assets WHERE {condition}", params).fetchone()[0]
+        rows = cursor.execute(
+            f"SELECT {ASSET_COLUMNS} FROM assets WHERE {condition} ORDER BY {order} LIMIT ? OFFSET ?",
+            [*params, query.page_size, (query.page - 1) * query.page_size],
+        ).fetchall()
+        return Page([_asset(row) for row in rows], query.page, query.page_size, total)
+
+    def update_asset(self, asset_id: str, changes: dict[str, Any]) -> None:
+        """Set the given columns (catalog column names) and bump updated_at."""
+        changes = {**changes, "updated_at": utc_now()}
+        assignments = ", ".join(f"{column} = ?" for column in changes)
+        with self._transaction() as tx:
+            tx.execute(f"UPDATE assets SET {assignments} WHERE id = ?", [*changes.values(), asset_id])
+
+    def set_status(self, asset_id: str, status: str) -> None:
+        with self._transaction() as tx:
+            tx.execute("UPDATE assets SET status = ? WHERE id = ?", [status, asset_id])
+
+    def delete_asset(self, asset_id: str, event: dict[str, Any]) -> list[str] | None:
+        """Remove an asset and everything hanging off it; returns the storage keys to delete, or None if absent.
+
+        The keys are recorded in storage_cleanup in the same transaction, so a crash before the files are gone
+        leaves a note for the retry sweep instead of a silent leak.
+        """
+        with self._transaction() as tx:
+            row = tx.execute("SELECT storage_key, storage_profile_id FROM assets WHERE id = ?", [asset_id]).fetchone()
+            if row is None:
+                return None
+            keys = [row[0]] + [
+                r[0]
+                for r in tx.execute("SELECT storage_key FROM derivatives WHERE asset_id = ?", [asset_id]).fetchall()
+            ]
+            tx.execute(
+                "DELETE FROM skill_steps WHERE execution_id IN (SELECT id FROM skill_executions WHERE asset_id = ?)",
+                [asset_id],
+            )
+            for table in ("skill_executions", "derivatives", "structured_results", "jobs"):
+                tx.execute(f"DELETE FROM {table} WHERE asset_id = ?", [asset_id])
+            tx.execute("DELETE FROM assets WHERE id = ?", [asset_id])
+            for key in keys:
+                tx.execute("INSERT INTO storage_cleanup VALUES (?, ?, 'delete', ?)", [key, row[1], utc_now()])
+            self._append_event(tx, event)
+        return keys
+
+    # -- derivatives, results, executions ----------------------------------------------------------------
+
+    def upsert_derivative(self, derivative: Derivative) -> str | None:
+        """Store a derivative, replacing one of the same kind; returns the replaced file's key, if any."""
+        with self._transaction() as tx:
+            old = tx.execute(
+                "SELECT storage_key FROM derivatives WHERE asset_id = ? AND kind = ?",
+                [derivative.asset_id, derivative.kind],
+            ).fetchone()
+            tx.execute(
+                "DELETE FROM derivatives WHERE asset_id = ? AND kind = ?",
+                [derivative.asset_id, derivative.kind],
+            )
+            tx.execute(
+                f"INSERT INTO derivatives ({DERIVATIVE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    derivative.asset_id, derivative.kind, derivative.content_type, derivative.extension,
+                    derivative.size, derivative.width, derivative.height, derivative.checksum_sha256,
+                    derivative.storage_key, derivative.created_at,
+                ],
+            )  # fmt: skip
+            tx.execute("DELETE FROM storage_cleanup WHERE storage_key = ?", [derivative.storage_key])
+            if old:
+                tx.execute("INSERT INTO storage_cleanup VALUES (?, NULL, 'replaced', ?)", [old[0], utc_now()])
+        return old[0] if old else None
+
+    def upsert_structured_result(self, result: StructuredResult) -> None:
+        with self._transaction() as tx:
+            tx.execute(
+                "DELETE FROM structured_results WHERE asset_id = ? AND kind = ?",
+                [result.asset_id, result.kind],
+            )
+            tx.execute(
+                "INSERT INTO structured_results VALUES (?, ?, ?, ?, ?)",
+                [result.asset_id, result.kind, result.payload_json, result.model_id, result.created_at],
+            )
+
+    def record_execution(self, execution: SkillExecution, event: dict[str, Any]) -> None:
+        with self._transaction() as tx:
+            if tx.execute("SELECT 1 FROM assets WHERE id = ?", [execution.asset_id]).fetchone() is None:
+                return  # deleted while the skill ran: its history goes with it
+            tx.execute(
+                "INSERT INTO skill_executions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    execution.id, execution.asset_id, execution.skill_name, execution.trigger_source,
+                    execution.parameters_json, execution.started_at, execution.completed_at, execution.succeeded,
+                ],
+            )  # fmt: skip
+            tx.executemany(
+                "INSERT INTO skill_steps VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    [
+                        execution.id,
+                        position,
+                        s.name,
+                        s.succeeded,
+                        s.error_message,
+                        s.started_at,
+                        s.completed_at,
+                    ]
+                    for position, s in enumerate(execution.steps)
+                ],
+            )
+            self._append_event(tx, event)
+
+    # -- storage cleanup ---------------------------------------------------------------------------------
+
+    def add_cleanup(self, storage_key: str, storage_profile_id: str | None, reason: str) -> None:
+        with self._transaction() as tx:
+            tx.execute(
+                "INSERT INTO storage_cleanup VALUES (?, ?, ?, ?)",
+                [storage_key, storage_profile_id, reason, utc_now()],
+            )
+
+    def remove_cleanup(self, storage_key: str) -> None:
+        with self._transaction() as tx:
+            tx.execute("DELETE FROM storage_cleanup WHERE storage_key = ?", [storage_key])
+
+    def pending_cleanup(self) -> list[tuple[str, str | None]]:
+        """Keys to delete: notes for files that no asset or derivative references (any more)."""
+        return (
+            self._cursor()
+            .execute(
+                "SELECT DISTINCT c.storage_key, c.storage_profile_id FROM storage_cleanup c "
+                "WHERE c.storage_key NOT IN (SELECT storage_key FROM assets) "
+                "AND c.storage_key NOT IN (SELECT storage_key FROM derivatives)"
+            )
+            .fetchall()
+        )
+
+    def drop_stale_cleanup(self) -> None:
+        """Forget notes about keys that are still referenced (their upload did commit)."""
+        with self._transaction() as tx:
+            tx.execute(
+                "DELETE FROM storage_cleanup WHERE storage_key IN (SELECT storage_key FROM assets) "
+                "OR storage_key IN (SELECT storage_key FROM derivatives)"
+            )
+
+    # -- jobs ----------------------------------------------------------------------------------------------
+
+    def recover_jobs(self) -> list[tuple[str, str, list[str]]]:
+        """After a restart: requeue jobs that were running, reset their assets, return every queued job."""
+        with self._transaction() as tx:
+            tx.execute("UPDATE jobs SET status = 'queued', updated_at = ? WHERE status = 'running'", [utc_now()])
+            tx.execute(
+                "UPDATE assets SET status = 'pending' WHERE status = 'processing' AND id IN (SELECT asset_id FROM jobs)"
+            )
+            rows = tx.execute("SELECT id, asset_id, skills FROM jobs ORDER BY created_at, id").fetchall()
+        return [(job_id, asset_id, json.loads(skills)) for job_id, asset_id, skills in rows]
+
+    def start_job(self, job_id: str, asset_id: str) -> bool:
+        """Mark a job running and its asset processing; False when the asset is gone."""
+        with self._transaction() as tx:
+            found = tx.execute(
+                "UPDATE jobs SET status = 'running', attempts = attempts + 1, updated_at = ? WHERE id = ? RETURNING id",
+                [utc_now(), job_id],
+            ).fetchone()
+            if found is None:
+                return False
+            tx.execute("UPDATE assets SET status = 'processing' WHERE id = ?", [asset_id])
+        return True
+
+    def finish_job(self, job_id: str, asset_id: str, status: str) -> None:
+        with self._transaction() as tx:
+            tx.execute("DELETE FROM jobs WHERE id = ?", [job_id])
+            tx.execute("UPDATE assets SET status = ? WHERE id = ?", [status, asset_id])
+
+    def queued_job_count(self) -> int:
+        return self._cursor().execute("SELECT count(*) FROM jobs").fetchone()[0]
+
+    # -- usage and export --------------------------------------------------------------------------------
+
+    def usage_stats(self, visible_to: str | None) -> UsageStats:
+        where, params = _visibility(visible_to)
+        row = (
+            self._cursor()
+            .execute(
+                f"""
+            WITH visible AS (SELECT id, content_type, size FROM assets WHERE {where}),
+            breakdown AS (
+                SELECT content_type, count(*) AS n, sum(size) AS bytes FROM visible GROUP BY content_type
+            ),
+            skill_runs AS (
+                SELECT skill_name, count(*) AS n FROM skill_executions
+                WHERE asset_id IN (SELECT id FROM visible) GROUP BY skill_name
+            )
+            SELECT
+                (SELECT count(*) FROM visible),
+                (SELECT coalesce(sum(size), 0) FROM visible),
+                (SELECT count(*) FROM derivatives WHERE asset_id IN (SELECT id FROM visible)),
+                (SELECT list([content_type, n::VARCHAR, bytes::VARCHAR] ORDER BY n DESC, content_type)
+                   FROM breakdown),
+                (SELECT [skill_name, n::VARCHAR] FROM skill_runs ORDER BY n DESC, skill_name LIMIT 1)
+            """,
+                params,
+            )
+            .fetchone()
+        )
+        total_assets, total_bytes, total_derivatives, breakdown, top_skill = row
+        return UsageStats(
+            total_assets=total_assets,
+            total_bytes=int(total_bytes),
+            total_derivatives=total_derivatives,
+            content_type_breakdown=[ContentTypeUsage(ct, int(n), int(b)) for ct, n, b in breakdown or []],
+            most_active_skill=(top_skill[0], int(top_skill[1])) if top_skill else None,
+        )
+
+    def export_parquet(self, table: str, destination: Path, visible_to: str | None) -> None:
+        """Write one table (as the caller may see it) to a Parquet file or, for events, a day-partitioned folder."""
+        where, params = _visibility(visible_to, "a.")
+        visible_ids = f"(SELECT a.id FROM assets a WHERE {where})"
+        queries = {
+            "assets": f"SELECT a.* FROM assets a WHERE {where}",
+            "derivatives": f"SELECT * FROM derivatives WHERE asset_id IN {visible_ids}",
+            "executions": (
+                "SELECT e.id, e.asset_id, e.skill_name, e.trigger_source, e.started_at, e.completed_at, e.succeeded, "
+                "s.position, s.step_name, s.succeeded AS step_succeeded, s.error_message "
+                "FROM skill_executions e LEFT JOIN skill_steps s ON s.execution_id = e.id "
+                f"WHERE e.asset_id IN {visible_ids}"
+            ),
+            "events": (
+                "SELECT *, CAST(occurred_at AS DATE) AS day FROM events "
+                + ("" if visible_to is None else "WHERE actor = ? OR asset_id IN " + visible_ids)
+            ),
+        }
+        sql = queries[table]
+        if table == "events" and visible_to is not None:
+            params = [visible_to, *params]
+        options = "FORMAT parquet, COMPRESSION zstd"
+        if destination.suffix != ".parquet":
+            options += ", PARTITION_BY (day), OVERWRITE_OR_IGNORE"
+        # COPY cannot take bound parameters, so the visibility filter is materialised first.
+        cursor = self._cursor()
+        relation = cursor.execute(sql, params).fetch_arrow_table()  # noqa: F841 - referenced by name below
+        cursor.execute(f"COPY (SELECT * FROM relation) TO '{_sql_path(destination)}' ({options})")
+
+    # -- api keys ------------------------------------------------------------------------------------------
+
+    def insert_api_key(self, record: ApiKeyRecord, key_hash: str) -> None:
+        with self._transaction() as tx:
+            tx.execute(
+                "INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                [record.id, record.name, key_hash, record.prefix, " ".join(record.scopes), record.created_at],
+            )
+
+    def find_api_key(self, key_hash: str) -> ApiKeyRecord | None:
+        row = (
+            self._cursor()
+            .execute(
+                "SELECT id, name, prefix, scopes, created_at, revoked_at FROM api_keys WHERE key_hash = ?",
+                [key_hash],
+            )
+            .fetchone()
+        )
+        return _api_key(row) if row else None
+
+    def list_api_keys(self) -> list[ApiKeyRecord]:
+        rows = (
+            self._cursor()
+            .execute("SELECT id, name, prefix, scopes, created_at, revoked_at FROM api_keys ORDER BY created_at, id")
+            .fetchall()
+        )
+        return [_api_key(row) for row in rows]
+
+    def revoke_api_key(self, key_id_or_name: str, revoked_at: datetime) -> int:
+        with self._transaction() as tx:
+            rows = tx.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE (id = ? OR name = ?) AND revoked_at IS NULL RETURNING id",
+                [revoked_at, key_id_or_name, key_id_or_name],
+            ).fetchall()
+        return len(rows)
+
+    # -- events --------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _append_event(tx: duckdb.DuckDBPyConnection, event: dict[str, Any]) -> None:
+        tx.execute(
+            "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                new_id(), utc_now(), event["kind"], event.get("asset_id"), event.get("actor"),
+                event.get("content_type"), event.get("size"), event.get("skill_name"), event.get("succeeded"),
+            ],
+        )  # fmt: skip
+
+
+def _api_key(row: tuple) -> ApiKeyRecord:
+    key_id, name, prefix, scopes, created_at, revoked_at = row
+    return ApiKeyRecord(key_id, name, prefix, scopes.split(), created_at, revoked_at)
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")

@@ -1,0 +1,112 @@
+"""Versioned migrations of the catalog. Append a new entry to MIGRATIONS; never edit one that has shipped."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        CREATE TABLE assets (
+            id VARCHAR PRIMARY KEY,
+            owner VARCHAR NOT NULL,
+            type VARCHAR NOT NULL DEFAULT 'image',
+            status VARCHAR NOT NULL,
+            original_file_name VARCHAR NOT NULL,
+            content_type VARCHAR NOT NULL,
+            extension VARCHAR NOT NULL,
+            size BIGINT NOT NULL,
+            width INTEGER,
+            height INTEGER,
+            checksum_sha256 VARCHAR NOT NULL,
+            storage_provider VARCHAR NOT NULL,
+            storage_profile_id VARCHAR,
+            storage_key VARCHAR NOT NULL UNIQUE,
+            is_public BOOLEAN NOT NULL,
+            description VARCHAR,
+            alt_text VARCHAR,
+            created_at TIMESTAMP NOT NULL,
+            updated_at TIMESTAMP NOT NULL
+        );
+        CREATE TABLE derivatives (
+            asset_id VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL,
+            content_type VARCHAR NOT NULL,
+            extension VARCHAR NOT NULL,
+            size BIGINT NOT NULL,
+            width INTEGER,
+            height INTEGER,
+            checksum_sha256 VARCHAR NOT NULL,
+            storage_key VARCHAR NOT NULL UNIQUE,
+            created_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (asset_id, kind)
+        );
+        CREATE TABLE structured_results (
+            asset_id VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL,
+            payload_json VARCHAR NOT NULL,
+            model_id VARCHAR,
+            created_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (asset_id, kind)
+        );
+        CREATE TABLE skill_executions (
+            id VARCHAR PRIMARY KEY,
+            asset_id VARCHAR NOT NULL,
+            skill_name VARCHAR NOT NULL,
+            trigger_source VARCHAR NOT NULL,
+            parameters_json VARCHAR,
+            started_at TIMESTAMP NOT NULL,
+            completed_at TIMESTAMP,
+            succeeded BOOLEAN NOT NULL
+        );
+        CREATE INDEX skill_executions_asset ON skill_executions (asset_id);
+        CREATE TABLE skill_steps (
+            execution_id VARCHAR NOT NULL,
+            position INTEGER NOT NULL,
+            step_name VARCHAR NOT NULL,
+            succeeded BOOLEAN NOT NULL,
+            error_message VARCHAR,
+            started_at TIMESTAMP NOT NULL,
+            completed_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (execution_id, position)
+        );
+        -- The durable enrichment queue: a row per asset waiting for (or in) processing.
+        CREATE TABLE jobs (
+            id VARCHAR PRIMARY KEY,
+            asset_id VARCHAR NOT NULL,
+            skills VARCHAR NOT NULL,
+            status VARCHAR NOT NULL,
+            attempts INTEGER NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            updated_at TIMESTAMP NOT NULL
+        );
+        -- Append-only usage log, exported to Parquet for analytics.
+        CREATE TABLE events (
+            id VARCHAR NOT NULL,
+            occurred_at TIMESTAMP NOT NULL,
+            kind VARCHAR NOT NULL,
+            asset_id VARCHAR,
+            actor VARCHAR,
+            content_type VARCHAR,
+            size BIGINT,
+            skill_name VARCHAR,
+            succeeded BOOLEAN
+        );
+        CREATE TABLE api_keys (
+            id VARCHAR PRIMARY KEY,
+            name VARCHAR NOT NULL,
+            key_hash VARCHAR NOT NULL UNIQUE,
+            prefix VARCHAR NOT NULL,
+            scopes VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            revoked_at TIMESTAMP
+        );
+        -- Stored files that must be removed: uploads in flight (removed on commit) and deletes that failed.
+        CREATE TABLE storage_cleanup (
+            storage_key VARCHAR NOT NULL,
+            storage_profile_id VARCHAR,
+            reason VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL
+        );
+        """,
+    ),
+]

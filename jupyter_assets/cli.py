@@ -1,0 +1,184 @@
+"""The ``jupyter-assets`` command (also ``jupyter assets``): serve, keys, token, export."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from .app import DEFAULT_STANDALONE_PORT, AssetsApp, serve
+from .auth import SCOPES, generate_api_key, hash_api_key, mint_jwt, parse_scopes
+from .catalog import Catalog, CatalogLockedError
+from .model import ApiKeyRecord, new_id, utc_now
+
+EXPORT_TABLES = ("assets", "derivatives", "executions", "events")
+
+
+def _app(args: argparse.Namespace) -> AssetsApp:
+    app = AssetsApp()
+    if getattr(args, "root", None):
+        app.root_dir = args.root
+    return app
+
+
+def _catalog(app: AssetsApp) -> Catalog:
+    try:
+        return Catalog(Path(app.root_dir).expanduser().resolve() / "catalog.duckdb")
+    except CatalogLockedError as error:
+        sys.exit(f"error: {error}\nStop the server first, or use the HTTP API with an admin credential.")
+
+
+def create_api_key(catalog: Catalog, name: str, scopes: frozenset[str]) -> str:
+    """Create and store (hashed) a new API key; the key itself is returned once and never stored."""
+    key = generate_api_key()
+    record = ApiKeyRecord(new_id(), name, key[:7], sorted(scopes), utc_now(), None)
+    catalog.insert_api_key(record, hash_api_key(key))
+    return key
+
+
+def _parse_ttl(text: str) -> timedelta:
+    match = re.fullmatch(r"(\d+)([smhd]?)", text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}; use e.g. 90s, 30m, 1h, 7d")
+    unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "": 1}[match.group(2)]
+    return timedelta(seconds=int(match.group(1)) * unit)
+
+
+def _scopes(text: str) -> frozenset[str]:
+    try:
+        return parse_scopes(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    app = _app(args)
+    if args.workers is not None:
+        app.workers = args.workers
+
+    def announce_first_key(service) -> None:  # noqa: ANN001
+        # Auth is always required: with nothing configured, create a key on first start and show it once.
+        if app.api_keys or app.jwt_secret or app.jwt_public_key or service.catalog.list_api_keys():
+            return
+        key = create_api_key(service.catalog, "first-start", frozenset(SCOPES))
+        print(
+            f"jupyter-assets: no credentials were configured; created an admin API key:\n\n    {key}\n",
+            flush=True,
+        )
+
+    serve(app, args.ip, args.port, on_ready=announce_first_key)
+
+
+def cmd_keys(args: argparse.Namespace) -> None:
+    catalog = _catalog(_app(args))
+    try:
+        if args.keys_command == "create":
+            key = create_api_key(catalog, args.name, args.scopes)
+            if args.quiet:
+                print(key)
+            else:
+                print(f"Created API key '{args.name}' ({' '.join(sorted(args.scopes))}). It is shown only once:\n")
+                print(f"    {key}\n")
+        elif args.keys_command == "list":
+            records = catalog.list_api_keys()
+            if args.json:
+                print(json.dumps([r.to_json() for r in records], indent=2))
+            for r in [] if args.json else records:
+                state = f"revoked {r.revoked_at:%Y-%m-%d %H:%M}" if r.revoked_at else "active"
+                print(f"{r.id}  {r.name:<20} {r.prefix}…  {' '.join(r.scopes):<60} {state}")
+        elif args.keys_command == "revoke":
+            if catalog.revoke_api_key(args.key, utc_now()) == 0:
+                sys.exit(f"error: no active key with id or name {args.key!r}")
+            print(f"Revoked {args.key}.")
+    finally:
+        catalog.close()
+
+
+def cmd_token(args: argparse.Namespace) -> None:
+    app = _app(args)
+    private_key = Path(args.private_key).read_text() if args.private_key else None
+    try:
+        token = mint_jwt(
+            args.sub,
+            args.scopes,
+            args.ttl,
+            secret=app.jwt_secret,
+            private_key=private_key,
+            algorithm=args.algorithm,
+            issuer=app.jwt_issuer,
+            audience=app.jwt_audience,
+        )
+    except ValueError as error:
+        sys.exit(f"error: {error}")
+    print(token)
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from .auth import Principal
+
+    app = _app(args)
+    catalog = _catalog(app)
+    admin = Principal("cli", frozenset(SCOPES), "cli")
+    destination = Path(args.directory)
+    destination.mkdir(parents=True, exist_ok=True)
+    try:
+        for table in args.tables or EXPORT_TABLES:
+            admin.require("assets:read")
+            target = destination / (table if table == "events" else f"{table}.parquet")
+            catalog.export_parquet(table, target, admin.visible_owner)
+            print(f"wrote {target}")
+    finally:
+        catalog.close()
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="jupyter-assets", description="An image asset library for Jupyter.")
+    commands = top.add_subparsers(dest="command", required=True)
+
+    def with_root(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sub.add_argument("--root", help="library folder (default: $JUPYTER_ASSETS_ROOT or <jupyter data dir>/assets)")
+        return sub
+
+    serve_parser = with_root(commands.add_parser("serve", help="run the HTTP API without Jupyter"))
+    serve_parser.add_argument("--port", type=int, default=DEFAULT_STANDALONE_PORT)
+    serve_parser.add_argument("--ip", default="127.0.0.1")
+    serve_parser.add_argument("--workers", type=int, help="enrichment worker threads (0: queue jobs, run none)")
+    serve_parser.set_defaults(handler=cmd_serve)
+
+    keys = commands.add_parser("keys", help="create, list and revoke API keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = with_root(key_commands.add_parser("create", help="create a key (printed once)"))
+    create.add_argument("--name", required=True)
+    create.add_argument("--scopes", type=_scopes, default=frozenset(SCOPES), help="space/comma separated")
+    create.add_argument("--quiet", action="store_true", help="print only the key")
+    listing = with_root(key_commands.add_parser("list", help="list keys (never the keys themselves)"))
+    listing.add_argument("--json", action="store_true")
+    revoke = with_root(key_commands.add_parser("revoke", help="revoke a key by id or name"))
+    revoke.add_argument("key")
+    keys.set_defaults(handler=cmd_keys)
+
+    token = with_root(commands.add_parser("token", help="mint a JWT with the configured secret or a private key"))
+    token.add_argument("--sub", required=True)
+    token.add_argument("--scopes", type=_scopes, default=frozenset(SCOPES))
+    token.add_argument("--ttl", type=_parse_ttl, default=timedelta(hours=1))
+    token.add_argument("--private-key", help="PEM private key file (RS256/ES256) instead of the HS256 secret")
+    token.add_argument("--algorithm", choices=["RS256", "ES256"], help="with --private-key (default RS256)")
+    token.set_defaults(handler=cmd_token)
+
+    export = with_root(commands.add_parser("export", help="write the catalog as Parquet for analytics"))
+    export.add_argument("directory")
+    export.add_argument("--tables", nargs="*", choices=EXPORT_TABLES)
+    export.set_defaults(handler=cmd_export)
+    return top
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    args.handler(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""Errors are values with codes: raise ApiError anywhere, one place turns it into the envelope."""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    """A failure the client can act on: an HTTP status, a stable snake_case code and a human message."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+    def __repr__(self) -> str:
+        return f"ApiError({self.code!r}, {self.message!r}, {self.status})"
+
+
+def request_invalid(message: str) -> ApiError:
+    return ApiError("request_invalid", message, 400)
+
+
+def asset_not_found(asset_id: str) -> ApiError:
+    return ApiError("asset_not_found", f"Asset '{asset_id}' was not found.", 404)
+
+
+def forbidden(message: str = "You do not have permission to do this.") -> ApiError:
+    return ApiError("auth_forbidden", message, 403)
+
+
+# Every code the service can answer with, and its HTTP status. The OpenAPI document and the tests use it.
+ERROR_CODES: dict[str, int] = {
+    "request_invalid": 400,
+    "internal_server_error": 500,
+    "auth_required": 401,
+    "api_key_invalid": 401,
+    "token_invalid": 401,
+    "token_expired": 401,
+    "auth_forbidden": 403,
+    "asset_not_found": 404,
+    "asset_file_required": 400,
+    "asset_description_too_long": 400,
+    "asset_alt_text_too_long": 400,
+    "asset_file_empty": 400,
+    "asset_file_too_large": 400,
+    "asset_content_type_missing": 400,
+    "asset_content_type_not_allowed": 400,
+    "asset_filename_invalid": 400,
+    "asset_content_type_mismatch": 400,
+    "asset_image_unreadable": 400,
+    "asset_image_too_large": 400,
+    "skill_not_found": 404,
+    "skill_parameters_invalid": 400,
+    "export_table_invalid": 400,
+    "range_not_satisfiable": 416,
+    "method_not_allowed": 405,
+    "not_found": 404,
+}

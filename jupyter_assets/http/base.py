@@ -1,0 +1,193 @@
+"""The base handler: authentication, envelopes, JSON bodies, and running blocking work off the event loop.
+
+Handlers are written against plain Tornado. Inside Jupyter, app.py mixes each one with Jupyter's own handler
+class, so Jupyter's user, cookies, XSRF and CORS rules apply as well.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import tornado.web
+
+from ..auth import Principal, is_jwt, match_config_key, verify_jwt
+from ..errors import ApiError, request_invalid
+from ..model import iso, new_id
+
+T = TypeVar("T")
+log = logging.getLogger("jupyter_assets")
+
+JUPYTER_SCOPES = frozenset({"assets:read", "assets:write", "assets:delete", "assets:admin"})
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return iso(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+class AssetsHandler(tornado.web.RequestHandler):
+    """Common behaviour of every jupyter-assets handler."""
+
+    auth_resource = "assets"  # lets Jupyter's Authorizer (and JupyterHub roles) govern the extension
+    in_jupyter = False  # set on the classes app.py builds for the Jupyter server
+    principal: Principal
+
+    @property
+    def service(self):  # -> AssetService (typed loosely to keep this module free of the service's imports)
+        return self.settings["jupyter_assets_service"]
+
+    @property
+    def authenticator(self):
+        return self.settings["jupyter_assets_authenticator"]
+
+    # -- authentication -----------------------------------------------------------------------------------
+
+    def _bearer_credential(self) -> str | None:
+        header = self.request.headers.get("Authorization", "").strip()
+        scheme, _, credential = header.partition(" ")
+        if scheme.lower() != "bearer" or not credential.strip():
+            return None
+        return credential.strip()
+
+    async def prepare(self) -> None:
+        self.trace_id = new_id()
+        credential = self._bearer_credential()
+        principal = None
+        if credential is not None:
+            principal = await self.run_blocking(self.authenticator.authenticate, credential)
+        if principal is None and self.in_jupyter:
+            principal = await self._jupyter_principal()
+        if principal is None and not self._allows_anonymous():
+            if credential is not None or self.request.headers.get("Authorization"):
+                raise ApiError("api_key_invalid", "The API key is invalid or revoked.", 401)
+            raise ApiError("auth_required", "Authentication is required: send Authorization: Bearer <key>.", 401)
+        if principal is not None:
+            self.principal = principal
+            self.current_user = principal  # what @tornado.web.authenticated checks
+
+    async def _jupyter_principal(self) -> Principal | None:
+        """Inside Jupyter: the user Jupyter itself authenticated (token, cookie, JupyterHub), with every scope."""
+        from jupyter_server.base.handlers import JupyterHandler
+
+        try:
+            await JupyterHandler.prepare(self, _redirect_to_login=False)
+        except tornado.web.HTTPError as error:
+            # Jupyter refuses unauthenticated requests with a bare 403; we answer with our own 401 instead.
+            if error.status_code != 403 or getattr(self, "_jupyter_current_user", None) is not None:
+                raise
+            return None
+        user = getattr(self, "_jupyter_current_user", None)
+        if user is None:
+            return None
+        return Principal(f"jupyter:{user.username}", JUPYTER_SCOPES, "jupyter")
+
+    def _allows_anonymous(self) -> bool:
+        method = getattr(self, self.request.method.lower(), None)
+        return bool(getattr(method, "__allow_unauthenticated", False))
+
+    def check_xsrf_cookie(self) -> None:
+        """A request that carries its own Authorization header cannot be forged by another site."""
+        if self._bearer_credential() is not None:
+            return None
+        return super().check_xsrf_cookie()
+
+    # -- responses ----------------------------------------------------------------------------------------
+
+    def set_default_headers(self) -> None:
+        super().set_default_headers()
+        if not self.in_jupyter:  # bearer credentials only, no cookies: any origin may call the standalone API
+            self.set_header("Access-Control-Allow-Origin", "*")
+
+    def send_json(self, payload: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(json.dumps(payload, default=_json_default, ensure_ascii=False))
+
+    def send_data(self, data: Any, status: int = 200) -> None:
+        self.send_json({"data": data}, status)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        error = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(error, ApiError):
+            code, message, status_code = error.code, error.message, error.status
+        elif isinstance(error, tornado.web.HTTPError):
+            code, message = _http_error_code(error.status_code), error.log_message or self._reason
+        else:
+            code, message, status_code = "internal_server_error", "An unexpected error occurred.", 500
+        if status_code == 401:
+            self.set_header("WWW-Authenticate", 'Bearer realm="jupyter-assets"')
+        self.clear_header("Content-Disposition")
+        self.set_status(status_code)
+        trace_id = getattr(self, "trace_id", None) or new_id()
+        self.send_json(
+            {"error": {"code": code, "message": message, "traceId": trace_id, "status": status_code}},
+            status_code,
+        )
+
+    def log_exception(self, typ, value, tb) -> None:  # type: ignore[no-untyped-def]
+        if isinstance(value, ApiError):
+            log.info("%s %s -> %s %s", self.request.method, self.request.path, value.status, value.code)
+            return
+        if isinstance(value, tornado.web.HTTPError):
+            return super().log_exception(typ, value, tb)
+        log.error(
+            "internal error (traceId %s) in %s %s",
+            getattr(self, "trace_id", "-"),
+            self.request.method,
+            self.request.path,
+            exc_info=(typ, value, tb),
+        )
+
+    # -- helpers ------------------------------------------------------------------------------------------
+
+    async def run_blocking(self, function: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.service.executor, function, *args)
+
+    def json_body(self, default: Any = None) -> Any:
+        """The parsed JSON body; an empty body gives ``default``; malformed JSON is 400 request_invalid."""
+        if not self.request.body.strip():
+            return default
+        try:
+            return json.loads(self.request.body)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise request_invalid(f"The body is not valid JSON: {error}") from error
+
+
+def _http_error_code(status: int) -> str:
+    return {
+        401: "auth_required",
+        403: "auth_forbidden",
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "asset_file_too_large",
+    }.get(status, "request_invalid" if status < 500 else "internal_server_error")
+
+
+class NotFoundHandler(AssetsHandler):
+    """Unknown routes of the standalone server answer with the envelope too."""
+
+    async def prepare(self) -> None:
+        self.trace_id = new_id()
+        raise ApiError("not_found", f"No route for {self.request.method} {self.request.path}.", 404)
+
+
+class Authenticator:
+    """Turns a bearer credential into a Principal: a JWT (three dot-separated parts) or an API key."""
+
+    def __init__(self, config_keys: list[str], jwt_settings: Any, find_stored_key: Callable[[str], Principal | None]):
+        self.config_keys = [key.strip() for key in config_keys if key.strip()]
+        self.jwt_settings = jwt_settings
+        self.find_stored_key = find_stored_key
+
+    def authenticate(self, credential: str) -> Principal | None:
+        """A principal, None for an unknown API key, or ApiError for a bad JWT or a revoked key."""
+        if is_jwt(credential):
+            return verify_jwt(credential, self.jwt_settings)
+        if match_config_key(credential, self.config_keys):
+            return Principal("config-key", JUPYTER_SCOPES, "api_key")
+        return self.find_stored_key(credential)

@@ -1,0 +1,312 @@
+"""The /api/v1/assets routes. Handlers parse HTTP and call AssetService; no business logic, no SQL."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import tornado.web
+from jupyter_server.auth.decorator import allow_unauthenticated
+
+from ..errors import ApiError, request_invalid
+from ..model import ListQuery
+from ..service import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Content
+from .base import AssetsHandler
+from .upload import MultipartUpload
+
+OPENAPI_PATH = Path(__file__).with_name("openapi.json")
+# Room for the form's text fields and multipart framing on top of the file itself.
+MULTIPART_OVERHEAD = 256 * 1024
+
+
+def _int_argument(handler: tornado.web.RequestHandler, name: str) -> int | None:
+    raw = handler.get_query_argument(name, None)
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise request_invalid(f"The query parameter '{name}' must be an integer, not '{raw}'.") from None
+
+
+def _first_argument(handler: tornado.web.RequestHandler, *names: str) -> str | None:
+    for name in names:
+        value = handler.get_query_argument(name, None)
+        if value is not None and value.strip():
+            return value.strip()
+    return None
+
+
+@tornado.web.stream_request_body
+class AssetCollectionHandler(AssetsHandler):
+    """GET lists assets; POST uploads one, streaming the multipart body to disk as it arrives."""
+
+    _upload: MultipartUpload | None = None
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        if self.request.method != "POST":
+            return
+        self.principal.require("assets:write")
+        limit = self.service.config.max_upload_bytes + MULTIPART_OVERHEAD
+        declared = self.request.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            # Refuse before reading a byte of a body that is far over the limit.
+            raise ApiError(
+                "asset_file_too_large",
+                f"The request body ({declared} bytes) exceeds the maximum upload size "
+                f"of {self.service.config.max_upload_bytes} bytes.",
+                413,
+            )
+        self.request.connection.set_max_body_size(limit)
+        self._upload = MultipartUpload(
+            self.request.headers.get("Content-Type", ""),
+            self.service.new_incoming_file,
+            self.service.check_size,
+        )
+
+    async def data_received(self, chunk: bytes) -> None:
+        if self._upload is not None:
+            try:
+                await self.run_blocking(self._upload.write, chunk)
+            except Exception:
+                await self.run_blocking(self._upload.abort)
+                self._upload = None
+                raise
+
+    def on_connection_close(self) -> None:
+        if self._upload is not None:
+            self._upload.abort()
+            self._upload = None
+
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        page = _int_argument(self, "page")
+        page_size = _int_argument(self, "pageSize")
+        order_by = _first_argument(self, "orderBy", "sortBy") or "createdAtUtc"
+        direction = (_first_argument(self, "orderDirection", "sortDirection") or "desc").lower()
+        status = (_first_argument(self, "status") or "").lower()
+        query = ListQuery(
+            page=page if page and page >= 1 else 1,
+            page_size=min(page_size, MAX_PAGE_SIZE) if page_size and page_size >= 1 else DEFAULT_PAGE_SIZE,
+            text=_first_argument(self, "q", "query", "keyword"),
+            content_type=_first_argument(self, "contentType"),
+            status=status if status in ("pending", "processing", "ready", "failed") else None,
+            order_by="size" if order_by.lower() == "size" else "createdAtUtc",
+            descending=direction != "asc",
+        )
+        page_result = await self.run_blocking(self.service.list_assets, self.principal, query)
+        self.send_data(
+            {
+                "items": [a.list_item_json(self.service.public_url(a)) for a in page_result.items],
+                "page": page_result.page,
+                "pageSize": page_result.page_size,
+                "total": page_result.total,
+            }
+        )
+
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        upload, self._upload = self._upload, None
+        try:
+            form = await self.run_blocking(upload.finish)
+        except Exception:
+            await self.run_blocking(upload.abort)
+            raise
+        asset = await self.run_blocking(self.service.create_asset, self.principal, form)
+        self.set_header("Location", f"{self.request.path.rstrip('/')}/{asset.id}")
+        self.send_data(asset.detail_json(self.service.public_url(asset), {}), 202)
+
+
+class AssetHandler(AssetsHandler):
+    @tornado.web.authenticated
+    async def get(self, asset_id: str) -> None:
+        asset = await self.run_blocking(self.service.get_asset, self.principal, asset_id)
+        self.send_asset(asset)
+
+    @tornado.web.authenticated
+    async def patch(self, asset_id: str) -> None:
+        patch = self.json_body()
+        if not isinstance(patch, dict):
+            raise request_invalid("The body must be a JSON object.")
+        asset = await self.run_blocking(self.service.update_asset, self.principal, asset_id, patch)
+        self.send_asset(asset)
+
+    @tornado.web.authenticated
+    async def delete(self, asset_id: str) -> None:
+        body = self.json_body({})
+        if not isinstance(body, dict):
+            raise request_invalid("The body must be a JSON object.")
+        message = body.get("commitMessage")
+        if message is not None and not isinstance(message, str):
+            raise request_invalid("The field 'commitMessage' must be a string.")
+        result = await self.run_blocking(self.service.delete_asset, self.principal, asset_id, message)
+        self.send_data(result)
+
+    def send_asset(self, asset: Any) -> None:
+        self.send_data(asset.detail_json(self.service.public_url(asset), self.service.derivative_urls(asset)))
+
+
+class BatchDeleteHandler(AssetsHandler):
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        body = self.json_body([])
+        ids = body.get("ids") if isinstance(body, dict) else body
+        if not isinstance(ids, list):
+            raise request_invalid('The body must be a JSON array of ids or an object {"ids": [...]}.')
+        result = await self.run_blocking(self.service.batch_delete, self.principal, ids)
+        self.send_data(result)
+
+
+class SkillListHandler(AssetsHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        self.send_data(self.service.list_skills(self.principal))
+
+
+class SkillRunHandler(AssetsHandler):
+    @tornado.web.authenticated
+    async def post(self, asset_id: str, skill_name: str) -> None:
+        body = self.json_body({})
+        if not isinstance(body, dict):
+            raise request_invalid('The body must be a JSON object such as {"parameters": {...}}.')
+        result = await self.run_blocking(
+            self.service.run_skill, self.principal, asset_id, skill_name, body.get("parameters")
+        )
+        asset = result["asset"]
+        result["asset"] = asset.detail_json(self.service.public_url(asset), self.service.derivative_urls(asset))
+        self.send_data(result)
+
+
+class UsageStatsHandler(AssetsHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        stats = await self.run_blocking(self.service.usage_stats, self.principal)
+        self.send_data(stats.to_json())
+
+
+class ExportHandler(AssetsHandler):
+    """Streams one catalog table as Parquet, so analysts never need to open the live database."""
+
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        table = self.get_query_argument("table", "")
+        with tempfile.TemporaryDirectory(dir=self.service.incoming_dir) as folder:
+            path = Path(folder) / f"{table or 'export'}.parquet"
+            await self.run_blocking(self.service.export, self.principal, table, path)
+            self.set_header("Content-Type", "application/vnd.apache.parquet")
+            self.set_header("Content-Disposition", f'attachment; filename="{table}.parquet"')
+            with open(path, "rb") as handle:
+                while chunk := await self.run_blocking(handle.read, 256 * 1024):
+                    self.write(chunk)
+                    await self.flush()
+        self.finish()
+
+
+class OpenApiHandler(AssetsHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(OPENAPI_PATH.read_bytes())
+
+
+class ByteStreamHandler(AssetsHandler):
+    """Sends stored bytes with Range, ETag and nosniff (for app.py: mixed with a non-JSON Jupyter handler)."""
+
+    serves_bytes = True
+
+    async def send_content(self, content: Content, include_body: bool) -> None:
+        self.set_header("Content-Type", content.content_type)
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Accept-Ranges", "bytes")
+        self.set_header("ETag", f'"{content.etag}"')
+        if self.check_etag_header():
+            self.set_status(304)
+            self.finish()
+            return
+        start, end = 0, content.size
+        range_header = self.request.headers.get("Range")
+        if range_header:
+            parsed = _parse_range(range_header, content.size)
+            if parsed is None:
+                self.set_header("Content-Range", f"bytes */{content.size}")
+                raise ApiError("range_not_satisfiable", "The requested range is not satisfiable.", 416)
+            start, end = parsed
+            self.set_status(206)
+            self.set_header("Content-Range", f"bytes {start}-{end - 1}/{content.size}")
+        self.set_header("Content-Length", str(end - start))
+        if include_body and end > start:
+            chunks = await self.run_blocking(self.service.read_content, content, start, end)
+            while chunk := await self.run_blocking(next, chunks, b""):
+                self.write(chunk)
+                await self.flush()
+        self.finish()
+
+    def compute_etag(self) -> None:
+        return None  # we set the checksum as ETag ourselves
+
+
+def _parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """A single ``bytes=a-b``, ``bytes=a-`` or ``bytes=-n`` range as [start, end), or None when unsatisfiable."""
+    match = re.fullmatch(r"\s*bytes=(\d*)-(\d*)\s*", header)
+    if not match or (not match.group(1) and not match.group(2)):
+        return None
+    first, last = match.groups()
+    if not first:
+        length = int(last)
+        return (max(0, size - length), size) if length > 0 and size > 0 else None
+    start = int(first)
+    end = min(size, int(last) + 1) if last else size
+    return (start, end) if start < size and start < end else None
+
+
+class AssetContentHandler(ByteStreamHandler):
+    @tornado.web.authenticated
+    async def get(self, asset_id: str) -> None:
+        content = await self.run_blocking(self.service.open_content, self.principal, asset_id)
+        if content.redirect_url:
+            self.redirect(content.redirect_url, status=307)
+            return
+        await self.send_content(content, include_body=True)
+
+    @tornado.web.authenticated
+    async def head(self, asset_id: str) -> None:
+        content = await self.run_blocking(self.service.open_content, self.principal, asset_id)
+        if content.redirect_url:
+            self.redirect(content.redirect_url, status=307)
+            return
+        await self.send_content(content, include_body=False)
+
+
+class PublicContentHandler(ByteStreamHandler):
+    """The one anonymous route: public assets and their derivatives, never a private one."""
+
+    @allow_unauthenticated
+    async def get(self, storage_key: str) -> None:
+        content = await self.run_blocking(self.service.open_public_content, storage_key)
+        await self.send_content(content, include_body=True)
+
+    @allow_unauthenticated
+    async def head(self, storage_key: str) -> None:
+        content = await self.run_blocking(self.service.open_public_content, storage_key)
+        await self.send_content(content, include_body=False)
+
+
+def routes(base_url: str) -> list[tuple[str, type[AssetsHandler]]]:
+    """URL patterns and handlers, relative to the server's base URL."""
+    api = f"{base_url.rstrip('/')}/api/v1/assets"
+    uuid_like = r"([^/]+)"
+    return [
+        (rf"{api}/?", AssetCollectionHandler),
+        (rf"{api}/batch-delete", BatchDeleteHandler),
+        (rf"{api}/skills", SkillListHandler),
+        (rf"{api}/usage-stats", UsageStatsHandler),
+        (rf"{api}/export", ExportHandler),
+        (rf"{api}/openapi\.json", OpenApiHandler),
+        (rf"{api}/{uuid_like}", AssetHandler),
+        (rf"{api}/{uuid_like}/content", AssetContentHandler),
+        (rf"{api}/{uuid_like}/skills/([^/]+)/run", SkillRunHandler),
+        (rf"{base_url.rstrip('/')}/content/(.+)", PublicContentHandler),
+    ]

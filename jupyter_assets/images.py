@@ -1,0 +1,103 @@
+"""Reading images safely: sniff the real format, refuse decompression bombs, prove the file decodes."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from .errors import ApiError
+
+# Pillow format name -> (content type, extension)
+FORMATS: dict[str, tuple[str, str]] = {
+    "PNG": ("image/png", ".png"),
+    "JPEG": ("image/jpeg", ".jpg"),
+    "GIF": ("image/gif", ".gif"),
+    "WEBP": ("image/webp", ".webp"),
+    "BMP": ("image/bmp", ".bmp"),
+    "TIFF": ("image/tiff", ".tiff"),
+}
+CONTENT_TYPE_FORMATS = {content_type: name for name, (content_type, _) in FORMATS.items()}
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    content_type: str
+    extension: str
+    width: int
+    height: int
+
+
+class ImageDecodeError(Exception):
+    """The bytes are not an image Pillow can fully decode."""
+
+
+class ImageTooLargeError(ImageDecodeError):
+    """The image declares more pixels than allowed (a decompression bomb, or simply too big)."""
+
+
+def _open(source: Path | bytes, max_pixels: int) -> Image.Image:
+    """Open lazily (header only) and refuse images that declare more pixels than allowed before decoding."""
+    try:
+        image = Image.open(source if isinstance(source, Path) else io.BytesIO(source))
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+        raise ImageDecodeError(f"not a recognised image: {error}") from error
+    width, height = image.size
+    if width * height > max_pixels:
+        image.close()
+        raise ImageTooLargeError(f"the image declares {width}x{height} pixels, over the limit of {max_pixels}")
+    return image
+
+
+def decode(source: Path | bytes, max_pixels: int) -> Image.Image:
+    """A fully decoded image (first frame), bounded by max_pixels."""
+    image = _open(source, max_pixels)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image.load()
+    except (
+        OSError,
+        ValueError,
+        SyntaxError,
+        Image.DecompressionBombWarning,
+        Image.DecompressionBombError,
+    ) as error:
+        raise ImageDecodeError(f"the image cannot be decoded: {error}") from error
+    return image
+
+
+def inspect_upload(path: Path, declared_type: str, max_pixels: int) -> ImageFacts:
+    """Check an uploaded file is a complete image of the declared type; return its real format and size."""
+    try:
+        image = _open(path, max_pixels)
+    except ImageTooLargeError as error:
+        raise ApiError("asset_image_too_large", f"The image is too large: {error}.", 400) from error
+    except ImageDecodeError as error:
+        raise ApiError(
+            "asset_content_type_mismatch", f"The file is not an image of type '{declared_type}'.", 400
+        ) from error
+    with image:
+        sniffed = FORMATS.get(image.format or "")
+        if sniffed is None or sniffed[0] != declared_type.lower():
+            actual = sniffed[0] if sniffed else (image.format or "unknown")
+            raise ApiError(
+                "asset_content_type_mismatch",
+                f"The file was declared as '{declared_type}' but its bytes are '{actual}'.",
+                400,
+            )
+        width, height = image.size
+        if image.format == "JPEG":
+            image.draft("RGB", (max(1, width // 8), max(1, height // 8)))  # still reads every byte, 8x faster
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                image.load()
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning) as error:
+            raise ApiError(
+                "asset_image_unreadable", f"The image cannot be decoded (truncated or corrupt): {error}", 400
+            ) from error
+    return ImageFacts(sniffed[0], sniffed[1], width, height)

@@ -1,0 +1,432 @@
+"""The use cases. Handlers, the CLI and the worker call these; nothing else touches the catalog or storage."""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import unicodedata
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .auth import Principal
+from .catalog import EXPORTABLE_TABLES, Catalog
+from .errors import ApiError, asset_not_found, forbidden, request_invalid
+from .images import ImageDecodeError, inspect_upload
+from .model import Asset, Derivative, ListQuery, Page, UsageStats, new_id, parse_id, utc_now
+from .processing import Job, WorkerPool
+from .skills import SkillRegistry, default_registry, run_skill
+from .skills.context import SkillContext
+from .storage import Storage
+from .storage.local import LocalStorage
+
+MAX_TEXT_LENGTH = 1000
+MAX_FILE_NAME_LENGTH = 255
+MAX_BATCH_DELETE = 1000
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+
+
+@dataclass
+class ServiceConfig:
+    root_dir: Path
+    public_base_url: str
+    max_upload_bytes: int = 10 * 1024 * 1024
+    allowed_content_types: tuple[str, ...] = ("image/png", "image/jpeg", "image/gif", "image/webp")
+    enrichment_skills: tuple[str, ...] = ("thumbnail",)
+    max_image_pixels: int = 100_000_000
+    workers: int = 2
+
+
+@dataclass
+class UploadForm:
+    """What the multipart parser received. The file is already on disk (``temp_path``), hashed and counted."""
+
+    file_received: bool = False
+    file_name: str | None = None
+    content_type: str | None = None
+    temp_path: Path | None = None
+    size: int = 0
+    sha256: str = ""
+    fields: dict[str, str] = field(default_factory=dict)
+    oversized_fields: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class Content:
+    """How to answer a content request: a redirect, or bytes from storage."""
+
+    redirect_url: str | None = None
+    storage: Storage | None = None
+    storage_key: str = ""
+    content_type: str = ""
+    size: int = 0
+    etag: str = ""
+
+
+def clean_file_name(raw: str) -> str:
+    """The last path segment, control characters removed, trimmed. Never used to build a path."""
+    last = raw.replace("\\", "/").rsplit("/", 1)[-1]
+    return "".join(ch for ch in last if unicodedata.category(ch) != "Cc").strip()
+
+
+def parse_bool(name: str, value: str | None, default: bool) -> bool:
+    if value is None:
+        return default
+    lowered = value.strip().lower()
+    if lowered not in ("true", "false"):
+        raise request_invalid(f"The field '{name}' must be true or false, not '{value}'.")
+    return lowered == "true"
+
+
+class AssetService:
+    def __init__(self, config: ServiceConfig, log: logging.Logger | None = None) -> None:
+        self.config = config
+        self.log = log or logging.getLogger("jupyter_assets")
+        config.root_dir.mkdir(parents=True, exist_ok=True)
+        self.incoming_dir = config.root_dir / "incoming"
+        self.incoming_dir.mkdir(exist_ok=True)
+        self.catalog = Catalog(config.root_dir / "catalog.duckdb")
+        self.storage: Storage = LocalStorage(config.root_dir / "files", f"{config.public_base_url.rstrip('/')}/content")
+        self.skills: SkillRegistry = default_registry()
+        # Blocking work (file I/O, hashing, DuckDB, Pillow) runs here, never on the event loop.
+        self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="jupyter-assets-io")
+        self.workers = WorkerPool(self.process_job, config.workers, self.log)
+
+    def start(self) -> None:
+        """Finish what a previous run left: files to remove, uploads half-written, jobs not done."""
+        self.sweep_storage()
+        for leftover in self.incoming_dir.iterdir():
+            leftover.unlink(missing_ok=True)
+        jobs = [Job(job_id, asset_id, tuple(skills)) for job_id, asset_id, skills in self.catalog.recover_jobs()]
+        if jobs:
+            self.log.info("resuming %d enrichment job(s) left by the previous run", len(jobs))
+        self.workers.start(jobs)
+
+    def close(self) -> None:
+        self.workers.stop()
+        self.executor.shutdown(wait=True)
+        self.catalog.close()
+
+    # -- upload -------------------------------------------------------------------------------------------
+
+    def new_incoming_file(self) -> tuple[int, Path]:
+        descriptor, name = tempfile.mkstemp(dir=self.incoming_dir, prefix="upload-")
+        return descriptor, Path(name)
+
+    def check_size(self, size: int) -> None:
+        if size > self.config.max_upload_bytes:
+            raise ApiError(
+                "asset_file_too_large",
+                f"The file exceeds the maximum upload size of {self.config.max_upload_bytes} bytes.",
+                400,
+            )
+
+    def create_asset(self, principal: Principal, form: UploadForm) -> Asset:
+        """Validate, store and catalog an upload. The temporary file is consumed or removed, whatever happens."""
+        try:
+            return self._create_asset(principal, form)
+        finally:
+            if form.temp_path is not None:
+                form.temp_path.unlink(missing_ok=True)
+
+    def _create_asset(self, principal: Principal, form: UploadForm) -> Asset:
+        principal.require("assets:write")
+        fields = form.fields
+        if not form.file_received:
+            raise ApiError("asset_file_required", "The 'file' field is required.", 400)
+        description = fields.get("description")
+        alt_text = fields.get("alttext")
+        if "description" in form.oversized_fields or (description and len(description) > MAX_TEXT_LENGTH):
+            raise ApiError("asset_description_too_long", f"Description exceeds {MAX_TEXT_LENGTH} characters.", 400)
+        if "alttext" in form.oversized_fields or (alt_text and len(alt_text) > MAX_TEXT_LENGTH):
+            raise ApiError("asset_alt_text_too_long", f"Alt text exceeds {MAX_TEXT_LENGTH} characters.", 400)
+        if form.size == 0:
+            raise ApiError("asset_file_empty", "The uploaded file is empty.", 400)
+        self.check_size(form.size)
+        if not form.content_type:
+            raise ApiError("asset_content_type_missing", "The file part has no Content-Type.", 400)
+        content_type = form.content_type.split(";", 1)[0].strip().lower()
+        allowed = self.config.allowed_content_types
+        if content_type not in allowed:
+            message = f"Content type '{content_type}' is not allowed; allowed: {', '.join(allowed)}."
+            raise ApiError("asset_content_type_not_allowed", message, 400)
+        file_name = clean_file_name(form.file_name or "")
+        if not file_name or len(file_name) > MAX_FILE_NAME_LENGTH:
+            raise ApiError("asset_filename_invalid", "The file name is empty or too long.", 400)
+        is_public = parse_bool("isPublic", fields.get("ispublic"), True)
+        run_enrichment = parse_bool("runEnrichment", fields.get("runenrichment"), True)
+        facts = inspect_upload(form.temp_path, content_type, self.config.max_image_pixels)
+
+        now = utc_now()
+        asset_id = new_id()
+        asset = Asset(
+            id=asset_id,
+            owner=principal.subject,
+            status="pending" if run_enrichment else "ready",
+            original_file_name=file_name,
+            content_type=facts.content_type,
+            extension=facts.extension,
+            size=form.size,
+            width=facts.width,
+            height=facts.height,
+            checksum_sha256=form.sha256,
+            storage_provider=self.storage.name,
+            storage_profile_id=None,
+            storage_key=f"{now:%Y/%m/%d}/{asset_id.replace('-', '')}{facts.extension}",
+            is_public=is_public,
+            description=description or None,
+            alt_text=alt_text or None,
+            created_at=now,
+            updated_at=now,
+        )
+        skills = list(self.config.enrichment_skills) if run_enrichment else None
+        # The note goes in first: if we crash between writing the file and the catalog row, the next start
+        # finds the note and removes the orphan. insert_asset removes the note in the same transaction.
+        self.catalog.add_cleanup(asset.storage_key, None, "upload_in_flight")
+        try:
+            self.storage.put(asset.storage_key, form.temp_path)
+            job_id = self.catalog.insert_asset(asset, skills, self._event("upload", principal, asset))
+        except BaseException:
+            self._remove_file(asset.storage_key)
+            raise
+        if job_id:
+            self.workers.submit(Job(job_id, asset.id, tuple(skills)))
+        return asset
+
+    # -- read ---------------------------------------------------------------------------------------------
+
+    def list_assets(self, principal: Principal, query: ListQuery) -> Page:
+        principal.require("assets:read")
+        return self.catalog.list_assets(query, principal.visible_owner)
+
+    def get_asset(self, principal: Principal, asset_id: str) -> Asset:
+        principal.require("assets:read")
+        asset = self._visible(principal, asset_id, detail=True)
+        return asset
+
+    def public_url(self, asset: Asset) -> str | None:
+        return self.storage.public_url(asset.storage_key)
+
+    def derivative_urls(self, asset: Asset) -> dict[str, str | None]:
+        return {d.kind: self.storage.public_url(d.storage_key) for d in asset.derivatives}
+
+    def open_content(self, principal: Principal, asset_id: str) -> Content:
+        principal.require("assets:read")
+        asset = self._visible(principal, asset_id)
+        if self.storage.size(asset.storage_key) is None:
+            raise asset_not_found(asset_id)
+        if asset.is_public:
+            url = self.public_url(asset)
+            if url is None:
+                raise asset_not_found(asset_id)
+            return Content(redirect_url=url)
+        return self._content(asset.storage_key, asset.content_type, asset.size, asset.checksum_sha256)
+
+    def open_public_content(self, storage_key: str) -> Content:
+        """The anonymous route: only public assets and their derivatives, whatever the key."""
+        key = storage_key.replace("\\", "/").strip().lstrip("/")
+        found = self.catalog.find_by_storage_key(key) if key else None
+        if found is None or not found[0].is_public:
+            raise ApiError("asset_not_found", "No public asset is stored under this key.", 404)
+        asset, derivative = found
+        item: Asset | Derivative = derivative or asset
+        return self._content(item.storage_key, item.content_type, item.size, item.checksum_sha256)
+
+    def _content(self, key: str, content_type: str, size: int, checksum: str) -> Content:
+        stored_size = self.storage.size(key)
+        if stored_size is None:
+            raise ApiError("asset_not_found", "The stored file is missing.", 404)
+        return Content(
+            storage=self.storage, storage_key=key, content_type=content_type, size=stored_size, etag=checksum
+        )
+
+    def read_content(self, content: Content, start: int, end: int) -> Iterator[bytes]:
+        return content.storage.open(content.storage_key, start, end)
+
+    def usage_stats(self, principal: Principal) -> UsageStats:
+        principal.require("assets:read")
+        return self.catalog.usage_stats(principal.visible_owner)
+
+    def export(self, principal: Principal, table: str, destination: Path) -> None:
+        principal.require("assets:read")
+        if table not in EXPORTABLE_TABLES:
+            raise ApiError(
+                "export_table_invalid",
+                f"Unknown table '{table}'; choose one of {', '.join(EXPORTABLE_TABLES)}.",
+                400,
+            )
+        self.catalog.export_parquet(table, destination, principal.visible_owner)
+
+    # -- change -------------------------------------------------------------------------------------------
+
+    def update_asset(self, principal: Principal, asset_id: str, patch: dict[str, Any]) -> Asset:
+        """Patch semantics: an omitted field is unchanged, null clears description/altText, a value sets it."""
+        principal.require("assets:write")
+        changes: dict[str, Any] = {}
+        for name, column in (("description", "description"), ("altText", "alt_text")):
+            if name in patch:
+                value = patch[name]
+                if value is not None and not isinstance(value, str):
+                    raise request_invalid(f"The field '{name}' must be a string or null.")
+                if value is not None and len(value) > MAX_TEXT_LENGTH:
+                    code = "asset_description_too_long" if name == "description" else "asset_alt_text_too_long"
+                    raise ApiError(code, f"The field '{name}' exceeds {MAX_TEXT_LENGTH} characters.", 400)
+                changes[column] = value
+        if "isPublic" in patch:
+            if not isinstance(patch["isPublic"], bool):
+                raise request_invalid("The field 'isPublic' must be true or false.")
+            changes["is_public"] = patch["isPublic"]
+        if "originalFileName" in patch:
+            raw = patch["originalFileName"]
+            if not isinstance(raw, str):
+                raise request_invalid("The field 'originalFileName' must be a string.")
+            name = clean_file_name(raw)
+            if not name or len(name) > MAX_FILE_NAME_LENGTH:
+                raise ApiError("asset_filename_invalid", "The file name is empty or too long.", 400)
+            changes["original_file_name"] = name
+        self._owned(principal, asset_id)
+        self.catalog.update_asset(asset_id, changes)
+        return self.catalog.get_asset_detail(asset_id)
+
+    def delete_asset(self, principal: Principal, asset_id: str, commit_message: str | None = None) -> dict[str, Any]:
+        principal.require("assets:delete")
+        asset = self._owned(principal, asset_id)
+        return self._delete(principal, asset)
+
+    def batch_delete(self, principal: Principal, ids: list[Any]) -> dict[str, Any]:
+        principal.require("assets:delete")
+        if len(ids) > MAX_BATCH_DELETE:
+            raise request_invalid(f"At most {MAX_BATCH_DELETE} ids can be deleted at once.")
+        if not all(isinstance(raw, str) for raw in ids):
+            raise request_invalid("Every id must be a string.")
+        deleted: set[str] = set()
+        not_found: list[str] = []
+        for raw in ids:
+            asset_id = parse_id(raw)
+            if asset_id in deleted:
+                continue
+            asset = self.catalog.get_asset(asset_id) if asset_id else None
+            if asset is None or not self._may_see(principal, asset):
+                not_found.append(raw)
+                continue
+            self._check_owner(principal, asset)
+            if self._delete(principal, asset):
+                deleted.add(asset_id)
+        return {"requestedCount": len(ids), "deletedCount": len(deleted), "notFoundIds": not_found}
+
+    def _delete(self, principal: Principal, asset: Asset) -> dict[str, Any] | None:
+        keys = self.catalog.delete_asset(asset.id, self._event("delete", principal, asset))
+        if keys is None:
+            return None
+        for key in keys:
+            self._remove_file(key)
+        return {"id": asset.id, "status": asset.status, "deletedAtUtc": utc_now()}
+
+    # -- skills -------------------------------------------------------------------------------------------
+
+    def list_skills(self, principal: Principal) -> list[dict[str, Any]]:
+        principal.require("assets:read")
+        return [skill.to_json() for skill in self.skills.all()]
+
+    def run_skill(self, principal: Principal, asset_id: str, skill_name: str, parameters: Any) -> dict[str, Any]:
+        principal.require("assets:write")
+        asset = self._owned(principal, asset_id)
+        skill = self.skills.get(skill_name)
+        if skill is None:
+            raise ApiError("skill_not_found", f"Skill '{skill_name}' was not found for asset '{asset_id}'.", 404)
+        normalised = skill.validate_parameters(parameters)
+        context = self._context(asset, normalised)
+        execution = run_skill(skill, context, "manual", json.dumps(normalised) if normalised else None)
+        self.catalog.record_execution(execution, self._event("skill_run", principal, asset, execution))
+        return {
+            "succeeded": execution.succeeded,
+            "skillName": skill.name,
+            "steps": [step.to_run_json() for step in execution.steps],
+            "asset": self.catalog.get_asset_detail(asset.id),
+        }
+
+    def process_job(self, job: Job) -> None:
+        """Run an upload's enrichment: pending -> processing -> ready, or failed when the image cannot be decoded."""
+        asset = self.catalog.get_asset(job.asset_id)
+        if asset is None or not self.catalog.start_job(job.id, job.asset_id):
+            return
+        context = self._context(asset, {})
+        for name in job.skills:
+            skill = self.skills.get(name)
+            if skill is None:
+                self.log.warning("enrichment skill %r is not registered; skipped", name)
+                continue
+            execution = run_skill(skill, context, "upload", None)
+            self.catalog.record_execution(execution, self._event("skill_run", None, asset, execution))
+        try:
+            context.image()
+            status = "ready"
+        except ImageDecodeError:
+            status = "failed"
+        except FileNotFoundError:
+            status = "failed"
+        self.catalog.finish_job(job.id, job.asset_id, status)
+
+    def _context(self, asset: Asset, parameters: dict[str, Any]) -> SkillContext:
+        return SkillContext(asset, parameters, self.catalog, self.storage, self.config.max_image_pixels, self.log)
+
+    # -- housekeeping -------------------------------------------------------------------------------------
+
+    def sweep_storage(self) -> int:
+        """Remove files that no asset references any more (failed deletes, crashed uploads). Returns the count."""
+        self.catalog.drop_stale_cleanup()
+        removed = 0
+        for key, _profile in self.catalog.pending_cleanup():
+            if self._remove_file(key):
+                removed += 1
+        return removed
+
+    def _remove_file(self, key: str) -> bool:
+        try:
+            self.storage.delete(key)
+        except OSError as error:
+            self.log.warning("could not delete %s (kept for the retry sweep): %s", key, error)
+            return False
+        self.catalog.remove_cleanup(key)
+        return True
+
+    # -- access rules -------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _may_see(principal: Principal, asset: Asset) -> bool:
+        return asset.is_public or principal.is_admin or asset.owner == principal.subject
+
+    @staticmethod
+    def _check_owner(principal: Principal, asset: Asset) -> None:
+        if not principal.is_admin and asset.owner != principal.subject:
+            raise forbidden("Only the owner of this asset (or an admin) may change it.")
+
+    def _visible(self, principal: Principal, asset_id: str, detail: bool = False) -> Asset:
+        canonical = parse_id(asset_id)
+        asset = None
+        if canonical:
+            asset = self.catalog.get_asset_detail(canonical) if detail else self.catalog.get_asset(canonical)
+        if asset is None or not self._may_see(principal, asset):
+            raise asset_not_found(asset_id)
+        return asset
+
+    def _owned(self, principal: Principal, asset_id: str) -> Asset:
+        asset = self._visible(principal, asset_id)
+        self._check_owner(principal, asset)
+        return asset
+
+    @staticmethod
+    def _event(kind: str, principal: Principal | None, asset: Asset, execution: Any = None) -> dict[str, Any]:
+        return {
+            "kind": kind,
+            "asset_id": asset.id,
+            "actor": principal.subject if principal else None,
+            "content_type": asset.content_type,
+            "size": asset.size,
+            "skill_name": execution.skill_name if execution else None,
+            "succeeded": execution.succeeded if execution else None,
+        }

@@ -1,0 +1,50 @@
+"""Where the bytes live. One protocol, one module per provider."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+from ..errors import ApiError
+
+
+class Storage(Protocol):
+    """A place that stores files under keys such as ``2026/11/28/<hex>.png``."""
+
+    name: str
+
+    def put(self, key: str, source: Path) -> None:
+        """Store the file at ``source`` under ``key`` (the source may be consumed)."""
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key``, atomically."""
+
+    def open(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """The stored bytes from ``start`` to ``end`` (exclusive), in chunks."""
+
+    def read(self, key: str) -> bytes:
+        """All the stored bytes."""
+
+    def size(self, key: str) -> int | None:
+        """The stored size in bytes, or None when there is no such file."""
+
+    def delete(self, key: str) -> None:
+        """Remove the file; a missing file is not an error."""
+
+    def public_url(self, key: str) -> str | None:
+        """Where anyone can read the file when its asset is public, or None."""
+
+
+def check_key(key: str) -> str:
+    """A storage key is relative, uses ``/``, and has no empty, ``.`` or ``..`` segment: it can never escape."""
+    segments = key.split("/")
+    if (
+        not key
+        or "\\" in key
+        or "\x00" in key
+        or key.startswith("/")
+        or any(segment in ("", ".", "..") for segment in segments)
+    ):
+        raise ApiError("storage_provider_storage_key_invalid", f"Invalid storage key '{key}'.", 400)
+    return key

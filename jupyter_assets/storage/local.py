@@ -1,0 +1,87 @@
+"""Files on the local disk under ``<root>/files/<storageKey>``."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+from . import check_key
+
+CHUNK_SIZE = 256 * 1024
+
+
+class LocalStorage:
+    name = "local"
+
+    def __init__(self, root: Path, public_base_url: str | None) -> None:
+        self.root = root.resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.public_base_url = public_base_url.rstrip("/") if public_base_url else None
+
+    def path_for(self, key: str) -> Path:
+        path = (self.root / check_key(key)).resolve()
+        if not path.is_relative_to(self.root):  # a symlink inside the root must not lead out of it either
+            raise ValueError(f"storage key {key!r} resolves outside the storage root")
+        return path
+
+    def put(self, key: str, source: Path) -> None:
+        """Move a complete, fsynced file into place (same filesystem: an atomic rename)."""
+        destination = self.path_for(key)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, destination)
+        _fsync_directory(destination.parent)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        destination = self.path_for(key)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temp_name = tempfile.mkstemp(dir=destination.parent, prefix=".incoming-")
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp_name, destination)
+        except BaseException:
+            Path(temp_name).unlink(missing_ok=True)
+            raise
+        _fsync_directory(destination.parent)
+
+    def open(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        with open(self.path_for(key), "rb") as handle:
+            handle.seek(start)
+            remaining = None if end is None else end - start
+            while remaining is None or remaining > 0:
+                chunk = handle.read(CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining))
+                if not chunk:
+                    return
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+
+    def read(self, key: str) -> bytes:
+        return self.path_for(key).read_bytes()
+
+    def size(self, key: str) -> int | None:
+        try:
+            return self.path_for(key).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def delete(self, key: str) -> None:
+        self.path_for(key).unlink(missing_ok=True)
+
+    def public_url(self, key: str) -> str | None:
+        if not self.public_base_url:
+            return None
+        return f"{self.public_base_url}/{quote(key)}"
+
+
+def _fsync_directory(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
