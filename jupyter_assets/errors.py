@@ -6,11 +6,12 @@ from __future__ import annotations
 class ApiError(Exception):
     """A failure the client can act on: an HTTP status, a stable snake_case code and a human message."""
 
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
+    def __init__(self, code: str, message: str, status: int = 400, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
+        self.headers = headers or {}
 
     def __repr__(self) -> str:
         return f"ApiError({self.code!r}, {self.message!r}, {self.status})"

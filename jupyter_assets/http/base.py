@@ -115,6 +115,8 @@ class AssetsHandler(tornado.web.RequestHandler):
         error = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(error, ApiError):
             code, message, status_code = error.code, error.message, error.status
+            for name, value in error.headers.items():
+                self.set_header(name, value)
         elif isinstance(error, tornado.web.HTTPError):
             code, message = _http_error_code(error.status_code), error.log_message or self._reason
         else:

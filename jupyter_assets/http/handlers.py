@@ -231,8 +231,12 @@ class ByteStreamHandler(AssetsHandler):
         if range_header:
             parsed = _parse_range(range_header, content.size)
             if parsed is None:
-                self.set_header("Content-Range", f"bytes */{content.size}")
-                raise ApiError("range_not_satisfiable", "The requested range is not satisfiable.", 416)
+                raise ApiError(
+                    "range_not_satisfiable",
+                    "The requested range is not satisfiable.",
+                    416,
+                    {"Content-Range": f"bytes */{content.size}"},
+                )
             start, end = parsed
             self.set_status(206)
             self.set_header("Content-Range", f"bytes {start}-{end - 1}/{content.size}")

@@ -1,0 +1,283 @@
+"""Shared fixtures: real image bytes, a real `jupyter-assets serve` subprocess, and an API client that checks
+every JSON response against the served OpenAPI document."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+from jsonschema import Draft202012Validator, FormatChecker
+from PIL import Image
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+pytest_plugins = ("pytest_jupyter.jupyter_server",)
+
+REPO = Path(__file__).resolve().parent.parent
+OPENAPI = json.loads((REPO / "jupyter_assets" / "http" / "openapi.json").read_text())
+OPENAPI_BASE = "urn:jupyter-assets:openapi"
+_REGISTRY = Registry().with_resource(OPENAPI_BASE, Resource.from_contents(OPENAPI, default_specification=DRAFT202012))
+ADMIN_KEY = "test-admin-key"
+JWT_SECRET = "test-jwt-secret-that-is-long-enough-for-hs256"
+UUID = r"[0-9a-f-]{36}"
+
+
+def schema_validator(name: str) -> Draft202012Validator:
+    return Draft202012Validator(
+        {"$ref": f"{OPENAPI_BASE}#/components/schemas/{name}"}, registry=_REGISTRY, format_checker=FormatChecker()
+    )
+
+
+# Which envelope each successful JSON response must match, by method and path.
+RESPONSE_SCHEMAS: list[tuple[str, str, str]] = [
+    ("GET", r"/api/v1/assets/?", "AssetPageEnvelope"),
+    ("POST", r"/api/v1/assets/?", "AssetEnvelope"),
+    ("POST", r"/api/v1/assets/batch-delete", "BatchDeleteResultEnvelope"),
+    ("GET", r"/api/v1/assets/skills", "SkillListEnvelope"),
+    ("GET", r"/api/v1/assets/usage-stats", "UsageStatsEnvelope"),
+    ("POST", rf"/api/v1/assets/{UUID}/skills/[^/]+/run", "SkillRunResultEnvelope"),
+    ("GET", rf"/api/v1/assets/{UUID}", "AssetEnvelope"),
+    ("PATCH", rf"/api/v1/assets/{UUID}", "AssetEnvelope"),
+    ("DELETE", rf"/api/v1/assets/{UUID}", "DeleteResultEnvelope"),
+]
+VALIDATED: list[str] = []  # what the OpenAPI check saw, so a test can prove it ran
+
+
+def check_against_openapi(method: str, path: str, response: requests.Response) -> None:
+    """Every JSON body the API sends must match the OpenAPI document: errors and successes alike."""
+    if "application/json" not in response.headers.get("Content-Type", "") or path.endswith("openapi.json"):
+        return
+    body = response.json()
+    if response.status_code >= 400:
+        schema_validator("ErrorEnvelope").validate(body)
+        assert body["error"]["status"] == response.status_code
+        VALIDATED.append("ErrorEnvelope")
+        return
+    for schema_method, pattern, schema in RESPONSE_SCHEMAS:
+        if method == schema_method and re.fullmatch(pattern, path):
+            schema_validator(schema).validate(body)
+            VALIDATED.append(schema)
+            return
+
+
+class Api:
+    """A tiny HTTP client for the tests: base URL, a credential, and the OpenAPI check on every response."""
+
+    def __init__(self, base_url: str, credential: str | None, prefix: str = "") -> None:
+        self.base_url = base_url.rstrip("/")
+        self.prefix = prefix.rstrip("/")
+        self.session = requests.Session()
+        if credential:
+            self.session.headers["Authorization"] = f"Bearer {credential}"
+
+    def as_(self, credential: str | None) -> Api:
+        return Api(self.base_url, credential, self.prefix)
+
+    def request(self, method: str, path: str, **kwargs) -> requests.Response:
+        kwargs.setdefault("allow_redirects", False)
+        kwargs.setdefault("timeout", 60)
+        response = self.session.request(method, self.base_url + self.prefix + path, **kwargs)
+        check_against_openapi(method, path.split("?")[0], response)
+        return response
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs) -> requests.Response:
+        return self.request("POST", path, **kwargs)
+
+    def patch(self, path: str, **kwargs) -> requests.Response:
+        return self.request("PATCH", path, **kwargs)
+
+    def delete(self, path: str, **kwargs) -> requests.Response:
+        return self.request("DELETE", path, **kwargs)
+
+    def upload(
+        self, data: bytes, name: str = "kitten.png", content_type: str | None = "image/png", **fields
+    ) -> requests.Response:
+        fields.setdefault("runEnrichment", "false")
+        file_part = (name, data, content_type) if content_type else (name, data)
+        return self.post("/api/v1/assets", files={"file": file_part}, data=fields)
+
+    def upload_ok(self, data: bytes | None = None, **fields) -> dict:
+        response = self.upload(data if data is not None else png_bytes(), **fields)
+        assert response.status_code == 202, response.text
+        return response.json()["data"]
+
+    def wait_for_status(self, asset_id: str, statuses: tuple[str, ...] = ("ready", "failed"), timeout=60) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            asset = self.get(f"/api/v1/assets/{asset_id}").json()["data"]
+            if asset["status"] in statuses:
+                return asset
+            time.sleep(0.1)
+        raise AssertionError(f"asset {asset_id} never reached {statuses}; last: {asset['status']}")
+
+
+# -- images ---------------------------------------------------------------------------------------------------
+
+
+def png_bytes(width: int = 64, height: int = 48, color=(200, 120, 40), noise: bool = False) -> bytes:
+    image = (
+        Image.frombytes("RGB", (width, height), os.urandom(width * height * 3))
+        if noise
+        else Image.new("RGB", (width, height), color)
+    )
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def jpeg_bytes(width: int = 64, height: int = 48, exif: bytes | None = None) -> bytes:
+    buffer = io.BytesIO()
+    image = Image.new("RGB", (width, height), (30, 60, 90))
+    if exif:
+        image.save(buffer, format="JPEG", exif=exif)
+    else:
+        image.save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def bomb_png(width: int = 60000, height: int = 60000) -> bytes:
+    """A tiny, valid-looking PNG whose header declares an enormous image (a decompression bomb)."""
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    row = b"\x00" + b"\x00" * width
+    data = zlib.compress(row * 16, 9)  # a few rows only: the decoder would need far more
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+
+
+def truncated_png() -> bytes:
+    full = png_bytes(200, 200, noise=True)
+    return full[: len(full) // 2]
+
+
+# -- a real standalone server ---------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class StandaloneServer:
+    root: Path
+    port: int
+    env: dict[str, str]
+    extra_args: list[str] = field(default_factory=list)
+    process: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, *extra: str) -> StandaloneServer:
+        self.log_path = self.root.parent / f"server-{self.port}-{time.monotonic_ns()}.log"
+        command = [
+            sys.executable, "-m", "jupyter_assets.cli", "serve",
+            "--root", str(self.root), "--port", str(self.port), *self.extra_args, *extra,
+        ]  # fmt: skip
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log()}")
+            try:
+                requests.get(self.url + "/api/v1/assets", timeout=1)
+                return self
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        raise RuntimeError(f"server did not start:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def stop(self, kill: bool = False) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            self.process.wait(timeout=30)
+
+    def api(self, credential: str | None = ADMIN_KEY) -> Api:
+        return Api(self.url, credential)
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "jupyter_assets.cli", *args, "--root", str(self.root)],
+            env=self.env, capture_output=True, text=True, check=check, timeout=60,
+        )  # fmt: skip
+
+
+def server_env(**overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTER_ASSETS_")}
+    env.update({"JUPYTER_ASSETS_API_KEYS": ADMIN_KEY, "JUPYTER_ASSETS_JWT_SECRET": JWT_SECRET})
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator:
+    """Start standalone servers with a given environment; all are stopped at the end of the test."""
+    started: list[StandaloneServer] = []
+
+    def make(root: Path | None = None, **env: str) -> StandaloneServer:
+        server = StandaloneServer(root or tmp_path / "library", free_port(), server_env(**env))
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandaloneServer]:
+    """One server for a whole test module (tests on it must not depend on an empty library)."""
+    root = tmp_path_factory.mktemp("shared") / "library"
+    server = StandaloneServer(root, free_port(), server_env()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def server(make_server) -> StandaloneServer:
+    """A fresh server with an empty library."""
+    return make_server().start()
+
+
+@pytest.fixture
+def api(server: StandaloneServer) -> Api:
+    return server.api()
+
+
+def stored_files(root: Path) -> list[Path]:
+    files = root / "files"
+    return sorted(p for p in files.rglob("*") if p.is_file()) if files.exists() else []
+
+
+def assert_error(response: requests.Response, status: int, code: str) -> dict:
+    assert response.status_code == status, f"{response.status_code} {response.text}"
+    error = response.json()["error"]
+    assert error["code"] == code, error
+    assert error["message"] and error["traceId"]
+    return error
