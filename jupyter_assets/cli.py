@@ -10,11 +10,10 @@ from datetime import timedelta
 from pathlib import Path
 
 from .app import DEFAULT_STANDALONE_PORT, AssetsApp, serve
-from .auth import SCOPES, generate_api_key, hash_api_key, mint_jwt, parse_scopes
-from .catalog import Catalog, CatalogLockedError
-from .model import ApiKeyRecord, new_id, utc_now
-
-EXPORT_TABLES = ("assets", "derivatives", "executions", "events")
+from .auth import ALL_SCOPES, mint_jwt, parse_scopes
+from .catalog import EXPORTABLE_TABLES, Catalog, CatalogLockedError
+from .model import utc_now
+from .service import create_api_key
 
 
 def _app(args: argparse.Namespace) -> AssetsApp:
@@ -28,15 +27,10 @@ def _catalog(app: AssetsApp) -> Catalog:
     try:
         return Catalog(Path(app.root_dir).expanduser().resolve() / "catalog.duckdb")
     except CatalogLockedError as error:
-        sys.exit(f"error: {error}\nStop the server first, or use the HTTP API with an admin credential.")
-
-
-def create_api_key(catalog: Catalog, name: str, scopes: frozenset[str]) -> str:
-    """Create and store (hashed) a new API key; the key itself is returned once and never stored."""
-    key = generate_api_key()
-    record = ApiKeyRecord(new_id(), name, key[:7], sorted(scopes), utc_now(), None)
-    catalog.insert_api_key(record, hash_api_key(key))
-    return key
+        sys.exit(
+            f"error: {error}\nStop the server first, or manage keys over HTTP with an admin credential: "
+            "GET/POST /api/v1/system/api-keys, DELETE /api/v1/system/api-keys/<id>."
+        )
 
 
 def _parse_ttl(text: str) -> timedelta:
@@ -63,7 +57,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         # Auth is always required: with nothing configured, create a key on first start and show it once.
         if app.api_keys or app.jwt_secret or app.jwt_public_key or service.catalog.list_api_keys():
             return
-        key = create_api_key(service.catalog, "first-start", frozenset(SCOPES))
+        key, _ = create_api_key(service.catalog, "first-start", ALL_SCOPES)
         print(
             f"jupyter-assets: no credentials were configured; created an admin API key:\n\n    {key}\n",
             flush=True,
@@ -76,7 +70,7 @@ def cmd_keys(args: argparse.Namespace) -> None:
     catalog = _catalog(_app(args))
     try:
         if args.keys_command == "create":
-            key = create_api_key(catalog, args.name, args.scopes)
+            key, _ = create_api_key(catalog, args.name, args.scopes)
             if args.quiet:
                 print(key)
             else:
@@ -117,18 +111,14 @@ def cmd_token(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from .auth import Principal
-
-    app = _app(args)
-    catalog = _catalog(app)
-    admin = Principal("cli", frozenset(SCOPES), "cli")
+    """Whoever can open the catalog file owns the library: the export covers everything."""
+    catalog = _catalog(_app(args))
     destination = Path(args.directory)
     destination.mkdir(parents=True, exist_ok=True)
     try:
-        for table in args.tables or EXPORT_TABLES:
-            admin.require("assets:read")
+        for table in args.tables or EXPORTABLE_TABLES:
             target = destination / (table if table == "events" else f"{table}.parquet")
-            catalog.export_parquet(table, target, admin.visible_owner)
+            catalog.export_parquet(table, target, visible_to=None)
             print(f"wrote {target}")
     finally:
         catalog.close()
@@ -152,7 +142,7 @@ def parser() -> argparse.ArgumentParser:
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     create = with_root(key_commands.add_parser("create", help="create a key (printed once)"))
     create.add_argument("--name", required=True)
-    create.add_argument("--scopes", type=_scopes, default=frozenset(SCOPES), help="space/comma separated")
+    create.add_argument("--scopes", type=_scopes, default=ALL_SCOPES, help="space/comma separated")
     create.add_argument("--quiet", action="store_true", help="print only the key")
     listing = with_root(key_commands.add_parser("list", help="list keys (never the keys themselves)"))
     listing.add_argument("--json", action="store_true")
@@ -162,7 +152,7 @@ def parser() -> argparse.ArgumentParser:
 
     token = with_root(commands.add_parser("token", help="mint a JWT with the configured secret or a private key"))
     token.add_argument("--sub", required=True)
-    token.add_argument("--scopes", type=_scopes, default=frozenset(SCOPES))
+    token.add_argument("--scopes", type=_scopes, default=ALL_SCOPES)
     token.add_argument("--ttl", type=_parse_ttl, default=timedelta(hours=1))
     token.add_argument("--private-key", help="PEM private key file (RS256/ES256) instead of the HS256 secret")
     token.add_argument("--algorithm", choices=["RS256", "ES256"], help="with --private-key (default RS256)")
@@ -170,7 +160,7 @@ def parser() -> argparse.ArgumentParser:
 
     export = with_root(commands.add_parser("export", help="write the catalog as Parquet for analytics"))
     export.add_argument("directory")
-    export.add_argument("--tables", nargs="*", choices=EXPORT_TABLES)
+    export.add_argument("--tables", nargs="*", choices=EXPORTABLE_TABLES)
     export.set_defaults(handler=cmd_export)
     return top
 

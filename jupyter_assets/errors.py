@@ -53,6 +53,7 @@ ERROR_CODES: dict[str, int] = {
     "skill_not_found": 404,
     "skill_parameters_invalid": 400,
     "export_table_invalid": 400,
+    "api_key_not_found": 404,
     "range_not_satisfiable": 416,
     "method_not_allowed": 405,
     "not_found": 404,

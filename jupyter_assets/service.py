@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .auth import Principal
+from .auth import ALL_SCOPES, Principal, generate_api_key, hash_api_key, parse_scopes
 from .catalog import EXPORTABLE_TABLES, Catalog
 from .errors import ApiError, asset_not_found, forbidden, request_invalid
 from .images import ImageDecodeError, inspect_upload
-from .model import Asset, Derivative, ListQuery, Page, UsageStats, new_id, parse_id, utc_now
+from .model import ApiKeyRecord, Asset, Derivative, ListQuery, Page, UsageStats, new_id, parse_id, utc_now
 from .processing import Job, WorkerPool
 from .skills import SkillRegistry, default_registry, run_skill
 from .skills.context import SkillContext
@@ -71,6 +71,14 @@ def clean_file_name(raw: str) -> str:
     """The last path segment, control characters removed, trimmed. Never used to build a path."""
     last = raw.replace("\\", "/").rsplit("/", 1)[-1]
     return "".join(ch for ch in last if unicodedata.category(ch) != "Cc").strip()
+
+
+def create_api_key(catalog: Catalog, name: str, scopes: frozenset[str]) -> tuple[str, ApiKeyRecord]:
+    """Create and store (hashed) a new API key; the key itself is returned once and never stored."""
+    key = generate_api_key()
+    record = ApiKeyRecord(new_id(), name, key[:7], sorted(scopes), utc_now(), None)
+    catalog.insert_api_key(record, hash_api_key(key))
+    return key, record
 
 
 def parse_bool(name: str, value: str | None, default: bool) -> bool:
@@ -373,6 +381,28 @@ class AssetService:
 
     def _context(self, asset: Asset, parameters: dict[str, Any]) -> SkillContext:
         return SkillContext(asset, parameters, self.catalog, self.storage, self.config.max_image_pixels, self.log)
+
+    # -- API keys -----------------------------------------------------------------------------------------
+
+    def create_api_key(self, principal: Principal, name: Any, scopes: Any) -> dict[str, Any]:
+        principal.require("assets:admin")
+        if not isinstance(name, str) or not name.strip():
+            raise request_invalid("The field 'name' is required.")
+        try:
+            parsed = parse_scopes(scopes) if scopes is not None else ALL_SCOPES
+        except (ValueError, TypeError) as error:
+            raise request_invalid(f"The field 'scopes' is invalid: {error}") from error
+        key, record = create_api_key(self.catalog, name.strip(), parsed)
+        return {**record.to_json(), "key": key}
+
+    def list_api_keys(self, principal: Principal) -> list[dict[str, Any]]:
+        principal.require("assets:admin")
+        return [record.to_json() for record in self.catalog.list_api_keys()]
+
+    def revoke_api_key(self, principal: Principal, key_id: str) -> None:
+        principal.require("assets:admin")
+        if self.catalog.revoke_api_key(key_id, utc_now()) == 0:
+            raise ApiError("api_key_not_found", f"No active API key '{key_id}'.", 404)
 
     # -- housekeeping -------------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ import jwt
 from ..errors import ApiError
 
 SCOPES = ("assets:read", "assets:write", "assets:delete", "assets:admin")
+ALL_SCOPES = frozenset(SCOPES)
 API_KEY_PREFIX = "ja_"
 JWT_LEEWAY_SECONDS = 30
 

@@ -14,14 +14,15 @@ from typing import Any, TypeVar
 
 import tornado.web
 
-from ..auth import Principal, is_jwt, match_config_key, verify_jwt
+from ..auth import ALL_SCOPES, Principal, is_jwt, match_config_key, verify_jwt
 from ..errors import ApiError, request_invalid
 from ..model import iso, new_id
 
 T = TypeVar("T")
 log = logging.getLogger("jupyter_assets")
 
-JUPYTER_SCOPES = frozenset({"assets:read", "assets:write", "assets:delete", "assets:admin"})
+# How Jupyter's Authorizer actions on the "assets" resource map to our scopes (JupyterHub roles use these).
+JUPYTER_ACTIONS = {"assets:read": "read", "assets:write": "write", "assets:delete": "write", "assets:admin": "execute"}
 
 
 def _json_default(value: Any) -> Any:
@@ -36,6 +37,7 @@ class AssetsHandler(tornado.web.RequestHandler):
     auth_resource = "assets"  # lets Jupyter's Authorizer (and JupyterHub roles) govern the extension
     in_jupyter = False  # set on the classes app.py builds for the Jupyter server
     principal: Principal
+    deferred_error: ApiError | None = None  # found early, answered after the request body was read
 
     @property
     def service(self):  # -> AssetService (typed loosely to keep this module free of the service's imports)
@@ -84,7 +86,12 @@ class AssetsHandler(tornado.web.RequestHandler):
         user = getattr(self, "_jupyter_current_user", None)
         if user is None:
             return None
-        return Principal(f"jupyter:{user.username}", JUPYTER_SCOPES, "jupyter")
+        scopes = set()
+        for scope, action in JUPYTER_ACTIONS.items():
+            allowed = self.authorizer.is_authorized(self, user, action, self.auth_resource)
+            if allowed if isinstance(allowed, bool) else await allowed:
+                scopes.add(scope)
+        return Principal(f"jupyter:{user.username}", frozenset(scopes), "jupyter")
 
     def _allows_anonymous(self) -> bool:
         method = getattr(self, self.request.method.lower(), None)
@@ -112,7 +119,8 @@ class AssetsHandler(tornado.web.RequestHandler):
         self.send_json({"data": data}, status)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        error = kwargs.get("exc_info", (None, None, None))[1]
+        # A deferred error is the real reason even when @authenticated then refused the request first.
+        error = self.deferred_error or kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(error, ApiError):
             code, message, status_code = error.code, error.message, error.status
             for name, value in error.headers.items():
@@ -191,5 +199,5 @@ class Authenticator:
         if is_jwt(credential):
             return verify_jwt(credential, self.jwt_settings)
         if match_config_key(credential, self.config_keys):
-            return Principal("config-key", JUPYTER_SCOPES, "api_key")
+            return Principal("config-key", ALL_SCOPES, "api_key")
         return self.find_stored_key(credential)

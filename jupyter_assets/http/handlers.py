@@ -46,14 +46,13 @@ class AssetCollectionHandler(AssetsHandler):
     _upload: MultipartUpload | None = None
 
     async def prepare(self) -> None:
-        await super().prepare()
         if self.request.method != "POST":
+            await super().prepare()
             return
-        self.principal.require("assets:write")
         limit = self.service.config.max_upload_bytes + MULTIPART_OVERHEAD
         declared = self.request.headers.get("Content-Length")
         if declared and declared.isdigit() and int(declared) > limit:
-            # Refuse before reading a byte of a body that is far over the limit.
+            # Refuse before reading a byte of a body that is far over the limit (the connection is then closed).
             raise ApiError(
                 "asset_file_too_large",
                 f"The request body ({declared} bytes) exceeds the maximum upload size "
@@ -61,20 +60,32 @@ class AssetCollectionHandler(AssetsHandler):
                 413,
             )
         self.request.connection.set_max_body_size(limit)
-        self._upload = MultipartUpload(
-            self.request.headers.get("Content-Type", ""),
-            self.service.new_incoming_file,
-            self.service.check_size,
-        )
+        try:
+            await super().prepare()
+            self.principal.require("assets:write")
+            self._upload = MultipartUpload(
+                self.request.headers.get("Content-Type", ""),
+                self.service.new_incoming_file,
+                self.service.check_size,
+            )
+        except ApiError as error:
+            self.defer_error(error)
+
+    def defer_error(self, error: ApiError) -> None:
+        """Answer once the (bounded) body has been read: Tornado drops a connection whose body is unread,
+        and the client would see a reset instead of the error."""
+        self.deferred_error = error
+        if self._upload is not None:
+            self._upload.abort()
+            self._upload = None
 
     async def data_received(self, chunk: bytes) -> None:
-        if self._upload is not None:
-            try:
-                await self.run_blocking(self._upload.write, chunk)
-            except Exception:
-                await self.run_blocking(self._upload.abort)
-                self._upload = None
-                raise
+        if self._upload is None:
+            return  # discarding the rest of a refused body
+        try:
+            await self.run_blocking(self._upload.write, chunk)
+        except ApiError as error:
+            await self.run_blocking(self.defer_error, error)
 
     def on_connection_close(self) -> None:
         if self._upload is not None:
@@ -109,6 +120,8 @@ class AssetCollectionHandler(AssetsHandler):
 
     @tornado.web.authenticated
     async def post(self) -> None:
+        if self.deferred_error:
+            raise self.deferred_error
         upload, self._upload = self._upload, None
         try:
             form = await self.run_blocking(upload.finish)
@@ -212,6 +225,31 @@ class OpenApiHandler(AssetsHandler):
         self.finish(OPENAPI_PATH.read_bytes())
 
 
+class ApiKeysHandler(AssetsHandler):
+    """Admin: list and create API keys while the server runs (the CLI cannot open a catalog in use)."""
+
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        self.send_data(await self.run_blocking(self.service.list_api_keys, self.principal))
+
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        body = self.json_body({})
+        if not isinstance(body, dict):
+            raise request_invalid('The body must be a JSON object {"name": ..., "scopes": [...]}.')
+        created = await self.run_blocking(
+            self.service.create_api_key, self.principal, body.get("name"), body.get("scopes")
+        )
+        self.send_data(created, 201)
+
+
+class ApiKeyHandler(AssetsHandler):
+    @tornado.web.authenticated
+    async def delete(self, key_id: str) -> None:
+        await self.run_blocking(self.service.revoke_api_key, self.principal, key_id)
+        self.send_data({"id": key_id, "revoked": True})
+
+
 class ByteStreamHandler(AssetsHandler):
     """Sends stored bytes with Range, ETag and nosniff (for app.py: mixed with a non-JSON Jupyter handler)."""
 
@@ -312,5 +350,7 @@ def routes(base_url: str) -> list[tuple[str, type[AssetsHandler]]]:
         (rf"{api}/{uuid_like}", AssetHandler),
         (rf"{api}/{uuid_like}/content", AssetContentHandler),
         (rf"{api}/{uuid_like}/skills/([^/]+)/run", SkillRunHandler),
+        (rf"{base_url.rstrip('/')}/api/v1/system/api-keys", ApiKeysHandler),
+        (rf"{base_url.rstrip('/')}/api/v1/system/api-keys/([^/]+)", ApiKeyHandler),
         (rf"{base_url.rstrip('/')}/content/(.+)", PublicContentHandler),
     ]
