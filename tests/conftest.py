@@ -53,6 +53,9 @@ RESPONSE_SCHEMAS: list[tuple[str, str, str]] = [
     ("GET", rf"/api/v1/assets/{UUID}", "AssetEnvelope"),
     ("PATCH", rf"/api/v1/assets/{UUID}", "AssetEnvelope"),
     ("DELETE", rf"/api/v1/assets/{UUID}", "DeleteResultEnvelope"),
+    ("GET", r"/api/v1/system/api-keys", "ApiKeyListEnvelope"),
+    ("POST", r"/api/v1/system/api-keys", "CreatedApiKeyEnvelope"),
+    ("DELETE", r"/api/v1/system/api-keys/[^/]+", "RevokedApiKeyEnvelope"),
 ]
 VALIDATED: list[str] = []  # what the OpenAPI check saw, so a test can prove it ran
 
