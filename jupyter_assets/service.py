@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
+import os
 import unicodedata
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +21,7 @@ from .processing import Job, WorkerPool
 from .skills import SkillRegistry, default_registry, run_skill
 from .skills.context import SkillContext
 from .storage import Storage
-from .storage.local import LocalStorage
+from .storage.local import LocalStorage, fsync_directory
 
 MAX_TEXT_LENGTH = 1000
 MAX_FILE_NAME_LENGTH = 255
@@ -105,14 +105,22 @@ class AssetService:
         self.workers = WorkerPool(self.process_job, config.workers, self.log)
 
     def start(self) -> None:
-        """Finish what a previous run left: files to remove, uploads half-written, jobs not done."""
+        """Finish what a previous run left: uploads committed but not yet stored, files to remove, jobs not done."""
+        self._recover_incoming()
         self.sweep_storage()
-        for leftover in self.incoming_dir.iterdir():
-            leftover.unlink(missing_ok=True)
         jobs = [Job(job_id, asset_id, tuple(skills)) for job_id, asset_id, skills in self.catalog.recover_jobs()]
         if jobs:
             self.log.info("resuming %d enrichment job(s) left by the previous run", len(jobs))
         self.workers.start(jobs)
+
+    def _recover_incoming(self) -> None:
+        """An incoming file is named after its asset: store it if its row was committed, otherwise drop it."""
+        for leftover in self.incoming_dir.iterdir():
+            asset = self.catalog.get_asset(parse_id(leftover.stem) or "") if leftover.suffix == ".upload" else None
+            if asset is not None and self.storage.size(asset.storage_key) is None:
+                self.log.info("storing upload %s that was committed before a crash", asset.id)
+                self.storage.put(asset.storage_key, leftover)
+            leftover.unlink(missing_ok=True)
 
     def close(self) -> None:
         self.workers.stop()
@@ -122,8 +130,9 @@ class AssetService:
     # -- upload -------------------------------------------------------------------------------------------
 
     def new_incoming_file(self) -> tuple[int, Path]:
-        descriptor, name = tempfile.mkstemp(dir=self.incoming_dir, prefix="upload-")
-        return descriptor, Path(name)
+        """A file for an upload's bytes, named after the id the asset will get (see _recover_incoming)."""
+        path = self.incoming_dir / f"{new_id()}.upload"
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), path
 
     def check_size(self, size: int) -> None:
         if size > self.config.max_upload_bytes:
@@ -170,7 +179,7 @@ class AssetService:
         facts = inspect_upload(form.temp_path, content_type, self.config.max_image_pixels)
 
         now = utc_now()
-        asset_id = new_id()
+        asset_id = form.temp_path.stem
         asset = Asset(
             id=asset_id,
             owner=principal.subject,
@@ -192,13 +201,14 @@ class AssetService:
             updated_at=now,
         )
         skills = list(self.config.enrichment_skills) if run_enrichment else None
-        # The note goes in first: if we crash between writing the file and the catalog row, the next start
-        # finds the note and removes the orphan. insert_asset removes the note in the same transaction.
-        self.catalog.add_cleanup(asset.storage_key, None, "upload_in_flight")
+        # The row is committed while the bytes still sit (fsynced) in incoming/<id>.upload; a crash before they
+        # are stored is finished at the next start (_recover_incoming), a failure now is undone here.
+        fsync_directory(self.incoming_dir)
+        job_id = self.catalog.insert_asset(asset, skills, self._event("upload", principal, asset))
         try:
             self.storage.put(asset.storage_key, form.temp_path)
-            job_id = self.catalog.insert_asset(asset, skills, self._event("upload", principal, asset))
         except BaseException:
+            self.catalog.undo_upload(asset.id)
             self._remove_file(asset.storage_key)
             raise
         if job_id:

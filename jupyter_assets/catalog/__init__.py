@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import queue
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from concurrent.futures import Future
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 
@@ -39,6 +40,61 @@ EXPORTABLE_TABLES = ("assets", "derivatives", "executions", "events")
 ORDER_COLUMNS = {"createdAtUtc": "created_at", "size": "size"}
 
 
+T = TypeVar("T")
+
+
+class GroupCommitWriter:
+    """The catalog's single writer. Concurrent writes that queue up while one commit is under way are committed
+    together: a DuckDB commit costs a WAL fsync (milliseconds), so one per write would cap uploads at a few
+    hundred a second. A batch that fails is replayed one write per transaction, so one bad write cannot lose
+    the others."""
+
+    def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        self._cursor = cursor
+        self._queue: queue.SimpleQueue[tuple[Callable[[Any], Any], Future] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="jupyter-assets-catalog-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, work: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        future: Future = Future()
+        self._queue.put((work, future))
+        return future.result()
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while (first := self._queue.get()) is not None:
+            batch = [first]
+            stopping = False
+            while not self._queue.empty():
+                item = self._queue.get()
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            self._commit(batch)
+            if stopping:
+                return
+
+    def _commit(self, batch: list[tuple[Callable[[Any], Any], Future]]) -> None:
+        try:
+            self._cursor.execute("BEGIN TRANSACTION")
+            results = [work(self._cursor) for work, _ in batch]
+            self._cursor.execute("COMMIT")
+        except Exception as error:
+            self._cursor.execute("ROLLBACK")
+            if len(batch) == 1:
+                batch[0][1].set_exception(error)
+                return
+            for item in batch:
+                self._commit([item])
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            future.set_result(result)
+
+
 class CatalogLockedError(RuntimeError):
     """Another process (usually a running server) holds the catalog file open."""
 
@@ -67,10 +123,11 @@ class Catalog:
             ) from error
         self.path = path
         self._local = threading.local()
-        self._write_lock = threading.Lock()
         self._migrate()
+        self._writer = GroupCommitWriter(self._db.cursor())
 
     def close(self) -> None:
+        self._writer.close()
         self._db.close()
 
     # -- plumbing ---------------------------------------------------------------------------------------
@@ -81,17 +138,9 @@ class Catalog:
             cursor = self._local.cursor = self._db.cursor()
         return cursor
 
-    @contextmanager
-    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        cursor = self._cursor()
-        with self._write_lock:
-            cursor.execute("BEGIN TRANSACTION")
-            try:
-                yield cursor
-            except BaseException:
-                cursor.execute("ROLLBACK")
-                raise
-            cursor.execute("COMMIT")
+    def _write(self, work: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """Run ``work`` in a write transaction and return its result once committed."""
+        return self._writer.submit(work)
 
     def _migrate(self) -> None:
         cursor = self._cursor()
@@ -100,9 +149,10 @@ class Catalog:
         for version, ddl in MIGRATIONS:
             if version <= current:
                 continue
-            with self._transaction() as tx:
-                tx.execute(ddl)
-                tx.execute("INSERT INTO schema_version VALUES (?, ?)", [version, utc_now()])
+            cursor.execute("BEGIN TRANSACTION")
+            cursor.execute(ddl)
+            cursor.execute("INSERT INTO schema_version VALUES (?, ?)", [version, utc_now()])
+            cursor.execute("COMMIT")
 
     def schema_version(self) -> int:
         return self._cursor().execute("SELECT max(version) FROM schema_version").fetchone()[0]
@@ -112,7 +162,8 @@ class Catalog:
     def insert_asset(self, asset: Asset, job_skills: list[str] | None, event: dict[str, Any]) -> str | None:
         """Commit a new asset, its enrichment job (if any) and its upload event together. Returns the job id."""
         job_id = new_id() if job_skills else None
-        with self._transaction() as tx:
+
+        def work(tx: duckdb.DuckDBPyConnection) -> Any:
             tx.execute(
                 f"INSERT INTO assets ({ASSET_COLUMNS}) VALUES ({', '.join('?' * 18)})",
                 [
@@ -128,8 +179,9 @@ class Catalog:
                     [job_id, asset.id, json.dumps(job_skills), asset.created_at, asset.created_at],
                 )
             self._append_event(tx, event)
-            tx.execute("DELETE FROM storage_cleanup WHERE storage_key = ?", [asset.storage_key])
-        return job_id
+            return job_id
+
+        return self._write(work)
 
     def get_asset(self, asset_id: str) -> Asset | None:
         row = self._cursor().execute(f"SELECT {ASSET_COLUMNS} FROM assets WHERE id = ?", [asset_id]).fetchone()
@@ -228,12 +280,27 @@ class Catalog:
         """Set the given columns (catalog column names) and bump updated_at."""
         changes = {**changes, "updated_at": utc_now()}
         assignments = ", ".join(f"{column} = ?" for column in changes)
-        with self._transaction() as tx:
+
+        def work(tx: duckdb.DuckDBPyConnection) -> Any:
             tx.execute(f"UPDATE assets SET {assignments} WHERE id = ?", [*changes.values(), asset_id])
 
+        return self._write(work)
+
     def set_status(self, asset_id: str, status: str) -> None:
-        with self._transaction() as tx:
+        def work(tx: duckdb.DuckDBPyConnection) -> Any:
             tx.execute("UPDATE assets SET status = ? WHERE id = ?", [status, asset_id])
+
+        return self._write(work)
+
+    def undo_upload(self, asset_id: str) -> None:
+        """Forget an upload whose file could not be stored: its row, its job and its event."""
+
+        def work(tx: duckdb.DuckDBPyConnection) -> None:
+            tx.execute("DELETE FROM jobs WHERE asset_id = ?", [asset_id])
+            tx.execute("DELETE FROM events WHERE asset_id = ? AND kind = 'upload'", [asset_id])
+            tx.execute("DELETE FROM assets WHERE id = ?", [asset_id])
+
+        self._write(work)
 
     def delete_asset(self, asset_id: str, event: dict[str, Any]) -> list[str] | None:
         """Remove an asset and everything hanging off it; returns the storage keys to delete, or None if absent.
@@ -241,7 +308,8 @@ class Catalog:
         The keys are recorded in storage_cleanup in the same transaction, so a crash before the files are gone
         leaves a note for the retry sweep instead of a silent leak.
         """
-        with self._transaction() as tx:
+
+        def work(tx: duckdb.DuckDBPyConnection) -> Any:
             row = tx.execute("SELECT storage_key, storage_profile_id FROM assets WHERE id = ?", [asset_id]).fetchone()
             if row is None:
                 return None
@@ -259,13 +327,16 @@ class Catalog:
             for key in keys:
                 tx.execute("INSERT INTO storage_cleanup VALUES (?, ?, 'delete', ?)", [key, row[1], utc_now()])
             self._append_event(tx, event)
-        return keys
+            return keys
+
+        return self._write(work)
 
     # -- derivatives, results, executions ----------------------------------------------------------------
 
     def upsert_derivative(self, derivative: Derivative) -> str | None:
         """Store a derivative, replacing one of the same kind; returns the replaced file's key, if any."""
-        with self._transaction() as tx:
+
+        def work(tx: duckdb.DuckDBPyConnection) -> Any:
             old = tx.execute(
                 "SELECT storage_key FROM derivatives WHERE asset_id = ? AND kind = ?",
                 [derivative.asset_id, derivative.kind],
@@ -285,10 +356,12 @@ class Catalog:
             tx.execute("DELETE FROM storage_cleanup WHERE storage_key = ?", [derivative.storage_key])
             if old:
                 tx.execute("INSERT INTO storage_cleanup VALUES (?, NULL, 'replaced', ?)", [old[0], utc_now()])
-        return old[0] if old else None
+            return old[0] if old else None
+
+        return self._write(work)
 
     def upsert_structured_result(self, result: StructuredResult) -> None:
-        with self._transaction() as tx:
+        def work(tx: duckdb.DuckDBPyConnection) -> Any:
             tx.execute(
                 "DELETE FROM structured_results WHERE asset_id = ? AND kind = ?",
                 [result.asset_id, result.kind],
@@ -298,8 +371,10 @@ class Catalog:
                 [result.asset_id, result.kind, result.payload_json, result.model_id, result.created_at],
             )
 
+        return self._write(work)
+
     def record_execution(self, execution: SkillExecution, event: dict[str, Any]) -> None:
-        with self._transaction() as tx:
+        def work(tx: duckdb.DuckDBPyConnection) -> Any:
             if tx.execute("SELECT 1 FROM assets WHERE id = ?", [execution.asset_id]).fetchone() is None:
                 return  # deleted while the skill ran: its history goes with it
             tx.execute(
@@ -326,18 +401,24 @@ class Catalog:
             )
             self._append_event(tx, event)
 
+        return self._write(work)
+
     # -- storage cleanup ---------------------------------------------------------------------------------
 
     def add_cleanup(self, storage_key: str, storage_profile_id: str | None, reason: str) -> None:
-        with self._transaction() as tx:
+        def work(tx: duckdb.DuckDBPyConnection) -> Any:
             tx.execute(
                 "INSERT INTO storage_cleanup VALUES (?, ?, ?, ?)",
                 [storage_key, storage_profile_id, reason, utc_now()],
             )
 
+        return self._write(work)
+
     def remove_cleanup(self, storage_key: str) -> None:
-        with self._transaction() as tx:
+        def work(tx: duckdb.DuckDBPyConnection) -> Any:
             tx.execute("DELETE FROM storage_cleanup WHERE storage_key = ?", [storage_key])
+
+        return self._write(work)
 
     def pending_cleanup(self) -> list[tuple[str, str | None]]:
         """Keys to delete: notes for files that no asset or derivative references (any more)."""
@@ -353,27 +434,34 @@ class Catalog:
 
     def drop_stale_cleanup(self) -> None:
         """Forget notes about keys that are still referenced (their upload did commit)."""
-        with self._transaction() as tx:
+
+        def work(tx: duckdb.DuckDBPyConnection) -> Any:
             tx.execute(
                 "DELETE FROM storage_cleanup WHERE storage_key IN (SELECT storage_key FROM assets) "
                 "OR storage_key IN (SELECT storage_key FROM derivatives)"
             )
 
+        return self._write(work)
+
     # -- jobs ----------------------------------------------------------------------------------------------
 
     def recover_jobs(self) -> list[tuple[str, str, list[str]]]:
         """After a restart: requeue jobs that were running, reset their assets, return every queued job."""
-        with self._transaction() as tx:
+
+        def work(tx: duckdb.DuckDBPyConnection) -> Any:
             tx.execute("UPDATE jobs SET status = 'queued', updated_at = ? WHERE status = 'running'", [utc_now()])
             tx.execute(
                 "UPDATE assets SET status = 'pending' WHERE status = 'processing' AND id IN (SELECT asset_id FROM jobs)"
             )
             rows = tx.execute("SELECT id, asset_id, skills FROM jobs ORDER BY created_at, id").fetchall()
-        return [(job_id, asset_id, json.loads(skills)) for job_id, asset_id, skills in rows]
+            return [(job_id, asset_id, json.loads(skills)) for job_id, asset_id, skills in rows]
+
+        return self._write(work)
 
     def start_job(self, job_id: str, asset_id: str) -> bool:
         """Mark a job running and its asset processing; False when the asset is gone."""
-        with self._transaction() as tx:
+
+        def work(tx: duckdb.DuckDBPyConnection) -> Any:
             found = tx.execute(
                 "UPDATE jobs SET status = 'running', attempts = attempts + 1, updated_at = ? WHERE id = ? RETURNING id",
                 [utc_now(), job_id],
@@ -381,12 +469,16 @@ class Catalog:
             if found is None:
                 return False
             tx.execute("UPDATE assets SET status = 'processing' WHERE id = ?", [asset_id])
-        return True
+            return True
+
+        return self._write(work)
 
     def finish_job(self, job_id: str, asset_id: str, status: str) -> None:
-        with self._transaction() as tx:
+        def work(tx: duckdb.DuckDBPyConnection) -> Any:
             tx.execute("DELETE FROM jobs WHERE id = ?", [job_id])
             tx.execute("UPDATE assets SET status = ? WHERE id = ?", [status, asset_id])
+
+        return self._write(work)
 
     def queued_job_count(self) -> int:
         return self._cursor().execute("SELECT count(*) FROM jobs").fetchone()[0]
@@ -460,11 +552,13 @@ class Catalog:
     # -- api keys ------------------------------------------------------------------------------------------
 
     def insert_api_key(self, record: ApiKeyRecord, key_hash: str) -> None:
-        with self._transaction() as tx:
+        def work(tx: duckdb.DuckDBPyConnection) -> Any:
             tx.execute(
                 "INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, ?, NULL)",
                 [record.id, record.name, key_hash, record.prefix, " ".join(record.scopes), record.created_at],
             )
+
+        return self._write(work)
 
     def find_api_key(self, key_hash: str) -> ApiKeyRecord | None:
         row = (
@@ -486,12 +580,14 @@ class Catalog:
         return [_api_key(row) for row in rows]
 
     def revoke_api_key(self, key_id_or_name: str, revoked_at: datetime) -> int:
-        with self._transaction() as tx:
+        def work(tx: duckdb.DuckDBPyConnection) -> Any:
             rows = tx.execute(
                 "UPDATE api_keys SET revoked_at = ? WHERE (id = ? OR name = ?) AND revoked_at IS NULL RETURNING id",
                 [revoked_at, key_id_or_name, key_id_or_name],
             ).fetchall()
-        return len(rows)
+            return len(rows)
+
+        return self._write(work)
 
     # -- events --------------------------------------------------------------------------------------------
 

@@ -206,7 +206,7 @@ class ExportHandler(AssetsHandler):
     @tornado.web.authenticated
     async def get(self) -> None:
         table = self.get_query_argument("table", "")
-        with tempfile.TemporaryDirectory(dir=self.service.incoming_dir) as folder:
+        with tempfile.TemporaryDirectory(prefix="jupyter-assets-export-") as folder:
             path = Path(folder) / f"{table or 'export'}.parquet"
             await self.run_blocking(self.service.export, self.principal, table, path)
             self.set_header("Content-Type", "application/vnd.apache.parquet")

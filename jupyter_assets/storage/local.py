@@ -32,7 +32,7 @@ class LocalStorage:
         destination = self.path_for(key)
         destination.parent.mkdir(parents=True, exist_ok=True)
         os.replace(source, destination)
-        _fsync_directory(destination.parent)
+        fsync_directory(destination.parent)
 
     def put_bytes(self, key: str, data: bytes) -> None:
         destination = self.path_for(key)
@@ -47,7 +47,7 @@ class LocalStorage:
         except BaseException:
             Path(temp_name).unlink(missing_ok=True)
             raise
-        _fsync_directory(destination.parent)
+        fsync_directory(destination.parent)
 
     def open(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         with open(self.path_for(key), "rb") as handle:
@@ -79,7 +79,8 @@ class LocalStorage:
         return f"{self.public_base_url}/{quote(key)}"
 
 
-def _fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
+    """Make a rename or a new file in ``directory`` durable."""
     descriptor = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(descriptor)
