@@ -63,7 +63,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
             flush=True,
         )
 
-    serve(app, args.ip, args.port, on_ready=announce_first_key)
+    try:
+        serve(app, args.ip, args.port, on_ready=announce_first_key)
+    except CatalogLockedError as error:
+        sys.exit(f"error: {error}")
 
 
 def cmd_keys(args: argparse.Namespace) -> None:

@@ -337,6 +337,7 @@ class Catalog:
         """Store a derivative, replacing one of the same kind; returns the replaced file's key, if any."""
 
         def work(tx: duckdb.DuckDBPyConnection) -> Any:
+            _require_asset(tx, derivative.asset_id)
             old = tx.execute(
                 "SELECT storage_key FROM derivatives WHERE asset_id = ? AND kind = ?",
                 [derivative.asset_id, derivative.kind],
@@ -362,6 +363,7 @@ class Catalog:
 
     def upsert_structured_result(self, result: StructuredResult) -> None:
         def work(tx: duckdb.DuckDBPyConnection) -> Any:
+            _require_asset(tx, result.asset_id)
             tx.execute(
                 "DELETE FROM structured_results WHERE asset_id = ? AND kind = ?",
                 [result.asset_id, result.kind],
@@ -600,6 +602,15 @@ class Catalog:
                 event.get("content_type"), event.get("size"), event.get("skill_name"), event.get("succeeded"),
             ],
         )  # fmt: skip
+
+
+class AssetGoneError(LookupError):
+    """The asset was deleted while something (a skill) was still writing results for it."""
+
+
+def _require_asset(tx: duckdb.DuckDBPyConnection, asset_id: str) -> None:
+    if tx.execute("SELECT 1 FROM assets WHERE id = ?", [asset_id]).fetchone() is None:
+        raise AssetGoneError(f"asset {asset_id} was deleted while the skill ran")
 
 
 def _api_key(row: tuple) -> ApiKeyRecord:

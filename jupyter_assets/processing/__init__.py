@@ -43,9 +43,10 @@ class WorkerPool:
         self._queue.put(job)
 
     def stop(self, timeout: float = 10.0) -> None:
-        for _ in self._threads:
+        started = [thread for thread in self._threads if thread.ident is not None]
+        for _ in started:
             self._queue.put(None)
-        for thread in self._threads:
+        for thread in started:
             thread.join(timeout)
 
     def wait_idle(self, timeout: float | None = None) -> bool:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
+from ..catalog import AssetGoneError
 from ..images import ImageDecodeError, decode
 from ..model import Asset, Derivative, StructuredResult, new_id, utc_now
 
@@ -76,7 +77,11 @@ class SkillContext:
             storage_key=key,
             created_at=utc_now(),
         )
-        replaced = self.catalog.upsert_derivative(derivative)
+        try:
+            replaced = self.catalog.upsert_derivative(derivative)
+        except AssetGoneError:
+            self._delete_quietly(key)
+            raise
         if replaced:
             self._delete_quietly(replaced)
         return derivative
