@@ -7,6 +7,7 @@ class, so Jupyter's user, cookies, XSRF and CORS rules apply as well.
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import logging
 from collections.abc import Callable
@@ -91,7 +92,15 @@ class AssetsHandler(tornado.web.RequestHandler):
             allowed = self.authorizer.is_authorized(self, user, action, self.auth_resource)
             if allowed if isinstance(allowed, bool) else await allowed:
                 scopes.add(scope)
-        return Principal(f"jupyter:{user.username}", frozenset(scopes), "jupyter")
+        return Principal(f"jupyter:{self._jupyter_username(user)}", frozenset(scopes), "jupyter")
+
+    def _jupyter_username(self, user: Any) -> str:
+        """A stable owner name. Jupyter's own single-user identity providers invent a random anonymous name per
+        token-authenticated request, so there the owner is the account that runs the server; other providers
+        (JupyterHub's) name real users."""
+        if type(self.identity_provider).__module__.startswith("jupyter_server."):
+            return getpass.getuser()
+        return user.username
 
     def _allows_anonymous(self) -> bool:
         method = getattr(self, self.request.method.lower(), None)
