@@ -15,7 +15,7 @@ from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Int, List, Unicode, default
 
-from .auth import JwtSettings, Principal, hash_api_key, parse_scopes
+from .auth import JwtSettings
 from .http.base import AssetsHandler, Authenticator, NotFoundHandler
 from .http.handlers import routes
 from .service import AssetService, ServiceConfig
@@ -143,7 +143,7 @@ class AssetsApp(ExtensionApp):
 
     def build(self, public_base_url: str) -> tuple[AssetService, Authenticator]:
         service = AssetService(self.service_config(public_base_url), self.log)
-        authenticator = Authenticator(self.api_keys, self.jwt_settings(), stored_key_lookup(service))
+        authenticator = Authenticator(self.api_keys, self.jwt_settings(), service)
         return service, authenticator
 
     # -- inside Jupyter -----------------------------------------------------------------------------------
@@ -168,21 +168,6 @@ def jupyter_handler(cls: type[AssetsHandler], trust_jupyter_user: bool) -> type:
     """The same handler, mixed with Jupyter's: JSON routes with APIHandler, byte streams with JupyterHandler."""
     jupyter_base = JupyterHandler if getattr(cls, "serves_bytes", False) else APIHandler
     return type(cls.__name__, (cls, jupyter_base), {"in_jupyter": trust_jupyter_user})
-
-
-def stored_key_lookup(service: AssetService):  # noqa: ANN201 - returns a callable for the Authenticator
-    """Find a stored (hashed) API key; a revoked key is refused with a clear code."""
-    from .errors import ApiError
-
-    def find(credential: str) -> Principal | None:
-        record = service.catalog.find_api_key(hash_api_key(credential))
-        if record is None:
-            return None
-        if record.revoked_at is not None:
-            raise ApiError("api_key_invalid", "This API key has been revoked.", 401)
-        return Principal(f"key:{record.name}", parse_scopes(record.scopes), "api_key")
-
-    return find
 
 
 # -- standalone -------------------------------------------------------------------------------------------

@@ -103,6 +103,7 @@ class AssetService:
         # Blocking work (file I/O, hashing, DuckDB, Pillow) runs here, never on the event loop.
         self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="jupyter-assets-io")
         self.workers = WorkerPool(self.process_job, config.workers, self.log)
+        self._api_key_principals: dict[str, Principal] = {}  # by key hash; cleared whenever a key is revoked
 
     def start(self) -> None:
         """Finish what a previous run left: uploads committed but not yet stored, files to remove, jobs not done."""
@@ -413,6 +414,25 @@ class AssetService:
         principal.require("assets:admin")
         if self.catalog.revoke_api_key(key_id, utc_now()) == 0:
             raise ApiError("api_key_not_found", f"No active API key '{key_id}'.", 404)
+        self._api_key_principals.clear()
+
+    def lookup_api_key(self, key: str) -> Principal | None:
+        """The principal of a stored key (remembered once seen); a revoked key is refused with a clear code."""
+        key_hash = hash_api_key(key)
+        principal = self._api_key_principals.get(key_hash)
+        if principal is not None:
+            return principal
+        record = self.catalog.find_api_key(key_hash)
+        if record is None:
+            return None
+        if record.revoked_at is not None:
+            raise ApiError("api_key_invalid", "This API key has been revoked.", 401)
+        principal = Principal(f"key:{record.name}", parse_scopes(record.scopes), "api_key")
+        self._api_key_principals[key_hash] = principal
+        return principal
+
+    def api_key_is_cached(self, key: str) -> bool:
+        return hash_api_key(key) in self._api_key_principals
 
     # -- housekeeping -------------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import tornado.web
 
-from ..auth import ALL_SCOPES, Principal, is_jwt, match_config_key, verify_jwt
+from ..auth import ALL_SCOPES, JwtSettings, Principal, is_jwt, match_config_key, verify_jwt
 from ..errors import ApiError, request_invalid
 from ..model import iso, new_id
 
@@ -62,7 +62,10 @@ class AssetsHandler(tornado.web.RequestHandler):
         credential = self._bearer_credential()
         principal = None
         if credential is not None:
-            principal = await self.run_blocking(self.authenticator.authenticate, credential)
+            if self.authenticator.answers_in_memory(credential):
+                principal = self.authenticator.authenticate(credential)
+            else:
+                principal = await self.run_blocking(self.authenticator.authenticate, credential)
         if principal is None and self.in_jupyter:
             principal = await self._jupyter_principal()
         if principal is None and not self._allows_anonymous():
@@ -198,10 +201,18 @@ class NotFoundHandler(AssetsHandler):
 class Authenticator:
     """Turns a bearer credential into a Principal: a JWT (three dot-separated parts) or an API key."""
 
-    def __init__(self, config_keys: list[str], jwt_settings: Any, find_stored_key: Callable[[str], Principal | None]):
+    def __init__(self, config_keys: list[str], jwt_settings: JwtSettings, stored_keys: Any) -> None:
         self.config_keys = [key.strip() for key in config_keys if key.strip()]
         self.jwt_settings = jwt_settings
-        self.find_stored_key = find_stored_key
+        self.stored_keys = stored_keys  # the AssetService: lookup_api_key / api_key_is_cached
+
+    def answers_in_memory(self, credential: str) -> bool:
+        """True when authenticate() needs no catalog read (so it may run on the event loop)."""
+        return (
+            is_jwt(credential)
+            or match_config_key(credential, self.config_keys)
+            or self.stored_keys.api_key_is_cached(credential)
+        )
 
     def authenticate(self, credential: str) -> Principal | None:
         """A principal, None for an unknown API key, or ApiError for a bad JWT or a revoked key."""
@@ -209,4 +220,4 @@ class Authenticator:
             return verify_jwt(credential, self.jwt_settings)
         if match_config_key(credential, self.config_keys):
             return Principal("config-key", ALL_SCOPES, "api_key")
-        return self.find_stored_key(credential)
+        return self.stored_keys.lookup_api_key(credential)
