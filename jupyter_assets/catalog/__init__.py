@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,6 +26,7 @@ from ..model import (
     utc_now,
 )
 from .schema import MIGRATIONS
+from .writer import GroupCommitWriter, Insert
 
 ASSET_COLUMNS = (
     "id, owner, status, original_file_name, content_type, extension, size, width, height, checksum_sha256, "
@@ -36,63 +35,13 @@ ASSET_COLUMNS = (
 DERIVATIVE_COLUMNS = (
     "asset_id, kind, content_type, extension, size, width, height, checksum_sha256, storage_key, created_at"
 )
+JOB_COLUMNS = "id, asset_id, skills, status, attempts, created_at, updated_at"
+EVENT_COLUMNS = "id, occurred_at, kind, asset_id, actor, content_type, size, skill_name, succeeded"
 EXPORTABLE_TABLES = ("assets", "derivatives", "executions", "events")
 ORDER_COLUMNS = {"createdAtUtc": "created_at", "size": "size"}
 
 
 T = TypeVar("T")
-
-
-class GroupCommitWriter:
-    """The catalog's single writer. Concurrent writes that queue up while one commit is under way are committed
-    together: a DuckDB commit costs a WAL fsync (milliseconds), so one per write would cap uploads at a few
-    hundred a second. A batch that fails is replayed one write per transaction, so one bad write cannot lose
-    the others."""
-
-    def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
-        self._cursor = cursor
-        self._queue: queue.SimpleQueue[tuple[Callable[[Any], Any], Future] | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="jupyter-assets-catalog-writer", daemon=True)
-        self._thread.start()
-
-    def submit(self, work: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
-        future: Future = Future()
-        self._queue.put((work, future))
-        return future.result()
-
-    def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join()
-
-    def _run(self) -> None:
-        while (first := self._queue.get()) is not None:
-            batch = [first]
-            stopping = False
-            while not self._queue.empty():
-                item = self._queue.get()
-                if item is None:
-                    stopping = True
-                    break
-                batch.append(item)
-            self._commit(batch)
-            if stopping:
-                return
-
-    def _commit(self, batch: list[tuple[Callable[[Any], Any], Future]]) -> None:
-        try:
-            self._cursor.execute("BEGIN TRANSACTION")
-            results = [work(self._cursor) for work, _ in batch]
-            self._cursor.execute("COMMIT")
-        except Exception as error:
-            self._cursor.execute("ROLLBACK")
-            if len(batch) == 1:
-                batch[0][1].set_exception(error)
-                return
-            for item in batch:
-                self._commit([item])
-            return
-        for (_, future), result in zip(batch, results, strict=True):
-            future.set_result(result)
 
 
 class CatalogLockedError(RuntimeError):
@@ -163,25 +112,43 @@ class Catalog:
         """Commit a new asset, its enrichment job (if any) and its upload event together. Returns the job id."""
         job_id = new_id() if job_skills else None
 
-        def work(tx: duckdb.DuckDBPyConnection) -> Any:
-            tx.execute(
-                f"INSERT INTO assets ({ASSET_COLUMNS}) VALUES ({', '.join('?' * 18)})",
+        inserts = [
+            Insert(
+                "assets",
+                ASSET_COLUMNS,
                 [
-                    asset.id, asset.owner, asset.status, asset.original_file_name, asset.content_type,
-                    asset.extension, asset.size, asset.width, asset.height, asset.checksum_sha256,
-                    asset.storage_provider, asset.storage_profile_id, asset.storage_key, asset.is_public,
-                    asset.description, asset.alt_text, asset.created_at, asset.updated_at,
+                    asset.id,
+                    asset.owner,
+                    asset.status,
+                    asset.original_file_name,
+                    asset.content_type,
+                    asset.extension,
+                    asset.size,
+                    asset.width,
+                    asset.height,
+                    asset.checksum_sha256,
+                    asset.storage_provider,
+                    asset.storage_profile_id,
+                    asset.storage_key,
+                    asset.is_public,
+                    asset.description,
+                    asset.alt_text,
+                    asset.created_at,
+                    asset.updated_at,
                 ],
-            )  # fmt: skip
-            if job_id:
-                tx.execute(
-                    "INSERT INTO jobs VALUES (?, ?, ?, 'queued', 0, ?, ?)",
-                    [job_id, asset.id, json.dumps(job_skills), asset.created_at, asset.created_at],
+            ),  # fmt: skip
+            _event_insert(event),
+        ]
+        if job_id:
+            inserts.append(
+                Insert(
+                    "jobs",
+                    JOB_COLUMNS,
+                    [job_id, asset.id, json.dumps(job_skills), "queued", 0, asset.created_at, asset.created_at],
                 )
-            self._append_event(tx, event)
-            return job_id
-
-        return self._write(work)
+            )
+        self._writer.submit(inserts)
+        return job_id
 
     def get_asset(self, asset_id: str) -> Asset | None:
         row = self._cursor().execute(f"SELECT {ASSET_COLUMNS} FROM assets WHERE id = ?", [asset_id]).fetchone()
@@ -595,13 +562,18 @@ class Catalog:
 
     @staticmethod
     def _append_event(tx: duckdb.DuckDBPyConnection, event: dict[str, Any]) -> None:
-        tx.execute(
-            "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                new_id(), utc_now(), event["kind"], event.get("asset_id"), event.get("actor"),
-                event.get("content_type"), event.get("size"), event.get("skill_name"), event.get("succeeded"),
-            ],
-        )  # fmt: skip
+        _event_insert(event).execute(tx)
+
+
+def _event_insert(event: dict[str, Any]) -> Insert:
+    return Insert(
+        "events",
+        EVENT_COLUMNS,
+        [
+            new_id(), utc_now(), event["kind"], event.get("asset_id"), event.get("actor"),
+            event.get("content_type"), event.get("size"), event.get("skill_name"), event.get("succeeded"),
+        ],
+    )  # fmt: skip
 
 
 class AssetGoneError(LookupError):

@@ -1,0 +1,108 @@
+"""The catalog's single writer thread, committing concurrent writes together."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+
+MAX_BATCH = 64
+
+
+@dataclass(frozen=True)
+class Insert:
+    """One row for a table. Rows for the same table in a batch become one multi-row INSERT (far cheaper than
+    one statement each)."""
+
+    table: str
+    columns: str
+    row: list[Any]
+
+    def execute(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        _insert_rows(cursor, self.table, self.columns, [self.row])
+
+
+Work = Callable[[duckdb.DuckDBPyConnection], Any] | list[Insert]
+
+
+def _insert_rows(cursor: duckdb.DuckDBPyConnection, table: str, columns: str, rows: list[list[Any]]) -> None:
+    placeholders = "(" + ", ".join("?" * len(rows[0])) + ")"
+    cursor.execute(
+        f"INSERT INTO {table} ({columns}) VALUES {', '.join([placeholders] * len(rows))}",
+        [value for row in rows for value in row],
+    )
+
+
+class GroupCommitWriter:
+    """Writes that queue up while one commit is under way are committed together: a DuckDB commit costs a WAL
+    fsync (milliseconds), so one per write would cap uploads at a few hundred a second. A batch that fails is
+    replayed one write per transaction, so one bad write cannot lose the others.
+
+    A write is either a function of the cursor (returning its result) or a list of Inserts.
+    """
+
+    def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        self._cursor = cursor
+        self._queue: queue.SimpleQueue[tuple[Work, Future] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="jupyter-assets-catalog-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, work: Work) -> Any:
+        future: Future = Future()
+        self._queue.put((work, future))
+        return future.result()
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while (first := self._queue.get()) is not None:
+            batch = [first]
+            stopping = False
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                item = self._queue.get()
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            self._commit(batch)
+            if stopping:
+                return
+
+    def _commit(self, batch: list[tuple[Work, Future]]) -> None:
+        cursor = self._cursor
+        pending: dict[tuple[str, str], list[list[Any]]] = {}
+        try:
+            cursor.execute("BEGIN TRANSACTION")
+            results = []
+            for work, _ in batch:
+                if isinstance(work, list):
+                    for insert in work:
+                        pending.setdefault((insert.table, insert.columns), []).append(insert.row)
+                    results.append(None)
+                else:
+                    self._flush(pending)  # earlier inserts first: a function may read what they wrote
+                    results.append(work(cursor))
+            self._flush(pending)
+            cursor.execute("COMMIT")
+        except Exception as error:
+            cursor.execute("ROLLBACK")
+            if len(batch) == 1:
+                batch[0][1].set_exception(error)
+                return
+            for item in batch:
+                self._commit([item])
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            future.set_result(result)
+
+    def _flush(self, pending: dict[tuple[str, str], list[list[Any]]]) -> None:
+        for (table, columns), rows in pending.items():
+            _insert_rows(self._cursor, table, columns, rows)
+        pending.clear()
