@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -81,6 +82,22 @@ def create_api_key(catalog: Catalog, name: str, scopes: frozenset[str]) -> tuple
     return key, record
 
 
+def fsync_file(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def parse_bool(name: str, value: str | None, default: bool) -> bool:
     if value is None:
         return default
@@ -115,12 +132,17 @@ class AssetService:
         self.workers.start(jobs)
 
     def _recover_incoming(self) -> None:
-        """An incoming file is named after its asset: store it if its row was committed, otherwise drop it."""
+        """An incoming file is named after its asset: store it if its row was committed and the bytes are the
+        ones the row describes; a row whose bytes never became durable is forgotten (it was never acknowledged)."""
         for leftover in self.incoming_dir.iterdir():
             asset = self.catalog.get_asset(parse_id(leftover.stem) or "") if leftover.suffix == ".upload" else None
             if asset is not None and self.storage.size(asset.storage_key) is None:
-                self.log.info("storing upload %s that was committed before a crash", asset.id)
-                self.storage.put(asset.storage_key, leftover)
+                if sha256_of(leftover) == asset.checksum_sha256:
+                    self.log.info("storing upload %s that was committed before a crash", asset.id)
+                    self.storage.put(asset.storage_key, leftover)
+                else:
+                    self.log.warning("dropping upload %s: its bytes were not durable before a crash", asset.id)
+                    self.catalog.undo_upload(asset.id)
             leftover.unlink(missing_ok=True)
 
     def close(self) -> None:
@@ -202,14 +224,18 @@ class AssetService:
             updated_at=now,
         )
         skills = list(self.config.enrichment_skills) if run_enrichment else None
-        # The row is committed while the bytes still sit (fsynced) in incoming/<id>.upload; a crash before they
-        # are stored is finished at the next start (_recover_incoming), a failure now is undone here.
-        fsync_directory(self.incoming_dir)
-        job_id = self.catalog.insert_asset(asset, skills, self._event("upload", principal, asset))
+        # The row is committed while the bytes are made durable in incoming/<id>.upload, both at once; only then
+        # are they moved into storage and acknowledged. After a crash the next start finishes the move or, if
+        # the bytes never became durable (checksum mismatch), forgets the row (_recover_incoming).
+        committing = self.catalog.insert_asset(asset, skills, self._event("upload", principal, asset))
         try:
+            fsync_file(form.temp_path)
+            fsync_directory(self.incoming_dir)
+            job_id = committing.result()
             self.storage.put(asset.storage_key, form.temp_path)
         except BaseException:
-            self.catalog.undo_upload(asset.id)
+            if committing.exception() is None:  # waits for the commit: undo a row that did commit
+                self.catalog.undo_upload(asset.id)
             self._remove_file(asset.storage_key)
             raise
         if job_id:

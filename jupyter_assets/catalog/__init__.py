@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -108,8 +109,9 @@ class Catalog:
 
     # -- assets -----------------------------------------------------------------------------------------
 
-    def insert_asset(self, asset: Asset, job_skills: list[str] | None, event: dict[str, Any]) -> str | None:
-        """Commit a new asset, its enrichment job (if any) and its upload event together. Returns the job id."""
+    def insert_asset(self, asset: Asset, job_skills: list[str] | None, event: dict[str, Any]) -> Future:
+        """Commit a new asset, its enrichment job (if any) and its upload event together. Returns at once with a
+        future of the job id, so the caller can make the file durable while the commit is under way."""
         job_id = new_id() if job_skills else None
 
         inserts = [
@@ -147,8 +149,12 @@ class Catalog:
                     [job_id, asset.id, json.dumps(job_skills), "queued", 0, asset.created_at, asset.created_at],
                 )
             )
-        self._writer.submit(inserts)
-        return job_id
+        committed = self._writer.submit_nowait(inserts)
+        result: Future = Future()
+        committed.add_done_callback(
+            lambda done: result.set_exception(done.exception()) if done.exception() else result.set_result(job_id)
+        )
+        return result
 
     def get_asset(self, asset_id: str) -> Asset | None:
         row = self._cursor().execute(f"SELECT {ASSET_COLUMNS} FROM assets WHERE id = ?", [asset_id]).fetchone()

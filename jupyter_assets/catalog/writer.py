@@ -53,9 +53,14 @@ class GroupCommitWriter:
         self._thread.start()
 
     def submit(self, work: Work) -> Any:
+        """Run a write and return its result once committed."""
+        return self.submit_nowait(work).result()
+
+    def submit_nowait(self, work: Work) -> Future:
+        """Queue a write; the future resolves once it is committed."""
         future: Future = Future()
         self._queue.put((work, future))
-        return future.result()
+        return future
 
     def close(self) -> None:
         self._queue.put(None)

@@ -71,7 +71,8 @@ class MultipartUpload:
             raise request_invalid(f"The multipart body is malformed: {error}") from error
 
     def finish(self) -> UploadForm:
-        """Close the temporary file (fsynced) and return the form; a body cut short is refused."""
+        """Close the temporary file and return the form; a body cut short is refused. (The service makes the
+        file durable once it has accepted it.)"""
         self._close_file()
         if not self._ended:
             raise request_invalid("The multipart body ended before its closing boundary.")
@@ -79,7 +80,7 @@ class MultipartUpload:
 
     def abort(self) -> None:
         """Drop whatever was received (used when the request fails half-way)."""
-        self._close_file(sync=False)
+        self._close_file()
         if self.form.temp_path is not None:
             self.form.temp_path.unlink(missing_ok=True)
 
@@ -141,12 +142,7 @@ class MultipartUpload:
     def _on_end(self) -> None:
         self._ended = True
 
-    def _close_file(self, sync: bool = True) -> None:
-        if self._file_descriptor is None:
-            return
-        try:
-            if sync:
-                os.fsync(self._file_descriptor)
-        finally:
+    def _close_file(self) -> None:
+        if self._file_descriptor is not None:
             os.close(self._file_descriptor)
             self._file_descriptor = None

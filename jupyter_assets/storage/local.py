@@ -28,11 +28,13 @@ class LocalStorage:
         return path
 
     def put(self, key: str, source: Path) -> None:
-        """Move a complete, fsynced file into place (same filesystem: an atomic rename)."""
+        """Move a complete, fsynced file into place: an atomic rename on the same filesystem.
+
+        The rename itself is not fsynced: until it is durable the file is found under its old name, and the
+        service finishes such moves at start (see AssetService._recover_incoming)."""
         destination = self.path_for(key)
         destination.parent.mkdir(parents=True, exist_ok=True)
         os.replace(source, destination)
-        fsync_directory(destination.parent)
 
     def put_bytes(self, key: str, data: bytes) -> None:
         destination = self.path_for(key)
