@@ -42,7 +42,9 @@ class ImageTooLargeError(ImageDecodeError):
 def _open(source: Path | bytes, max_pixels: int) -> Image.Image:
     """Open lazily (header only) and refuse images that declare more pixels than allowed before decoding."""
     try:
-        image = Image.open(source if isinstance(source, Path) else io.BytesIO(source))
+        image = Image.open(source if isinstance(source, Path) else io.BytesIO(source), formats=list(FORMATS))
+    except Image.DecompressionBombError as error:  # Pillow's own guard fires first for truly huge headers
+        raise ImageTooLargeError(f"the image declares too many pixels: {error}") from error
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
         raise ImageDecodeError(f"not a recognised image: {error}") from error
     width, height = image.size
@@ -70,6 +72,21 @@ def decode(source: Path | bytes, max_pixels: int) -> Image.Image:
     return image
 
 
+def _check_complete(image: Image.Image) -> None:
+    """Prove the file is whole, as cheaply as the format allows. A PNG's chunk lengths and CRCs are checked
+    without inflating the pixels (a tenth of the cost); other formats are decoded, JPEG at 1/8 scale (it still
+    reads every byte). A PNG whose compressed data is corrupt behind valid CRCs (crafted, not truncated) passes
+    here and fails in processing instead."""
+    if image.format == "PNG":
+        image.verify()
+        return
+    if image.format == "JPEG":
+        image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        image.load()
+
+
 def inspect_upload(path: Path, declared_type: str, max_pixels: int) -> ImageFacts:
     """Check an uploaded file is a complete image of the declared type; return its real format and size."""
     try:
@@ -90,12 +107,8 @@ def inspect_upload(path: Path, declared_type: str, max_pixels: int) -> ImageFact
                 400,
             )
         width, height = image.size
-        if image.format == "JPEG":
-            image.draft("RGB", (max(1, width // 8), max(1, height // 8)))  # still reads every byte, 8x faster
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                image.load()
+            _check_complete(image)
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning) as error:
             raise ApiError(
                 "asset_image_unreadable", f"The image cannot be decoded (truncated or corrupt): {error}", 400

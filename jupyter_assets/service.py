@@ -417,7 +417,9 @@ class AssetService:
         self.catalog.finish_job(job.id, job.asset_id, status)
 
     def _context(self, asset: Asset, parameters: dict[str, Any]) -> SkillContext:
-        return SkillContext(asset, parameters, self.catalog, self.storage, self.config.max_image_pixels, self.log)
+        return SkillContext(
+            asset, parameters, self.catalog, self.storage, self.config.max_image_pixels, self.log, self._remove_file
+        )
 
     # -- API keys -----------------------------------------------------------------------------------------
 
@@ -472,10 +474,12 @@ class AssetService:
         return removed
 
     def _remove_file(self, key: str) -> bool:
+        """Delete a stored file; one that cannot be removed now is noted for the retry sweep, never leaked."""
         try:
             self.storage.delete(key)
         except OSError as error:
             self.log.warning("could not delete %s (kept for the retry sweep): %s", key, error)
+            self.catalog.add_cleanup(key, None, "delete_failed")
             return False
         self.catalog.remove_cleanup(key)
         return True

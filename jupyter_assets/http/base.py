@@ -133,6 +133,10 @@ class AssetsHandler(tornado.web.RequestHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         # A deferred error is the real reason even when @authenticated then refused the request first.
         error = self.deferred_error or kwargs.get("exc_info", (None, None, None))[1]
+        self.finish(self.prepare_error_response(error, status_code))
+
+    def prepare_error_response(self, error: BaseException | None, status_code: int = 500) -> bytes:
+        """Set the status and headers for an error and return its envelope."""
         if isinstance(error, ApiError):
             code, message, status_code = error.code, error.message, error.status
             for name, value in error.headers.items():
@@ -145,11 +149,10 @@ class AssetsHandler(tornado.web.RequestHandler):
             self.set_header("WWW-Authenticate", 'Bearer realm="jupyter-assets"')
         self.clear_header("Content-Disposition")
         self.set_status(status_code)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
         trace_id = getattr(self, "trace_id", None) or new_id()
-        self.send_json(
-            {"error": {"code": code, "message": message, "traceId": trace_id, "status": status_code}},
-            status_code,
-        )
+        envelope = {"error": {"code": code, "message": message, "traceId": trace_id, "status": status_code}}
+        return json.dumps(envelope, ensure_ascii=False).encode()
 
     def log_exception(self, typ, value, tb) -> None:  # type: ignore[no-untyped-def]
         if isinstance(value, ApiError):

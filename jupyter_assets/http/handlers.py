@@ -20,6 +20,9 @@ OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 # Room for the form's text fields and multipart framing on top of the file itself.
 MULTIPART_OVERHEAD = 256 * 1024
 WRITE_BATCH = 256 * 1024
+# How much of a refused body is read (and thrown away) so the client gets the error rather than a reset;
+# past that the error is sent at once and the connection closed.
+DRAIN_LIMIT = 16 * 1024 * 1024
 
 
 def _int_argument(handler: tornado.web.RequestHandler, name: str) -> int | None:
@@ -48,6 +51,8 @@ class AssetCollectionHandler(AssetsHandler):
 
     async def prepare(self) -> None:
         self._pending = bytearray()
+        self._discarded = 0
+        self._answered = False
         if self.request.method != "POST":
             await super().prepare()
             return
@@ -61,7 +66,7 @@ class AssetCollectionHandler(AssetsHandler):
                 f"of {self.service.config.max_upload_bytes} bytes.",
                 413,
             )
-        self.request.connection.set_max_body_size(limit)
+        self.request.connection.set_max_body_size(limit + 2 * DRAIN_LIMIT)  # ours answers before Tornado's
         try:
             await super().prepare()
             self.principal.require("assets:write")
@@ -82,8 +87,11 @@ class AssetCollectionHandler(AssetsHandler):
             self._upload = None
 
     async def data_received(self, chunk: bytes) -> None:
-        if self._upload is None:
-            return  # discarding the rest of a refused body
+        if self._upload is None:  # discarding the rest of a refused body
+            self._discarded += len(chunk)
+            if self.deferred_error and self._discarded > DRAIN_LIMIT and not self._answered:
+                await self._answer_while_reading(self.deferred_error)
+            return
         # Chunks are gathered and handed to the I/O pool a few hundred KB at a time: one hand-off per chunk
         # cost more than the writing itself. Memory stays bounded by WRITE_BATCH per upload.
         self._pending += chunk
@@ -93,6 +101,19 @@ class AssetCollectionHandler(AssetsHandler):
                 await self.run_blocking(self._upload.write, data)
             except ApiError as error:
                 await self.run_blocking(self.defer_error, error)
+
+    async def _answer_while_reading(self, error: ApiError) -> None:
+        """Send the error now, while still reading: closing with unread data would make the kernel reset the
+        connection, and a client still sending would lose the answer. Tornado stops reading at its own limit
+        (2 x DRAIN_LIMIT further); a client that watches for the answer, as curl does, stops sooner."""
+        if error.code == "asset_file_too_large":
+            error.status = 413
+        self._answered = True
+        self.set_header("Connection", "close")
+        body = self.prepare_error_response(error)
+        self.set_header("Content-Length", str(len(body)))
+        self.write(body)
+        await self.flush()
 
     def on_connection_close(self) -> None:
         if self._upload is not None:
@@ -127,6 +148,9 @@ class AssetCollectionHandler(AssetsHandler):
 
     @tornado.web.authenticated
     async def post(self) -> None:
+        if self._answered:
+            self.finish()
+            return
         if self.deferred_error:
             raise self.deferred_error
         upload, self._upload = self._upload, None  # from here on a closed connection must not abort it

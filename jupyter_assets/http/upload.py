@@ -41,7 +41,7 @@ class MultipartUpload:
         self._check_size = check_size
         self._hash = hashlib.sha256()
         self._file_descriptor: int | None = None
-        self._headers: dict[str, str] = {}
+        self._headers: dict[str, bytes] = {}
         self._header_name = b""
         self._header_value = b""
         self._part_name: str | None = None
@@ -99,14 +99,14 @@ class MultipartUpload:
         self._header_value += data[start:end]
 
     def _on_header_end(self) -> None:
-        self._headers[self._header_name.decode("latin-1").strip().lower()] = self._header_value.decode(
-            "utf-8", "replace"
-        ).strip()
+        # Values stay bytes: browsers and curl send file names as raw UTF-8, which python-multipart's parser
+        # would mangle if given text.
+        self._headers[self._header_name.decode("latin-1").strip().lower()] = self._header_value.strip()
         self._header_name = b""
         self._header_value = b""
 
     def _on_headers_finished(self) -> None:
-        _, options = parse_options_header(self._headers.get("content-disposition", ""))
+        _, options = parse_options_header(self._headers.get("content-disposition", b""))
         name = options.get(b"name")
         self._part_name = name.decode("utf-8", "replace").lower() if name is not None else None
         if self._part_name != FILE_FIELD:
@@ -117,7 +117,7 @@ class MultipartUpload:
         self.form.file_received = True
         filename = options.get(b"filename")
         self.form.file_name = filename.decode("utf-8", "replace") if filename is not None else None
-        self.form.content_type = self._headers.get("content-type") or None
+        self.form.content_type = self._headers.get("content-type", b"").decode("latin-1") or None
         self._file_descriptor, self.form.temp_path = self._new_file()
 
     def _on_part_data(self, data: bytes, start: int, end: int) -> None:

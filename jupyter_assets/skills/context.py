@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,7 @@ class SkillContext:
         storage: Storage,
         max_pixels: int,
         log: logging.Logger,
+        remove_file: Callable[[str], bool],
     ) -> None:
         self.asset = asset
         self.parameters = parameters
@@ -40,6 +42,7 @@ class SkillContext:
         self.storage = storage
         self.max_pixels = max_pixels
         self.log = log
+        self.remove_file = remove_file  # deletes a stored file, or notes it for the retry sweep
         self._image: Image.Image | None = None
         self.decode_error: ImageDecodeError | None = None
 
@@ -80,20 +83,11 @@ class SkillContext:
         try:
             replaced = self.catalog.upsert_derivative(derivative)
         except AssetGoneError:
-            self._delete_quietly(key)
+            self.remove_file(key)
             raise
         if replaced:
-            self._delete_quietly(replaced)
+            self.remove_file(replaced)
         return derivative
 
     def save_result(self, kind: str, payload_json: str, model_id: str | None) -> None:
         self.catalog.upsert_structured_result(StructuredResult(self.asset.id, kind, payload_json, model_id, utc_now()))
-
-    def _delete_quietly(self, key: str) -> None:
-        """Delete a file the catalog no longer references; a failure stays noted for the retry sweep."""
-        try:
-            self.storage.delete(key)
-        except OSError as error:
-            self.log.warning("could not delete %s yet (will retry): %s", key, error)
-            return
-        self.catalog.remove_cleanup(key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,11 @@ class LocalStorage:
 
     def __init__(self, root: Path, public_base_url: str | None) -> None:
         self.root = root.resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
+        # Writes go to a temporary file in .partial first (same filesystem, so the final rename is atomic).
+        # One cut short by a crash leaves only that file behind: start clean.
+        self.partial_dir = self.root / ".partial"
+        shutil.rmtree(self.partial_dir, ignore_errors=True)
+        self.partial_dir.mkdir(parents=True)
         self.public_base_url = public_base_url.rstrip("/") if public_base_url else None
 
     def path_for(self, key: str) -> Path:
@@ -39,7 +44,7 @@ class LocalStorage:
     def put_bytes(self, key: str, data: bytes) -> None:
         destination = self.path_for(key)
         destination.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temp_name = tempfile.mkstemp(dir=destination.parent, prefix=".incoming-")
+        descriptor, temp_name = tempfile.mkstemp(dir=self.partial_dir)
         try:
             with os.fdopen(descriptor, "wb") as handle:
                 handle.write(data)

@@ -1,0 +1,130 @@
+"""Run every benchmark (what ``make bench`` calls) and print one summary.
+
+    python bench/run_all.py [--quick] [--strict] [--only catalog,upload,memory]
+
+Each benchmark runs in its own process with a time limit, its output streamed as it goes; the summary repeats the
+headline ratios and goals. Exit status: 0 when every benchmark ran (goals that FAIL are reported, not fatal,
+because absolute timings depend on the machine); 1 with --strict when a goal fails; 2 when a benchmark crashed or
+ran out of time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+# name -> (script, time limit in seconds: full, quick)
+BENCHMARKS = {
+    "catalog": ("catalog_queries.py", 480, 150),
+    "upload": ("upload_throughput.py", 240, 120),
+    "memory": ("upload_memory.py", 180, 120),
+}
+
+
+def run(name: str, quick: bool, out: Path) -> tuple[int, dict | None, float]:
+    script, full_limit, quick_limit = BENCHMARKS[name]
+    limit = quick_limit if quick else full_limit
+    argv = [sys.executable, str(HERE / script), "--json", str(out)] + (["--quick"] if quick else [])
+    print(f"\n=== {name}: {' '.join(argv[1:])} (limit {limit} s)", flush=True)
+    started = time.perf_counter()
+    process = subprocess.Popen(argv, cwd=HERE.parent)
+    try:
+        code = process.wait(timeout=limit)
+    except subprocess.TimeoutExpired:
+        # Interrupt our own child so its finally blocks stop the servers it started, then kill it if need be.
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        print(f"=== {name}: killed after {limit} s")
+        code = 124
+    elapsed = time.perf_counter() - started
+    result = json.loads(out.read_text()) if out.exists() and out.stat().st_size else None
+    return code, result, elapsed
+
+
+def summarize(name: str, result: dict) -> tuple[list[str], list[bool]]:
+    """Summary lines and goal verdicts of one benchmark's JSON."""
+    lines, goals = [], []
+    if name == "catalog":
+        worst = max(result["results"], key=lambda e: e["duckdb_p95_ms"] / e["limit_ms"])
+        slowest_vs = min(result["results"], key=lambda e: e["ratio_p50"])
+        lines.append(
+            f"catalog ({result['rows']:,} rows): latency goals {_v(result['goals']['latency'])} (worst: "
+            f"{worst['query']} as {worst['who']}, p95 {worst['duckdb_p95_ms']:.1f} ms vs < {worst['limit_ms']:.0f})"
+        )
+        lines.append(
+            f"catalog: not slower than SQLite {_v(result['goals']['not_slower_than_sqlite'])} (lowest "
+            f"SQLite/DuckDB p50 ratio {slowest_vs['ratio_p50']:.2f}x: {slowest_vs['query']} as {slowest_vs['who']})"
+        )
+        goals += [result["goals"]["latency"], result["goals"]["not_slower_than_sqlite"]]
+    elif name == "upload":
+        targets = result["targets"]
+        rates = ", ".join(f"{k} {v['requests_per_s']:.0f} req/s" for k, v in targets.items())
+        lines.append(f"upload: {rates}")
+        for base, ratio in result["ratios"].items():
+            if ratio["goal"] is None:
+                lines.append(f"upload: ours/{base} {ratio['ratio']:.2f}x (info)")
+                continue
+            lines.append(f"upload: ours/{base} {ratio['ratio']:.2f}x, goal >= {ratio['goal']}: {_v(ratio['pass'])}")
+            goals.append(ratio["pass"])
+        errors = {k: v["errors"] for k, v in targets.items() if v["errors"]}
+        if errors:
+            lines.append(f"upload: requests with unexpected answers: {errors}")
+    elif name == "memory":
+        for key, check in result["checks"].items():
+            info = key.endswith("_info")
+            verdict = "(info)" if info else _v(check["pass"])
+            lines.append(f"memory: {key}: +{check['increase_mb']:.1f} MB (HTTP {check['status']}) {verdict}")
+            if not info:
+                goals.append(check["pass"])
+    return lines, goals
+
+
+def _v(ok: bool | None) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="the ~1 minute version of each benchmark")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a goal fails")
+    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated: catalog, upload, memory")
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.only.split(",") if n.strip()]
+    unknown = set(names) - set(BENCHMARKS)
+    if unknown:
+        parser.error(f"unknown benchmark(s): {sorted(unknown)}")
+    summary, goals, crashed = [], [], []
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench-results-") as folder:
+        for name in names:
+            code, result, elapsed = run(name, args.quick, Path(folder) / f"{name}.json")
+            if code != 0 or result is None:
+                crashed.append(name)
+                summary.append(f"{name}: did not complete (exit {code}) after {elapsed:.0f} s; see its output above")
+                continue
+            lines, verdicts = summarize(name, result)
+            summary += [f"{line}   [{elapsed:.0f} s]" if i == 0 else line for i, line in enumerate(lines)]
+            goals += verdicts
+    print(f"\n=== summary ({'quick' if args.quick else 'full'}, {time.perf_counter() - started:.0f} s)")
+    for line in summary:
+        print("  " + line)
+    failed = goals.count(False)
+    print(f"  goals: {len(goals) - failed} PASS, {failed} FAIL" + (f"; crashed: {crashed}" if crashed else ""))
+    if crashed:
+        return 2
+    return 1 if args.strict and failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,626 @@
+"""Durable before acknowledged: half-way failures leave nothing, crashes leave either nothing or a complete asset
+whose job resumes, deletes never leak files; enrichment and its record; events and Parquet export; migrations."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+import requests
+from PIL import Image
+
+import jupyter_assets.catalog as catalog_module
+from jupyter_assets.auth import Principal
+from jupyter_assets.catalog import Catalog
+from jupyter_assets.catalog.schema import MIGRATIONS
+from jupyter_assets.model import ListQuery
+from jupyter_assets.service import AssetService, ServiceConfig, UploadForm
+
+from conftest import ADMIN_KEY, StandaloneServer, assert_error, png_bytes, stored_files
+
+API = "/api/v1/assets"
+ADMIN = Principal("t", frozenset({"assets:read", "assets:write", "assets:delete", "assets:admin"}), "api_key")
+
+
+# -- helpers --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def services(tmp_path: Path) -> Iterator:
+    """Build AssetServices on a library folder; every one still open is closed at the end of the test."""
+    opened: list[AssetService] = []
+
+    def make(root: Path | None = None, **config) -> AssetService:
+        service = AssetService(
+            ServiceConfig(root_dir=root or tmp_path / "library", public_base_url="http://x", **config)
+        )
+        opened.append(service)
+        return service
+
+    yield make
+    for service in opened:
+        service.close()  # a no-op for those the test closed itself (see close())
+
+
+def close(service: AssetService) -> None:
+    service.close()
+    service.close = lambda: None  # the fixture's final close becomes a no-op
+
+
+def upload_form(service: AssetService, data: bytes | None = None, **fields: str) -> UploadForm:
+    """What the multipart parser would hand the service: a real temporary file, hashed and counted."""
+    data = data if data is not None else png_bytes()
+    descriptor, path = service.new_incoming_file()
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+    return UploadForm(
+        file_received=True,
+        file_name="kitten.png",
+        content_type="image/png",
+        temp_path=path,
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        fields=dict(fields),
+    )
+
+
+def asset_count(service: AssetService) -> int:
+    return service.catalog.list_assets(ListQuery(), None).total
+
+
+def incoming(root: Path) -> list[Path]:
+    folder = root / "incoming"
+    return sorted(folder.rglob("*")) if folder.exists() else []
+
+
+def large_jpeg(side: int = 6000) -> bytes:
+    """A smooth JPEG of side x side pixels: under 1 MB to send, and the upload check reads JPEGs at 1/8 scale,
+    but the worker decodes all 36 megapixels for the thumbnail, so jobs take far longer than uploads."""
+    gradient = Image.linear_gradient("L").resize((side, side))
+    image = Image.merge(
+        "RGB", (gradient, gradient.transpose(Image.Transpose.ROTATE_90), gradient.transpose(Image.Transpose.ROTATE_180))
+    )
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=95)
+    return buffer.getvalue()
+
+
+def with_comment(jpeg: bytes, text: str) -> bytes:
+    """The same JPEG with a COM segment after SOI: different bytes (and checksum), same pixels, no re-encoding."""
+    payload = text.encode()
+    return jpeg[:2] + b"\xff\xfe" + struct.pack(">H", len(payload) + 2) + payload + jpeg[2:]
+
+
+def failing(error: BaseException):
+    def fail(*args, **kwargs):
+        raise error
+
+    return fail
+
+
+def webp_size(url: str) -> tuple[int, int]:
+    response = requests.get(url, timeout=30)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "image/webp"
+    image = Image.open(io.BytesIO(response.content))
+    assert image.format == "WEBP"
+    return image.size
+
+
+# -- half-way failures leave nothing --------------------------------------------------------------------------
+
+
+def fail_half_way(service: AssetService, step: str, monkeypatch) -> list[str]:
+    """Make one step of an upload fail: ``put`` after the file is written, or ``insert`` (the catalog row)."""
+    reached: list[str] = []
+    if step == "put":
+        real_put = service.storage.put
+
+        def put_then_fail(key: str, source: Path) -> None:
+            real_put(key, source)
+            reached.append(key)
+            raise OSError("disk full after the rename")
+
+        monkeypatch.setattr(service.storage, "put", put_then_fail)
+    else:
+
+        def insert_fails(asset, *args):
+            reached.append(asset.storage_key)
+            raise RuntimeError("catalog unavailable")
+
+        monkeypatch.setattr(service.catalog, "insert_asset", insert_fails)
+    return reached
+
+
+def assert_library_empty(service: AssetService) -> None:
+    root = service.config.root_dir
+    assert asset_count(service) == 0
+    assert service.catalog.queued_job_count() == 0
+    assert service.catalog.usage_stats(None).total_assets == 0
+    assert stored_files(root) == []
+    assert incoming(root) == []
+
+
+@pytest.mark.parametrize("step", ["put", "insert"])
+def test_failure_half_way_through_an_upload_leaves_nothing(services, monkeypatch, step: str) -> None:
+    service = services()
+    reached = fail_half_way(service, step, monkeypatch)
+    with pytest.raises((OSError, RuntimeError)):
+        service.create_asset(ADMIN, upload_form(service))
+    assert reached, "the failure must be injected after the validation"
+    assert_library_empty(service)
+    # ... and the library still works afterwards.
+    monkeypatch.undo()
+    asset = service.create_asset(ADMIN, upload_form(service, runenrichment="false"))
+    assert stored_files(service.config.root_dir) == [service.config.root_dir / "files" / asset.storage_key]
+
+
+@pytest.mark.parametrize("step", ["put", "insert"])
+def test_failure_whose_cleanup_also_fails_is_retried_not_leaked(services, monkeypatch, step: str) -> None:
+    """A file that cannot be removed is recorded for the retry sweep, never silently leaked (architecture rule 5)."""
+    service = services()
+    root = service.config.root_dir
+    fail_half_way(service, step, monkeypatch)
+    monkeypatch.setattr(service.storage, "delete", failing(OSError("read-only file system")))
+    with pytest.raises((OSError, RuntimeError)):
+        service.create_asset(ADMIN, upload_form(service))
+    assert asset_count(service) == 0
+    monkeypatch.undo()  # the storage recovers
+    service.sweep_storage()
+    assert stored_files(root) == []
+    close(service)
+
+    restarted = services(root, workers=0)
+    restarted.start()
+    assert_library_empty(restarted)
+
+
+def test_failed_upload_cleanup_is_swept_at_the_next_start(services, monkeypatch) -> None:
+    """The same, when the process stops before any sweep: the next start removes the file."""
+    service = services()
+    root = service.config.root_dir
+    fail_half_way(service, "put", monkeypatch)
+    monkeypatch.setattr(service.storage, "delete", failing(OSError("read-only file system")))
+    with pytest.raises(OSError):
+        service.create_asset(ADMIN, upload_form(service))
+    close(service)
+    monkeypatch.undo()
+
+    restarted = services(root, workers=0)
+    restarted.start()
+    assert_library_empty(restarted)
+
+
+def test_crash_between_file_and_row_is_cleaned_at_start(services) -> None:
+    service = services()
+    root = service.config.root_dir
+    kept = service.create_asset(ADMIN, upload_form(service, runenrichment="false"))
+    orphan_key = "2026/01/02/0123456789abcdef0123456789abcdef.png"
+    service.catalog.add_cleanup(orphan_key, None, "upload_in_flight")
+    service.storage.put_bytes(orphan_key, png_bytes())
+    # A note about a key whose upload did commit (the crash came after the row): the file must stay.
+    service.catalog.add_cleanup(kept.storage_key, None, "upload_in_flight")
+    (root / "incoming" / "upload-left-by-a-crash").write_bytes(b"half an upload")
+    assert (root / "files" / orphan_key).exists()
+    close(service)  # the process "crashed": nothing else ran
+
+    restarted = services(root, workers=0)
+    restarted.start()
+    assert not (root / "files" / orphan_key).exists()
+    assert stored_files(root) == [root / "files" / kept.storage_key]
+    assert (root / "files" / kept.storage_key).read_bytes() == png_bytes()
+    assert incoming(root) == []
+    assert restarted.catalog.pending_cleanup() == []
+    assert asset_count(restarted) == 1
+    assert restarted.catalog.get_asset(kept.id).status == "ready"
+
+
+def test_delete_whose_file_removal_fails_is_retried_by_the_sweep(services, monkeypatch) -> None:
+    service = services()
+    root = service.config.root_dir
+    asset = service.create_asset(ADMIN, upload_form(service, runenrichment="false"))
+    path = root / "files" / asset.storage_key
+    assert path.exists()
+    real_delete = service.storage.delete
+    failures = []
+
+    def delete_fails_once(key: str) -> None:
+        if not failures:
+            failures.append(key)
+            raise OSError("file busy")
+        real_delete(key)
+
+    monkeypatch.setattr(service.storage, "delete", delete_fails_once)
+    result = service.delete_asset(ADMIN, asset.id)
+    assert result["id"] == asset.id
+    assert result["status"] == "ready"
+    assert failures == [asset.storage_key]
+    assert service.catalog.get_asset(asset.id) is None  # the row is gone even though the file is not
+    assert asset_count(service) == 0
+    assert path.exists()
+
+    assert service.sweep_storage() == 1
+    assert not path.exists()
+    assert stored_files(root) == []
+    assert service.sweep_storage() == 0
+
+
+def test_delete_whose_file_removal_fails_is_retried_at_the_next_start(services, monkeypatch) -> None:
+    service = services()
+    root = service.config.root_dir
+    asset = service.create_asset(ADMIN, upload_form(service, runenrichment="false"))
+    monkeypatch.setattr(service.storage, "delete", failing(OSError("file busy")))
+    service.delete_asset(ADMIN, asset.id)
+    assert len(stored_files(root)) == 1
+    close(service)
+
+    restarted = services(root, workers=0)
+    restarted.start()
+    assert stored_files(root) == []
+    assert asset_count(restarted) == 0
+
+
+CRASH_DURING_A_STORAGE_WRITE = """
+import hashlib, os, sys
+from pathlib import Path
+from jupyter_assets.auth import Principal
+from jupyter_assets.service import AssetService, ServiceConfig, UploadForm
+
+root, data = Path(sys.argv[1]), Path(sys.argv[2]).read_bytes()
+service = AssetService(ServiceConfig(root_dir=root, public_base_url="http://x", workers=0))
+admin = Principal("t", frozenset({"assets:read", "assets:write", "assets:delete", "assets:admin"}), "api_key")
+descriptor, path = service.new_incoming_file()
+os.write(descriptor, data)
+os.close(descriptor)
+form = UploadForm(True, "kitten.png", "image/png", path, len(data), hashlib.sha256(data).hexdigest(),
+                  {"runenrichment": "false"})
+asset = service.create_asset(admin, form)
+print(asset.id, flush=True)
+os.replace = lambda *args, **kwargs: os._exit(17)  # the process dies as a finished write is moved into place
+service.run_skill(admin, asset.id, "thumbnail", None)
+"""
+
+
+def test_storage_write_cut_by_a_crash_leaves_no_temporary_file(services, tmp_path: Path) -> None:
+    root = tmp_path / "library"
+    image = tmp_path / "image.png"
+    image.write_bytes(png_bytes(300, 200))
+    crashed = subprocess.run(
+        [sys.executable, "-c", CRASH_DURING_A_STORAGE_WRITE, str(root), str(image)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert crashed.returncode == 17, crashed.stderr  # it died while writing the thumbnail
+    asset_id = crashed.stdout.strip()
+
+    restarted = services(root, workers=0)
+    restarted.start()
+    asset = restarted.catalog.get_asset(asset_id)
+    assert asset is not None
+    assert stored_files(root) == [root / "files" / asset.storage_key]
+    assert incoming(root) == []
+
+
+# -- migrations -----------------------------------------------------------------------------------------------
+
+
+def test_new_catalog_is_at_the_latest_migration_and_reopening_keeps_data(services, tmp_path: Path) -> None:
+    latest = max(version for version, _ in MIGRATIONS)
+    service = services()
+    root = service.config.root_dir
+    assert service.catalog.schema_version() == latest
+    asset = service.create_asset(ADMIN, upload_form(service, runenrichment="false"))
+    close(service)
+
+    reopened = services(root, workers=0)
+    assert reopened.catalog.schema_version() == latest
+    assert reopened.catalog.get_asset(asset.id).checksum_sha256 == asset.checksum_sha256
+    close(reopened)
+
+    with duckdb.connect(str(root / "catalog.duckdb"), read_only=True) as db:
+        applied = db.execute(
+            "SELECT version, count(*) FROM schema_version GROUP BY version ORDER BY version"
+        ).fetchall()
+    assert applied == [(version, 1) for version, _ in sorted(MIGRATIONS)]  # each applied exactly once
+
+
+def test_a_new_migration_is_applied_once_to_an_existing_catalog(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "catalog.duckdb"
+    catalog = Catalog(path)
+    catalog.add_cleanup("2026/01/01/" + "a" * 32 + ".png", None, "marker")
+    old = catalog.schema_version()
+    catalog.close()
+
+    extra = (old + 1, "CREATE TABLE migration_probe (n INTEGER); INSERT INTO migration_probe VALUES (1);")
+    monkeypatch.setattr(catalog_module, "MIGRATIONS", [*MIGRATIONS, extra])
+    for _ in range(2):  # a second open must not run it again (the INSERT would double the rows)
+        catalog = Catalog(path)
+        assert catalog.schema_version() == old + 1
+        assert catalog.pending_cleanup() == [("2026/01/01/" + "a" * 32 + ".png", None)]
+        catalog.close()
+    with duckdb.connect(str(path), read_only=True) as db:
+        assert db.execute("SELECT count(*) FROM migration_probe").fetchone()[0] == 1
+
+
+# -- processing -----------------------------------------------------------------------------------------------
+
+
+def test_enrichment_makes_a_thumbnail_that_never_upscales(server: StandaloneServer) -> None:
+    api = server.api()
+    expected = {(64, 48): (64, 48), (1000, 500): (256, 128), (500, 1000): (128, 256), (256, 256): (256, 256)}
+    uploaded = {}
+    for size in expected:
+        asset = api.upload_ok(png_bytes(*size), runEnrichment="true")
+        assert asset["status"] == "pending"  # acknowledged before any processing
+        assert asset["derivatives"] == []
+        uploaded[size] = asset["id"]
+    for size, asset_id in uploaded.items():
+        asset = api.wait_for_status(asset_id)
+        assert asset["status"] == "ready"
+        thumbnails = [d for d in asset["derivatives"] if d["kind"] == "thumbnail_256"]
+        assert len(asset["derivatives"]) == len(thumbnails) == 1
+        thumb = thumbnails[0]
+        assert thumb["contentType"] == "image/webp"
+        assert thumb["extension"] == ".webp"
+        assert (thumb["width"], thumb["height"]) == expected[size]
+        assert webp_size(thumb["publicUrl"]) == expected[size]
+        summary = asset["latestExecutionSummary"]
+        assert summary["skillName"] == "thumbnail"
+        assert summary["triggerSource"] == "upload"
+        assert summary["succeeded"] is True
+        assert [s["stepName"] for s in summary["steps"]] == ["generate_thumbnail"]
+        assert all(s["succeeded"] and not s["errorMessage"] for s in summary["steps"])
+    stats = api.get(f"{API}/usage-stats").json()["data"]
+    assert stats["mostActiveSkill"] == {"skillName": "thumbnail", "runCount": len(expected)}
+    assert stats["totalDerivatives"] == len(expected)
+    assert stats["totalAssets"] == len(expected)
+    assert len(stored_files(server.root)) == 2 * len(expected)
+    assert api.get(f"{API}?status=pending").json()["data"]["total"] == 0
+    assert api.get(f"{API}?status=processing").json()["data"]["total"] == 0
+
+
+def test_file_the_worker_cannot_decode_fails_with_the_reason(make_server) -> None:
+    server = make_server().start("--workers", "0")
+    api = server.api()
+    garbage = api.upload_ok(png_bytes(120, 80), runEnrichment="true")
+    full = png_bytes(300, 300, noise=True)
+    truncated = api.upload_ok(full, runEnrichment="true")
+    assert garbage["status"] == truncated["status"] == "pending"
+    server.stop()
+    (server.root / "files" / garbage["storageKey"]).write_bytes(b"this is not an image at all" * 100)
+    (server.root / "files" / truncated["storageKey"]).write_bytes(full[: len(full) // 2])
+
+    server.start()
+    for asset_id in (garbage["id"], truncated["id"]):
+        asset = api.wait_for_status(asset_id)
+        assert asset["status"] == "failed"  # never ready
+        assert asset["derivatives"] == []
+        summary = asset["latestExecutionSummary"]
+        assert summary["skillName"] == "thumbnail"
+        assert summary["triggerSource"] == "upload"
+        assert summary["succeeded"] is False
+        assert [s["stepName"] for s in summary["steps"]] == ["generate_thumbnail"]
+        assert summary["steps"][0]["succeeded"] is False
+        assert summary["steps"][0]["errorMessage"].strip()
+    assert api.get(f"{API}?status=failed").json()["data"]["total"] == 2
+    assert len(stored_files(server.root)) == 2  # no derivative written for either
+
+
+# -- jobs survive a restart -----------------------------------------------------------------------------------
+
+
+def test_queued_jobs_survive_sigkill(make_server) -> None:
+    server = make_server().start("--workers", "0")
+    api = server.api()
+    uploads = []
+    for n in range(10):
+        data = png_bytes(80 + n, 60, color=(n * 20, 100, 50))
+        asset = api.upload_ok(data, runEnrichment="true")
+        assert asset["status"] == "pending"
+        uploads.append((asset, data))
+    assert api.get(f"{API}?status=pending").json()["data"]["total"] == 10
+    server.stop(kill=True)
+
+    server.start()
+    for asset, data in uploads:
+        done = api.wait_for_status(asset["id"])
+        assert done["status"] == "ready"
+        assert [d["kind"] for d in done["derivatives"]] == ["thumbnail_256"]
+        assert done["derivatives"][0]["width"] == asset["width"]  # under 256: never upscaled
+        assert (server.root / "files" / asset["storageKey"]).read_bytes() == data  # acknowledged means durable
+    assert api.get(API).json()["data"]["total"] == 10
+    assert api.get(f"{API}?status=pending").json()["data"]["total"] == 0
+    assert len(stored_files(server.root)) == 20
+
+
+def test_sigkill_in_the_middle_of_processing_loses_nothing_and_leaves_nothing(make_server) -> None:
+    server = make_server().start()
+    api = server.api()
+    base = large_jpeg()
+    assert len(base) < 10 * 1024 * 1024 - 1000
+
+    def upload(n: int) -> tuple[dict, str]:
+        data = with_comment(base, f"copy {n}")
+        asset = server.api().upload_ok(data, name=f"photo-{n}.jpg", content_type="image/jpeg", runEnrichment="true")
+        return asset, hashlib.sha256(data).hexdigest()
+
+    with ThreadPoolExecutor(4) as pool:  # far faster than two workers make thumbnails: a queue builds up
+        uploads = list(pool.map(upload, range(15)))
+
+    # An upload cut off by the crash as well: its temporary file must not survive the restart.
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    boundary = "crash-boundary"
+    head = (
+        f"POST {API} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN_KEY}\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: 8000000\r\n\r\n"
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="cut.jpg"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n"
+    ).encode()
+    sock.sendall(head + base[:1000] + b"\xff" * 3_000_000)  # far more than the server buffers before writing
+    deadline = time.monotonic() + 10
+    while not incoming(server.root) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    cut_upload_started = bool(incoming(server.root))
+    states = {a["status"] for a in api.get(f"{API}?pageSize=100").json()["data"]["items"]}
+    server.stop(kill=True)
+    sock.close()
+    assert cut_upload_started, "the cut upload must have reached the server's disk before the kill"
+    assert states & {"pending", "processing"}, "the kill must interrupt work in progress"
+
+    server.start()
+    for asset, checksum in uploads:
+        done = api.wait_for_status(asset["id"], timeout=120)
+        assert done["status"] == "ready"
+        assert done["checksumSha256"] == checksum
+        assert [d["kind"] for d in done["derivatives"]] == ["thumbnail_256"]
+        assert (done["derivatives"][0]["width"], done["derivatives"][0]["height"]) == (256, 256)
+        stored = (server.root / "files" / asset["storageKey"]).read_bytes()
+        assert hashlib.sha256(stored).hexdigest() == checksum
+    assert api.get(f"{API}?status=pending").json()["data"]["total"] == 0
+    assert api.get(f"{API}?status=processing").json()["data"]["total"] == 0
+    assert api.get(API).json()["data"]["total"] == 15
+    # Exactly the originals and one thumbnail each: no orphan from a thumbnail written when the kill came.
+    assert len(stored_files(server.root)) == 30
+    assert incoming(server.root) == []
+
+
+def test_sigkill_during_uploads_leaves_complete_assets_or_nothing(make_server) -> None:
+    """Kill -9 while three clients upload, three times: every acknowledged upload survives intact, every asset in
+    the catalog is complete, no stored file belongs to nothing, and every job finishes after the restart."""
+    server = make_server().start()
+    acknowledged: dict[str, str] = {}
+    for round_number in range(3):
+        stop = threading.Event()
+        target = len(acknowledged) + 6
+
+        def upload_until_killed(client: int, stop: threading.Event, shade: int) -> None:
+            api = server.api()
+            n = 0
+            while not stop.is_set():
+                data = png_bytes(40 + n % 60, 30 + client, color=(shade, client * 60, n % 256))
+                try:
+                    response = api.upload(data, runEnrichment="true", timeout=10)
+                except requests.RequestException:
+                    return  # the server is gone
+                if response.status_code == 202:
+                    acknowledged[response.json()["data"]["id"]] = hashlib.sha256(data).hexdigest()
+                n += 1
+
+        clients = [threading.Thread(target=upload_until_killed, args=(c, stop, round_number * 80)) for c in range(3)]
+        for client in clients:
+            client.start()
+        deadline = time.monotonic() + 30
+        while len(acknowledged) < target and time.monotonic() < deadline:
+            time.sleep(0.01)
+        server.stop(kill=True)
+        stop.set()
+        for client in clients:
+            client.join(30)
+        assert len(acknowledged) >= target
+        server.start()
+        assert incoming(server.root) == []
+
+    api = server.api()
+    items = []
+    page = 1
+    while True:
+        data = api.get(f"{API}?pageSize=100&page={page}").json()["data"]
+        items += data["items"]
+        if page * 100 >= data["total"]:
+            break
+        page += 1
+    assert set(acknowledged) <= {item["id"] for item in items}
+    referenced = set()
+    for item in items:
+        asset = api.wait_for_status(item["id"])
+        assert asset["status"] == "ready"
+        assert acknowledged.get(asset["id"], asset["checksumSha256"]) == asset["checksumSha256"]
+        stored = server.root / "files" / asset["storageKey"]
+        assert hashlib.sha256(stored.read_bytes()).hexdigest() == asset["checksumSha256"]
+        assert [d["kind"] for d in asset["derivatives"]] == ["thumbnail_256"]
+        referenced.add(stored)
+        referenced.add(server.root / "files" / asset["derivatives"][0]["publicUrl"].split("/content/", 1)[1])
+    assert set(stored_files(server.root)) == referenced  # nothing stored that no asset references
+
+
+# -- events and export ----------------------------------------------------------------------------------------
+
+
+def test_events_and_export(make_server, tmp_path: Path) -> None:
+    server = make_server().start()
+    api = server.api()
+    enriched = api.upload_ok(png_bytes(300, 200), runEnrichment="true")
+    plain = api.upload_ok(png_bytes(40, 40), description="plain")
+    doomed = api.upload_ok(png_bytes(20, 20))
+    assert api.wait_for_status(enriched["id"])["status"] == "ready"
+    run = api.post(f"{API}/{plain['id']}/skills/thumbnail/run")
+    assert run.status_code == 200 and run.json()["data"]["succeeded"] is True
+    assert api.delete(f"{API}/{doomed['id']}").status_code == 200
+
+    response = api.get(f"{API}/export?table=events")
+    assert response.status_code == 200
+    events = pq.read_table(io.BytesIO(response.content)).to_pylist()
+    kinds = [e["kind"] for e in events]
+    assert kinds.count("upload") == 3
+    assert kinds.count("delete") == 1
+    assert kinds.count("skill_run") == 2
+    runs = {e["asset_id"]: e for e in events if e["kind"] == "skill_run"}
+    assert set(runs) == {enriched["id"], plain["id"]}
+    assert all(e["skill_name"] == "thumbnail" and e["succeeded"] is True for e in runs.values())
+    assert {e["asset_id"] for e in events if e["kind"] == "delete"} == {doomed["id"]}
+
+    response = api.get(f"{API}/export?table=assets")
+    assert response.status_code == 200
+    assets = pq.read_table(io.BytesIO(response.content)).to_pylist()
+    assert {a["id"] for a in assets} == {enriched["id"], plain["id"]}
+    assert {a["description"] for a in assets} == {None, "plain"}
+
+    for table, rows in (("derivatives", 2), ("executions", 2)):
+        response = api.get(f"{API}/export?table={table}")
+        assert response.status_code == 200
+        assert pq.read_table(io.BytesIO(response.content)).num_rows == rows
+
+    assert_error(api.get(f"{API}/export?table=nope"), 400, "export_table_invalid")
+    assert_error(api.get(f"{API}/export"), 400, "export_table_invalid")
+    assert incoming(server.root) == []
+
+    server.stop()
+    destination = tmp_path / "export"
+    result = server.cli("export", str(destination))
+    assert result.returncode == 0, result.stderr
+    for name in ("assets.parquet", "derivatives.parquet", "executions.parquet"):
+        assert (destination / name).is_file(), name
+    assert {a["id"] for a in pq.read_table(destination / "assets.parquet").to_pylist()} == {
+        enriched["id"],
+        plain["id"],
+    }
+    assert pq.read_table(destination / "derivatives.parquet").num_rows == 2
+    day_folders = sorted(p.name for p in (destination / "events").iterdir() if p.is_dir())
+    assert day_folders and all(name.startswith("day=") for name in day_folders)
+    with duckdb.connect() as db:
+        rows = db.execute(
+            "SELECT kind, count(*) FROM read_parquet(?, hive_partitioning = true) GROUP BY kind ORDER BY kind",
+            [str(destination / "events" / "**" / "*.parquet")],
+        ).fetchall()
+        days = db.execute(
+            "SELECT DISTINCT CAST(day AS VARCHAR) FROM read_parquet(?, hive_partitioning = true)",
+            [str(destination / "events" / "**" / "*.parquet")],
+        ).fetchall()
+    assert rows == [("delete", 1), ("skill_run", 2), ("upload", 3)]
+    assert sorted(f"day={d}" for (d,) in days) == day_folders
+    import pyarrow.dataset as ds
+
+    partitioned = ds.dataset(destination / "events", format="parquet", partitioning="hive").to_table()
+    assert partitioned.num_rows == len(events)
