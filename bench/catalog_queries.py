@@ -161,6 +161,10 @@ def load_duckdb(catalog: Catalog, rows: int, notes: list[str]) -> dict[str, floa
         base,
         notes,
     )
+    # What the catalog stores for `q` (jupyter_assets.catalog.search_text): the three fields, lower-cased.
+    cursor.execute(
+        "UPDATE assets SET search_text = lower(concat_ws(chr(31), original_file_name, description, alt_text))"
+    )
     timings["assets"] = time.perf_counter() - started
     started = time.perf_counter()
     # ~1 derivative per asset: a thumbnail for every ready asset (90%), a preview for 1 in 9 of them.
@@ -178,6 +182,8 @@ def load_duckdb(catalog: Catalog, rows: int, notes: list[str]) -> dict[str, floa
             "checksum_sha256": "sha256(a.id || d.kind)",
             "storage_key": "replace(a.storage_key, '.' || a.extension, '') || '_' || d.kind || '.webp'",
             "created_at": "a.updated_at",
+            "owner": "a.owner",
+            "is_public": "a.is_public",
         },
         "assets a, (VALUES ('thumbnail_256', 40), ('preview_1024', 4)) d(kind, div) "
         "WHERE a.status = 'ready' AND (d.kind = 'thumbnail_256' OR hash(a.id) % 9 = 0)",
@@ -198,6 +204,8 @@ def load_duckdb(catalog: Catalog, rows: int, notes: list[str]) -> dict[str, floa
             "started_at": "a.created_at + to_seconds(k * 3600)",
             "completed_at": "a.created_at + to_seconds(k * 3600 + 2)",
             "succeeded": "a.status <> 'failed' OR k = 1",
+            "owner": "a.owner",
+            "is_public": "a.is_public",
         },
         "assets a, range(2) r(k) WHERE k = 0 OR hash(a.id, 1) % 2 = 0",
         notes,

@@ -22,7 +22,7 @@ from .processing import Job, WorkerPool
 from .skills import SkillRegistry, default_registry, run_skill
 from .skills.context import SkillContext
 from .storage import Storage
-from .storage.local import LocalStorage, fsync_directory
+from .storage.local import LocalStorage, fsync_directory, fsync_file
 
 MAX_TEXT_LENGTH = 1000
 MAX_FILE_NAME_LENGTH = 255
@@ -80,14 +80,6 @@ def create_api_key(catalog: Catalog, name: str, scopes: frozenset[str]) -> tuple
     record = ApiKeyRecord(new_id(), name, key[:7], sorted(scopes), utc_now(), None)
     catalog.insert_api_key(record, hash_api_key(key))
     return key, record
-
-
-def fsync_file(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def sha256_of(path: Path) -> str:

@@ -86,9 +86,18 @@ class LocalStorage:
         return f"{self.public_base_url}/{quote(key)}"
 
 
+def fsync_file(path: Path) -> None:
+    """Make a file's bytes durable."""
+    _fsync(path)
+
+
 def fsync_directory(directory: Path) -> None:
     """Make a rename or a new file in ``directory`` durable."""
-    descriptor = os.open(directory, os.O_RDONLY)
+    _fsync(directory)
+
+
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
     try:
         os.fsync(descriptor)
     finally:
