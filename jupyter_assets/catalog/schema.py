@@ -20,7 +20,9 @@ MIGRATIONS: list[tuple[int, str]] = [
             checksum_sha256 VARCHAR NOT NULL,
             storage_provider VARCHAR NOT NULL,
             storage_profile_id VARCHAR,
-            storage_key VARCHAR NOT NULL UNIQUE,
+            -- Unique by construction (it holds the asset's own id). No UNIQUE constraint: its index doubled
+            -- the cost of every insert, and lookups by key are pruned by zone maps (keys grow with time).
+            storage_key VARCHAR NOT NULL,
             is_public BOOLEAN NOT NULL,
             description VARCHAR,
             alt_text VARCHAR,
@@ -39,7 +41,7 @@ MIGRATIONS: list[tuple[int, str]] = [
             width INTEGER,
             height INTEGER,
             checksum_sha256 VARCHAR NOT NULL,
-            storage_key VARCHAR NOT NULL UNIQUE,
+            storage_key VARCHAR NOT NULL,  -- unique by construction, as for assets
             created_at TIMESTAMP NOT NULL,
             -- copies of the asset's owner and visibility, so usage stats filter one table instead of joining
             owner VARCHAR NOT NULL,
