@@ -227,16 +227,15 @@ class Catalog:
         total = cursor.execute(f"SELECT count(*) FROM assets WHERE {condition}", params).fetchone()[0]
         page_condition, page_params = condition, params
         if column == "size":
-            # Sizes are not in insertion order, so no zone map prunes the sort. Find the size of the last row
-            # of the page first (a sort on one number), then sort only the rows on that side of it: several
-            # times faster than sorting (size, id) over the whole table.
-            bound = cursor.execute(
-                f"SELECT size FROM assets WHERE {condition} ORDER BY size {direction} LIMIT 1 OFFSET ?",
-                [*params, offset + query.page_size - 1],
-            ).fetchone()
-            if bound is not None:
-                page_condition = f"{condition} AND size {'>=' if query.descending else '<='} ?"
-                page_params = [*params, bound[0]]
+            # Sizes are not in insertion order, so no zone map prunes the sort. Bound the page first by the size
+            # of its last row (a sort on one number), then sort only the rows on that side of it: several times
+            # faster than sorting (size, id) over the whole table.
+            compare, no_bound = (">=", -1) if query.descending else ("<=", 2**62)
+            page_condition = (
+                f"{condition} AND size {compare} coalesce((SELECT size FROM assets WHERE {condition} "
+                f"ORDER BY size {direction} LIMIT 1 OFFSET ?), {no_bound})"
+            )
+            page_params = [*params, *params, offset + query.page_size - 1]
         rows = cursor.execute(
             f"SELECT {ASSET_COLUMNS} FROM assets WHERE {page_condition} "
             f"ORDER BY {column} {direction}, id {direction} LIMIT ? OFFSET ?",
