@@ -167,7 +167,7 @@ class AssetsApp(ExtensionApp):
 def jupyter_handler(cls: type[AssetsHandler], trust_jupyter_user: bool) -> type:
     """The same handler, mixed with Jupyter's: JSON routes with APIHandler, byte streams with JupyterHandler."""
     jupyter_base = JupyterHandler if getattr(cls, "serves_bytes", False) else APIHandler
-    return type(cls.__name__, (cls, jupyter_base), {"in_jupyter": trust_jupyter_user})
+    return type(cls.__name__, (cls, jupyter_base), {"in_jupyter": True, "trust_jupyter_user": trust_jupyter_user})
 
 
 # -- standalone -------------------------------------------------------------------------------------------

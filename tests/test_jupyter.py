@@ -409,3 +409,27 @@ class TestNonDefaultBaseUrl:
             assert response.code in (302, 404), path
             assert response.code == 404 or response.headers["Location"].startswith("/a/b/")
             assert png_bytes() != response.body and b"auth_required" not in (response.body or b"")
+
+
+# -- unexpected failures -------------------------------------------------------------------------------------
+
+
+async def test_unexpected_error_is_500_with_a_logged_trace_id_and_the_server_keeps_serving(
+    jp_fetch, jp_serverapp, monkeypatch, caplog
+):
+    """A bug (here: the catalog failing in a way nobody planned for) is an enveloped 500 with a trace id that
+    is also in the log; the next request is served normally."""
+    service = jp_serverapp.web_app.settings["jupyter_assets_service"]
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated catalog failure")
+
+    monkeypatch.setattr(service, "usage_stats", broken)
+    with pytest.raises(HTTPClientError) as raised:
+        await jp_fetch("api/v1/assets/usage-stats")
+    error = error_of(raised.value.response, 500, "internal_server_error")
+    assert "simulated" not in error["message"]  # internals are logged, not returned
+    assert any(error["traceId"] in record.getMessage() for record in caplog.records)
+    monkeypatch.undo()
+    response = await jp_fetch("api/v1/assets/usage-stats")
+    assert response.code == 200

@@ -36,7 +36,8 @@ class AssetsHandler(tornado.web.RequestHandler):
     """Common behaviour of every jupyter-assets handler."""
 
     auth_resource = "assets"  # lets Jupyter's Authorizer (and JupyterHub roles) govern the extension
-    in_jupyter = False  # set on the classes app.py builds for the Jupyter server
+    in_jupyter = False  # True on the classes app.py builds for the Jupyter server
+    trust_jupyter_user = False  # there: accept the user Jupyter authenticated (c.AssetsApp.trust_jupyter_user)
     principal: Principal
     deferred_error: ApiError | None = None  # found early, answered after the request body was read
 
@@ -66,7 +67,7 @@ class AssetsHandler(tornado.web.RequestHandler):
                 principal = self.authenticator.authenticate(credential)
             else:
                 principal = await self.run_blocking(self.authenticator.authenticate, credential)
-        if principal is None and self.in_jupyter:
+        if principal is None and self.trust_jupyter_user:
             principal = await self._jupyter_principal()
         if principal is None and not self._allows_anonymous():
             if credential is not None or self.request.headers.get("Authorization"):
@@ -77,7 +78,8 @@ class AssetsHandler(tornado.web.RequestHandler):
             self.current_user = principal  # what @tornado.web.authenticated checks
 
     async def _jupyter_principal(self) -> Principal | None:
-        """Inside Jupyter: the user Jupyter itself authenticated (token, cookie, JupyterHub), with every scope."""
+        """Inside Jupyter: the user Jupyter itself authenticated (token, cookie, JupyterHub), with the scopes its
+        Authorizer grants on the "assets" resource (all of them with Jupyter's default Authorizer)."""
         from jupyter_server.base.handlers import JupyterHandler
 
         try:

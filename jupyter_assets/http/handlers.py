@@ -11,7 +11,7 @@ import tornado.web
 from jupyter_server.auth.decorator import allow_unauthenticated
 
 from ..errors import ApiError, request_invalid
-from ..model import ListQuery
+from ..model import ASSET_STATUSES, ListQuery
 from ..service import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Content
 from .base import AssetsHandler
 from .upload import MultipartUpload
@@ -132,7 +132,7 @@ class AssetCollectionHandler(AssetsHandler):
             page_size=min(page_size, MAX_PAGE_SIZE) if page_size and page_size >= 1 else DEFAULT_PAGE_SIZE,
             text=_first_argument(self, "q", "query", "keyword"),
             content_type=_first_argument(self, "contentType"),
-            status=status if status in ("pending", "processing", "ready", "failed") else None,
+            status=status if status in ASSET_STATUSES else None,
             order_by="size" if order_by.lower() == "size" else "createdAtUtc",
             descending=direction != "asc",
         )
