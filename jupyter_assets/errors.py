@@ -51,6 +51,7 @@ ERROR_CODES: dict[str, int] = {
     "asset_image_unreadable": 400,
     "asset_image_too_large": 400,
     "skill_not_found": 404,
+    "storage_provider_profile_not_found": 404,
     "skill_parameters_invalid": 400,
     "export_table_invalid": 400,
     "api_key_not_found": 404,

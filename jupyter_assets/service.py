@@ -191,6 +191,7 @@ class AssetService:
             raise ApiError("asset_filename_invalid", "The file name is empty or too long.", 400)
         is_public = parse_bool("isPublic", fields.get("ispublic"), True)
         run_enrichment = parse_bool("runEnrichment", fields.get("runenrichment"), True)
+        self._check_storage_profile(fields.get("storageproviderprofileid"))
         facts = inspect_upload(form.temp_path, content_type, self.config.max_image_pixels)
 
         now = utc_now()
@@ -234,6 +235,18 @@ class AssetService:
             self.workers.submit(Job(job_id, asset.id, tuple(skills)))
         return asset
 
+    @staticmethod
+    def _check_storage_profile(profile_id: str | None) -> None:
+        """Uploads go to the configured storage; named storage profiles are not available yet, so any id given
+        is one that does not exist."""
+        if profile_id is None or not profile_id.strip():
+            return
+        if parse_id(profile_id) is None:
+            raise request_invalid("The field 'storageProviderProfileId' must be a UUID.")
+        raise ApiError(
+            "storage_provider_profile_not_found", f"Storage provider profile '{profile_id.strip()}' was not found.", 404
+        )
+
     # -- read ---------------------------------------------------------------------------------------------
 
     def list_assets(self, principal: Principal, query: ListQuery) -> Page:
@@ -242,8 +255,7 @@ class AssetService:
 
     def get_asset(self, principal: Principal, asset_id: str) -> Asset:
         principal.require("assets:read")
-        asset = self._visible(principal, asset_id, detail=True)
-        return asset
+        return self._visible(principal, asset_id, detail=True)
 
     def public_url(self, asset: Asset) -> str | None:
         return self.storage.public_url(asset.storage_key)

@@ -275,3 +275,11 @@ def test_openapi_document_is_served_and_checked(server, api: Api) -> None:
 def test_unknown_routes_and_methods_use_the_envelope(server, api: Api) -> None:
     assert_error(api.get("/api/v1/nothing"), 404, "not_found")
     assert_error(api.request("PUT", "/api/v1/assets"), 405, "method_not_allowed")
+
+
+def test_upload_to_a_storage_profile_that_does_not_exist(server, api: Api) -> None:
+    missing = str(uuid.uuid4())
+    assert_error(api.upload(png_bytes(), storageProviderProfileId=missing), 404, "storage_provider_profile_not_found")
+    assert_error(api.upload(png_bytes(), storageProviderProfileId="not-a-uuid"), 400, "request_invalid")
+    assert api.upload_ok(storageProviderProfileId="")["storageProviderProfileId"] is None
+    assert len(stored_files(server.root)) == 1
