@@ -624,3 +624,51 @@ def test_events_and_export(make_server, tmp_path: Path) -> None:
 
     partitioned = ds.dataset(destination / "events", format="parquet", partitioning="hive").to_table()
     assert partitioned.num_rows == len(events)
+
+
+# -- an upload committed but not yet stored (the crash window of the upload path) ------------------------------
+
+
+def test_committed_row_with_its_bytes_still_incoming_is_stored_and_enriched_at_start(services, tmp_path) -> None:
+    data = png_bytes(300, 200)
+    service = services(workers=1)
+    form = upload_form(service, data, runenrichment="true")
+    service.storage.put = lambda key, source: None  # the crash: the bytes never reach storage
+    asset = service._create_asset(ADMIN, form)  # create_asset would also remove the incoming file
+    close(service)
+    root = tmp_path / "library"
+    assert form.temp_path.exists() and not (root / "files" / asset.storage_key).exists()
+
+    restarted = services(workers=1)
+    restarted.start()
+    assert restarted.workers.wait_idle(timeout=60)
+    assert (root / "files" / asset.storage_key).read_bytes() == data
+    assert not list((root / "incoming").iterdir())
+    stored = restarted.catalog.get_asset_detail(asset.id)
+    assert stored.status == "ready"
+    assert [d.kind for d in stored.derivatives] == ["thumbnail_256"]
+
+
+def test_committed_row_whose_bytes_never_became_durable_is_forgotten_at_start(services, tmp_path) -> None:
+    service = services(workers=1)
+    form = upload_form(service, png_bytes(300, 200))
+    service.storage.put = lambda key, source: None
+    asset = service._create_asset(ADMIN, form)
+    close(service)
+    form.temp_path.write_bytes(b"\x89PNG half of it")  # the crash lost the end of the file
+
+    restarted = services(workers=1)
+    restarted.start()
+    assert restarted.catalog.get_asset(asset.id) is None
+    assert not list((tmp_path / "library" / "incoming").iterdir())
+    assert not (tmp_path / "library" / "files" / asset.storage_key).exists()
+
+
+def test_incoming_file_without_a_row_is_dropped_at_start(services, tmp_path) -> None:
+    service = services()
+    form = upload_form(service)  # a crash before the commit: only the incoming file exists
+    close(service)
+    restarted = services()
+    restarted.start()
+    assert not form.temp_path.exists()
+    assert asset_count(restarted) == 0

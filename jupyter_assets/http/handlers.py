@@ -343,19 +343,19 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
 class AssetContentHandler(ByteStreamHandler):
     @tornado.web.authenticated
     async def get(self, asset_id: str) -> None:
-        content = await self.run_blocking(self.service.open_content, self.principal, asset_id)
-        if content.redirect_url:
-            self.redirect(content.redirect_url, status=307)
-            return
-        await self.send_content(content, include_body=True)
+        await self._answer(asset_id, include_body=True)
 
     @tornado.web.authenticated
     async def head(self, asset_id: str) -> None:
+        await self._answer(asset_id, include_body=False)
+
+    async def _answer(self, asset_id: str, include_body: bool) -> None:
+        """Public assets redirect to their public URL; private ones are streamed to their owner."""
         content = await self.run_blocking(self.service.open_content, self.principal, asset_id)
         if content.redirect_url:
             self.redirect(content.redirect_url, status=307)
-            return
-        await self.send_content(content, include_body=False)
+        else:
+            await self.send_content(content, include_body)
 
 
 class PublicContentHandler(ByteStreamHandler):
