@@ -9,6 +9,9 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+from jupyter_core.paths import jupyter_config_path
+from traitlets.config import Application
+
 from .app import DEFAULT_STANDALONE_PORT, AssetsApp, serve
 from .auth import ALL_SCOPES, mint_jwt, parse_scopes
 from .catalog import EXPORTABLE_TABLES, Catalog, CatalogLockedError
@@ -17,7 +20,11 @@ from .service import create_api_key
 
 
 def _app(args: argparse.Namespace) -> AssetsApp:
+    """The settings, as inside Jupyter: JUPYTER_ASSETS_* variables give the defaults, c.AssetsApp.* in
+    jupyter_server_config files override them, then --AssetsApp.name=value options and --root."""
     app = AssetsApp()
+    Application.load_config_file(app, "jupyter_server_config", path=jupyter_config_path())
+    app.parse_command_line(args.traits)
     if getattr(args, "root", None):
         app.root_dir = args.root
     return app
@@ -169,7 +176,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parser().parse_args(argv)
+    args, rest = parser().parse_known_args(argv)
+    unknown = [option for option in rest if not option.startswith("--AssetsApp.")]
+    if unknown:
+        parser().error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.traits = rest
     args.handler(args)
 
 
