@@ -101,8 +101,12 @@ class Catalog:
             if version <= current:
                 continue
             cursor.execute("BEGIN TRANSACTION")
-            cursor.execute(ddl)
-            cursor.execute("INSERT INTO schema_version VALUES (?, ?)", [version, utc_now()])
+            try:
+                cursor.execute(ddl)
+                cursor.execute("INSERT INTO schema_version VALUES (?, ?)", [version, utc_now()])
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
             cursor.execute("COMMIT")
 
     def schema_version(self) -> int:
@@ -261,12 +265,6 @@ class Catalog:
             if "is_public" in changes:
                 for table in ("derivatives", "skill_executions"):
                     tx.execute(f"UPDATE {table} SET is_public = ? WHERE asset_id = ?", [changes["is_public"], asset_id])
-
-        return self._write(work)
-
-    def set_status(self, asset_id: str, status: str) -> None:
-        def work(tx: duckdb.DuckDBPyConnection) -> Any:
-            tx.execute("UPDATE assets SET status = ? WHERE id = ?", [status, asset_id])
 
         return self._write(work)
 
