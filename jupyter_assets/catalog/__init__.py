@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import duckdb
+from pyarrow import dataset, parquet
 
 from ..model import (
     ApiKeyRecord,
@@ -26,6 +27,7 @@ from ..model import (
     new_id,
     utc_now,
 )
+from .cursor import Cursor
 from .schema import MIGRATIONS
 from .writer import GroupCommitWriter, Insert
 
@@ -75,7 +77,7 @@ class Catalog:
         self.path = path
         self._local = threading.local()
         self._migrate()
-        self._writer = GroupCommitWriter(self._db.cursor())
+        self._writer = GroupCommitWriter(Cursor(self._db.cursor()))
 
     def close(self) -> None:
         self._writer.close()
@@ -83,13 +85,13 @@ class Catalog:
 
     # -- plumbing ---------------------------------------------------------------------------------------
 
-    def _cursor(self) -> duckdb.DuckDBPyConnection:
+    def _cursor(self) -> Cursor:
         cursor = getattr(self._local, "cursor", None)
         if cursor is None:
-            cursor = self._local.cursor = self._db.cursor()
+            cursor = self._local.cursor = Cursor(self._db.cursor())
         return cursor
 
-    def _write(self, work: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+    def _write(self, work: Callable[[Cursor], T]) -> T:
         """Run ``work`` in a write transaction and return its result once committed."""
         return self._writer.submit(work)
 
@@ -252,7 +254,7 @@ class Catalog:
         changes = {**changes, "updated_at": utc_now()}
         assignments = ", ".join(f"{column} = ?" for column in changes)
 
-        def work(tx: duckdb.DuckDBPyConnection) -> Any:
+        def work(tx: Cursor) -> Any:
             tx.execute(f"UPDATE assets SET {assignments} WHERE id = ?", [*changes.values(), asset_id])
             if {"original_file_name", "description", "alt_text"} & changes.keys():
                 name, description, alt_text = tx.execute(
@@ -271,7 +273,7 @@ class Catalog:
     def undo_upload(self, asset_id: str) -> None:
         """Forget an upload whose file could not be stored: its row, its job and its event."""
 
-        def work(tx: duckdb.DuckDBPyConnection) -> None:
+        def work(tx: Cursor) -> None:
             tx.execute("DELETE FROM jobs WHERE asset_id = ?", [asset_id])
             tx.execute("DELETE FROM events WHERE asset_id = ? AND kind = 'upload'", [asset_id])
             tx.execute("DELETE FROM assets WHERE id = ?", [asset_id])
@@ -285,7 +287,7 @@ class Catalog:
         leaves a note for the retry sweep instead of a silent leak.
         """
 
-        def work(tx: duckdb.DuckDBPyConnection) -> Any:
+        def work(tx: Cursor) -> Any:
             row = tx.execute("SELECT storage_key, storage_profile_id FROM assets WHERE id = ?", [asset_id]).fetchone()
             if row is None:
                 return None
@@ -312,7 +314,7 @@ class Catalog:
     def upsert_derivative(self, derivative: Derivative) -> str | None:
         """Store a derivative, replacing one of the same kind; returns the replaced file's key, if any."""
 
-        def work(tx: duckdb.DuckDBPyConnection) -> Any:
+        def work(tx: Cursor) -> Any:
             _require_asset(tx, derivative.asset_id)
             old = tx.execute(
                 "SELECT storage_key FROM derivatives WHERE asset_id = ? AND kind = ?",
@@ -339,7 +341,7 @@ class Catalog:
         return self._write(work)
 
     def upsert_structured_result(self, result: StructuredResult) -> None:
-        def work(tx: duckdb.DuckDBPyConnection) -> Any:
+        def work(tx: Cursor) -> Any:
             _require_asset(tx, result.asset_id)
             tx.execute(
                 "DELETE FROM structured_results WHERE asset_id = ? AND kind = ?",
@@ -353,7 +355,7 @@ class Catalog:
         return self._write(work)
 
     def record_execution(self, execution: SkillExecution, event: dict[str, Any]) -> None:
-        def work(tx: duckdb.DuckDBPyConnection) -> Any:
+        def work(tx: Cursor) -> Any:
             if tx.execute("SELECT 1 FROM assets WHERE id = ?", [execution.asset_id]).fetchone() is None:
                 return  # deleted while the skill ran: its history goes with it
             tx.execute(
@@ -386,7 +388,7 @@ class Catalog:
     # -- storage cleanup ---------------------------------------------------------------------------------
 
     def add_cleanup(self, storage_key: str, storage_profile_id: str | None, reason: str) -> None:
-        def work(tx: duckdb.DuckDBPyConnection) -> Any:
+        def work(tx: Cursor) -> Any:
             tx.execute(
                 "INSERT INTO storage_cleanup VALUES (?, ?, ?, ?)",
                 [storage_key, storage_profile_id, reason, utc_now()],
@@ -395,7 +397,7 @@ class Catalog:
         return self._write(work)
 
     def remove_cleanup(self, storage_key: str) -> None:
-        def work(tx: duckdb.DuckDBPyConnection) -> Any:
+        def work(tx: Cursor) -> Any:
             tx.execute("DELETE FROM storage_cleanup WHERE storage_key = ?", [storage_key])
 
         return self._write(work)
@@ -415,7 +417,7 @@ class Catalog:
     def drop_stale_cleanup(self) -> None:
         """Forget notes about keys that are still referenced (their upload did commit)."""
 
-        def work(tx: duckdb.DuckDBPyConnection) -> Any:
+        def work(tx: Cursor) -> Any:
             tx.execute(
                 "DELETE FROM storage_cleanup WHERE storage_key IN (SELECT storage_key FROM assets) "
                 "OR storage_key IN (SELECT storage_key FROM derivatives)"
@@ -428,7 +430,7 @@ class Catalog:
     def recover_jobs(self) -> list[tuple[str, str, list[str]]]:
         """After a restart: requeue jobs that were running, reset their assets, return every queued job."""
 
-        def work(tx: duckdb.DuckDBPyConnection) -> Any:
+        def work(tx: Cursor) -> Any:
             tx.execute("UPDATE jobs SET status = 'queued', updated_at = ? WHERE status = 'running'", [utc_now()])
             tx.execute(
                 "UPDATE assets SET status = 'pending' WHERE status = 'processing' AND id IN (SELECT asset_id FROM jobs)"
@@ -441,7 +443,7 @@ class Catalog:
     def start_job(self, job_id: str, asset_id: str) -> bool:
         """Mark a job running and its asset processing; False when the asset is gone."""
 
-        def work(tx: duckdb.DuckDBPyConnection) -> Any:
+        def work(tx: Cursor) -> Any:
             found = tx.execute(
                 "UPDATE jobs SET status = 'running', attempts = attempts + 1, updated_at = ? WHERE id = ? RETURNING id",
                 [utc_now(), job_id],
@@ -454,7 +456,7 @@ class Catalog:
         return self._write(work)
 
     def finish_job(self, job_id: str, asset_id: str, status: str) -> None:
-        def work(tx: duckdb.DuckDBPyConnection) -> Any:
+        def work(tx: Cursor) -> Any:
             tx.execute("DELETE FROM jobs WHERE id = ?", [job_id])
             tx.execute("UPDATE assets SET status = ? WHERE id = ?", [status, asset_id])
 
@@ -520,18 +522,23 @@ class Catalog:
         sql = queries[table]
         if table == "events" and visible_to is not None:
             params = [visible_to, *params]
-        options = "FORMAT parquet, COMPRESSION zstd"
-        if destination.suffix != ".parquet":
-            options += ", PARTITION_BY (day), OVERWRITE_OR_IGNORE"
-        # COPY cannot take bound parameters, so the visibility filter is materialised first.
-        cursor = self._cursor()
-        relation = cursor.execute(sql, params).fetch_arrow_table()  # noqa: F841 - referenced by name below
-        cursor.execute(f"COPY (SELECT * FROM relation) TO '{_sql_path(destination)}' ({options})")
+        rows = self._cursor().execute(sql, params).fetch_arrow_table()
+        if destination.suffix == ".parquet":
+            parquet.write_table(rows, destination, compression="zstd")
+        else:
+            dataset.write_dataset(
+                rows,
+                destination,
+                format="parquet",
+                partitioning=["day"],
+                partitioning_flavor="hive",
+                existing_data_behavior="overwrite_or_ignore",
+            )
 
     # -- api keys ------------------------------------------------------------------------------------------
 
     def insert_api_key(self, record: ApiKeyRecord, key_hash: str) -> None:
-        def work(tx: duckdb.DuckDBPyConnection) -> Any:
+        def work(tx: Cursor) -> Any:
             tx.execute(
                 "INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, ?, NULL)",
                 [record.id, record.name, key_hash, record.prefix, " ".join(record.scopes), record.created_at],
@@ -559,7 +566,7 @@ class Catalog:
         return [_api_key(row) for row in rows]
 
     def revoke_api_key(self, key_id_or_name: str, revoked_at: datetime) -> int:
-        def work(tx: duckdb.DuckDBPyConnection) -> Any:
+        def work(tx: Cursor) -> Any:
             rows = tx.execute(
                 "UPDATE api_keys SET revoked_at = ? WHERE (id = ? OR name = ?) AND revoked_at IS NULL RETURNING id",
                 [revoked_at, key_id_or_name, key_id_or_name],
@@ -571,7 +578,7 @@ class Catalog:
     # -- events --------------------------------------------------------------------------------------------
 
     @staticmethod
-    def _append_event(tx: duckdb.DuckDBPyConnection, event: dict[str, Any]) -> None:
+    def _append_event(tx: Cursor, event: dict[str, Any]) -> None:
         _event_insert(event).execute(tx)
 
 
@@ -590,7 +597,7 @@ class AssetGoneError(LookupError):
     """The asset was deleted while something (a skill) was still writing results for it."""
 
 
-def _require_asset(tx: duckdb.DuckDBPyConnection, asset_id: str) -> None:
+def _require_asset(tx: Cursor, asset_id: str) -> None:
     if tx.execute("SELECT 1 FROM assets WHERE id = ?", [asset_id]).fetchone() is None:
         raise AssetGoneError(f"asset {asset_id} was deleted while the skill ran")
 
@@ -607,7 +614,3 @@ def search_needle(text: str) -> str:
 def _api_key(row: tuple) -> ApiKeyRecord:
     key_id, name, prefix, scopes, created_at, revoked_at = row
     return ApiKeyRecord(key_id, name, prefix, scopes.split(), created_at, revoked_at)
-
-
-def _sql_path(path: Path) -> str:
-    return str(path).replace("'", "''")

@@ -9,7 +9,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-import duckdb
+from .cursor import Cursor
 
 MAX_BATCH = 64
 
@@ -23,14 +23,14 @@ class Insert:
     columns: str
     row: list[Any]
 
-    def execute(self, cursor: duckdb.DuckDBPyConnection) -> None:
+    def execute(self, cursor: Cursor) -> None:
         _insert_rows(cursor, self.table, self.columns, [self.row])
 
 
-Work = Callable[[duckdb.DuckDBPyConnection], Any] | list[Insert]
+Work = Callable[[Cursor], Any] | list[Insert]
 
 
-def _insert_rows(cursor: duckdb.DuckDBPyConnection, table: str, columns: str, rows: list[list[Any]]) -> None:
+def _insert_rows(cursor: Cursor, table: str, columns: str, rows: list[list[Any]]) -> None:
     placeholders = "(" + ", ".join("?" * len(rows[0])) + ")"
     cursor.execute(
         f"INSERT INTO {table} ({columns}) VALUES {', '.join([placeholders] * len(rows))}",
@@ -46,7 +46,7 @@ class GroupCommitWriter:
     A write is either a function of the cursor (returning its result) or a list of Inserts.
     """
 
-    def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, cursor: Cursor) -> None:
         self._cursor = cursor
         self._queue: queue.SimpleQueue[tuple[Work, Future] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="jupyter-assets-catalog-writer", daemon=True)
