@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import unicodedata
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,8 @@ from .storage.local import LocalStorage, fsync_directory, fsync_file
 MAX_TEXT_LENGTH = 1000
 MAX_FILE_NAME_LENGTH = 255
 MAX_BATCH_DELETE = 1000
+MAX_JOB_ATTEMPTS = 3
+SWEEP_INTERVAL_SECONDS = 600
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 
@@ -113,15 +116,19 @@ class AssetService:
         self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="jupyter-assets-io")
         self.workers = WorkerPool(self.process_job, config.workers, self.log)
         self._api_key_principals: dict[str, Principal] = {}  # by key hash; cleared whenever a key is revoked
+        self._closing = threading.Event()
+        self._sweeper = threading.Thread(target=self._sweep_now_and_then, name="jupyter-assets-sweeper", daemon=True)
 
     def start(self) -> None:
         """Finish what a previous run left: uploads committed but not yet stored, files to remove, jobs not done."""
         self._recover_incoming()
         self.sweep_storage()
-        jobs = [Job(job_id, asset_id, tuple(skills)) for job_id, asset_id, skills in self.catalog.recover_jobs()]
+        recovered = self.catalog.recover_jobs(MAX_JOB_ATTEMPTS)
+        jobs = [Job(job_id, asset_id, tuple(skills)) for job_id, asset_id, skills in recovered]
         if jobs:
             self.log.info("resuming %d enrichment job(s) left by the previous run", len(jobs))
         self.workers.start(jobs)
+        self._sweeper.start()
 
     def _recover_incoming(self) -> None:
         """An incoming file is named after its asset: store it if its row was committed and the bytes are the
@@ -138,6 +145,9 @@ class AssetService:
             leftover.unlink(missing_ok=True)
 
     def close(self) -> None:
+        self._closing.set()
+        if self._sweeper.ident is not None:
+            self._sweeper.join()
         self.workers.stop()
         self.executor.shutdown(wait=True)
         self.catalog.close()
@@ -403,6 +413,14 @@ class AssetService:
         asset = self.catalog.get_asset(job.asset_id)
         if asset is None or not self.catalog.start_job(job.id, job.asset_id):
             return
+        try:
+            status = self._enrich(job, asset)
+        except Exception:  # a bug, not a bad image: the asset must not stay "processing" for ever
+            self.log.exception("enrichment of asset %s failed unexpectedly", asset.id)
+            status = "failed"
+        self.catalog.finish_job(job.id, job.asset_id, status)
+
+    def _enrich(self, job: Job, asset: Asset) -> str:
         context = self._context(asset, {})
         for name in job.skills:
             skill = self.skills.get(name)
@@ -413,12 +431,9 @@ class AssetService:
             self.catalog.record_execution(execution, self._event("skill_run", None, asset, execution))
         try:
             context.image()
-            status = "ready"
-        except ImageDecodeError:
-            status = "failed"
-        except FileNotFoundError:
-            status = "failed"
-        self.catalog.finish_job(job.id, job.asset_id, status)
+        except (ImageDecodeError, FileNotFoundError):
+            return "failed"
+        return "ready"
 
     def _context(self, asset: Asset, parameters: dict[str, Any]) -> SkillContext:
         return SkillContext(
@@ -467,6 +482,14 @@ class AssetService:
         return hash_api_key(key) in self._api_key_principals
 
     # -- housekeeping -------------------------------------------------------------------------------------
+
+    def _sweep_now_and_then(self) -> None:
+        """Retry removing files whose delete failed, without waiting for the next start."""
+        while not self._closing.wait(SWEEP_INTERVAL_SECONDS):
+            try:
+                self.sweep_storage()
+            except Exception:
+                self.log.exception("storage sweep failed; it will be retried")
 
     def sweep_storage(self) -> int:
         """Remove files that no asset references any more (failed deletes, crashed uploads). Returns the count."""

@@ -672,3 +672,30 @@ def test_incoming_file_without_a_row_is_dropped_at_start(services, tmp_path) -> 
     restarted.start()
     assert not form.temp_path.exists()
     assert asset_count(restarted) == 0
+
+
+# -- jobs that keep failing ------------------------------------------------------------------------------------
+
+
+def test_a_job_that_killed_the_server_three_times_is_given_up(services) -> None:
+    service = services(workers=0)
+    asset = service.create_asset(ADMIN, upload_form(service, runenrichment="true"))
+    (job_id,) = [job_id for job_id, _, _ in service.catalog.recover_jobs(max_attempts=3)]
+    for _ in range(3):  # three starts that each died while running the job
+        assert service.catalog.start_job(job_id, asset.id)
+    close(service)
+
+    restarted = services(workers=1)
+    restarted.start()
+    assert restarted.catalog.get_asset(asset.id).status == "failed"
+    assert restarted.catalog.queued_job_count() == 0
+
+
+def test_an_unexpected_error_in_enrichment_fails_the_asset_instead_of_leaving_it_processing(services) -> None:
+    service = services(workers=1)
+    service._enrich = lambda job, asset: 1 / 0
+    service.start()
+    asset = service.create_asset(ADMIN, upload_form(service, runenrichment="true"))
+    assert service.workers.wait_idle(timeout=30)
+    assert service.catalog.get_asset(asset.id).status == "failed"
+    assert service.catalog.queued_job_count() == 0

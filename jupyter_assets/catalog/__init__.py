@@ -427,10 +427,19 @@ class Catalog:
 
     # -- jobs ----------------------------------------------------------------------------------------------
 
-    def recover_jobs(self) -> list[tuple[str, str, list[str]]]:
-        """After a restart: requeue jobs that were running, reset their assets, return every queued job."""
+    def recover_jobs(self, max_attempts: int) -> list[tuple[str, str, list[str]]]:
+        """After a restart: requeue jobs that were running, reset their assets, return every queued job.
+
+        A job that was running when the process died max_attempts times is given up (its asset is failed):
+        an image that kills the server must not do so at every start."""
 
         def work(tx: Cursor) -> Any:
+            tx.execute(
+                "UPDATE assets SET status = 'failed' WHERE id IN "
+                "(SELECT asset_id FROM jobs WHERE status = 'running' AND attempts >= ?)",
+                [max_attempts],
+            )
+            tx.execute("DELETE FROM jobs WHERE status = 'running' AND attempts >= ?", [max_attempts])
             tx.execute("UPDATE jobs SET status = 'queued', updated_at = ? WHERE status = 'running'", [utc_now()])
             tx.execute(
                 "UPDATE assets SET status = 'pending' WHERE status = 'processing' AND id IN (SELECT asset_id FROM jobs)"
