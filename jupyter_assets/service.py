@@ -22,7 +22,7 @@ from .model import ApiKeyRecord, Asset, Derivative, ListQuery, Page, UsageStats,
 from .processing import Job, WorkerPool
 from .skills import SkillRegistry, default_registry, run_skill
 from .skills.context import SkillContext
-from .storage import Storage
+from .storage import Storage, storage_key
 from .storage.local import LocalStorage, fsync_directory, fsync_file
 
 MAX_TEXT_LENGTH = 1000
@@ -219,7 +219,7 @@ class AssetService:
             checksum_sha256=form.sha256,
             storage_provider=self.storage.name,
             storage_profile_id=None,
-            storage_key=f"{now:%Y/%m/%d}/{asset_id.replace('-', '')}{facts.extension}",
+            storage_key=storage_key(asset_id, facts.extension, now),
             is_public=is_public,
             description=description or None,
             alt_text=alt_text or None,

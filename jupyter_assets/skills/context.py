@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image
@@ -13,16 +12,11 @@ from PIL import Image
 from ..catalog import AssetGoneError
 from ..images import ImageDecodeError, decode
 from ..model import Asset, Derivative, StructuredResult, new_id, utc_now
+from ..storage import storage_key
 
 if TYPE_CHECKING:
     from ..catalog import Catalog
     from ..storage import Storage
-
-
-def new_storage_key(extension: str, moment: datetime | None = None) -> str:
-    """``yyyy/MM/dd/<32 hex of a fresh UUIDv7><ext>``, UTC."""
-    moment = moment or utc_now()
-    return f"{moment:%Y/%m/%d}/{new_id().replace('-', '')}{extension}"
 
 
 class SkillContext:
@@ -65,7 +59,7 @@ class SkillContext:
         self, kind: str, data: bytes, content_type: str, extension: str, width: int, height: int
     ) -> Derivative:
         """Store a derivative's bytes and record it, replacing (and cleaning up) an older one of the same kind."""
-        key = new_storage_key(extension)
+        key = storage_key(new_id(), extension, utc_now())
         self.catalog.add_cleanup(key, self.asset.storage_profile_id, "derivative_in_flight")
         self.storage.put_bytes(key, data)
         derivative = Derivative(

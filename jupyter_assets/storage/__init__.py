@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -34,6 +35,11 @@ class Storage(Protocol):
 
     def public_url(self, key: str) -> str | None:
         """Where anyone can read the file when its asset is public, or None."""
+
+
+def storage_key(file_id: str, extension: str, moment: datetime) -> str:
+    """``yyyy/MM/dd/<32 hex of the id><ext>`` (UTC date): unique because the id is, and never from a file name."""
+    return f"{moment:%Y/%m/%d}/{file_id.replace('-', '')}{extension}"
 
 
 def check_key(key: str) -> str:
