@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import io
 import json
 import re
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import duckdb
 import jwt
+import pyarrow.parquet as pq
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -442,6 +444,21 @@ def test_ownership_private_assets_are_invisible_and_others_public_assets_read_on
     assert stats(alice)["totalAssets"] == 2
     assert stats(alice)["totalBytes"] == private["size"] + public["size"]
     assert stats(api)["totalAssets"] == 3
+
+    # Exports cover only what the caller may see, and so do the thumbnails' and runs' rows.
+    bob.post(f"/api/v1/assets/{bobs['id']}/skills/thumbnail/run", json={})
+    alice.post(f"/api/v1/assets/{private['id']}/skills/thumbnail/run", json={})
+
+    def exported(client: Api, table: str) -> list[dict]:
+        response = client.get(f"/api/v1/assets/export?table={table}")
+        assert response.status_code == 200
+        return pq.read_table(io.BytesIO(response.content)).to_pylist()
+
+    assert {row["id"] for row in exported(bob, "assets")} == {public["id"], bobs["id"]}
+    assert {row["asset_id"] for row in exported(bob, "derivatives")} == {bobs["id"]}
+    assert {row["asset_id"] for row in exported(bob, "executions")} == {bobs["id"]}
+    assert private["id"] not in {row["asset_id"] for row in exported(bob, "events")}
+    assert {row["id"] for row in exported(api, "assets")} == {private["id"], public["id"], bobs["id"]}
 
     # assets:admin in a token and the config key see everything.
     root = server.api(hs256(sub="root", scope="assets:read assets:admin"))
