@@ -43,6 +43,11 @@ EVENT_COLUMNS = "id, occurred_at, kind, asset_id, actor, content_type, size, ski
 EXPORTABLE_TABLES = ("assets", "derivatives", "executions", "events")
 SEARCH_SEPARATOR = "\x1f"  # ASCII unit separator: a match never spans two fields
 ORDER_COLUMNS = {"createdAtUtc": "created_at", "size": "size"}
+# What bounds nothing, by column and by "descending": every row is on the right side of it.
+ORDER_SENTINELS = {
+    "created_at": {True: "'-infinity'::TIMESTAMP", False: "'infinity'::TIMESTAMP"},
+    "size": {True: "-1", False: str(2**62)},
+}
 
 
 T = TypeVar("T")
@@ -232,14 +237,16 @@ class Catalog:
         cursor = self._cursor()
         total = cursor.execute(f"SELECT count(*) FROM assets WHERE {condition}", params).fetchone()[0]
         page_condition, page_params = condition, params
-        if column == "size":
-            # Sizes are not in insertion order, so no zone map prunes the sort. Bound the page first by the size
-            # of its last row (a sort on one number), then sort only the rows on that side of it: several times
-            # faster than sorting (size, id) over the whole table.
-            compare, no_bound = (">=", -1) if query.descending else ("<=", 2**62)
+        if not query.text:
+            # Sorting by (column, id) over every matching row is the slow part: the id is a string. Find the value
+            # of the page's last row first (a sort on one value), then sort only the rows on that side of it:
+            # twice as fast for created_at, several times for size (whose values are not in insertion order).
+            # Not for text search, where the extra pass over the text would cost more than the sort.
+            compare = ">=" if query.descending else "<="
+            no_bound = ORDER_SENTINELS[column][query.descending]
             page_condition = (
-                f"{condition} AND size {compare} coalesce((SELECT size FROM assets WHERE {condition} "
-                f"ORDER BY size {direction} LIMIT 1 OFFSET ?), {no_bound})"
+                f"{condition} AND {column} {compare} coalesce((SELECT {column} FROM assets WHERE {condition} "
+                f"ORDER BY {column} {direction} LIMIT 1 OFFSET ?), {no_bound})"
             )
             page_params = [*params, *params, offset + query.page_size - 1]
         rows = cursor.execute(

@@ -1,0 +1,66 @@
+"""Catalog queries against a plain Python model of the same rows: paging and ordering with ties."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from jupyter_assets.catalog import Catalog
+from jupyter_assets.model import Asset, ListQuery, new_id, utc_now
+
+
+@pytest.fixture
+def catalog(tmp_path: Path):
+    catalog = Catalog(tmp_path / "catalog.duckdb")
+    yield catalog
+    catalog.close()
+
+
+def test_every_page_in_every_order_matches_a_full_sort(catalog: Catalog) -> None:
+    rng = random.Random(7)
+    start = utc_now()
+    assets = []
+    for n in range(57):
+        asset_id = new_id()
+        moment = start + timedelta(seconds=rng.choice([0, 1, 2, 3]))  # many ties on purpose
+        assets.append(
+            Asset(
+                asset_id,
+                rng.choice(["ann", "bo"]),
+                "ready",
+                f"f{n}.png",
+                rng.choice(["image/png", "image/gif"]),
+                ".png",
+                rng.choice([10, 20, 30]),
+                1,
+                1,
+                "x",
+                "local",
+                None,
+                f"k/{asset_id}.png",
+                rng.random() < 0.5,
+                None,
+                None,
+                moment,
+                moment,
+            )  # fmt: skip
+        )
+        catalog.insert_asset(assets[-1], None, {"kind": "upload"}).result()
+
+    for order_by, key in (("createdAtUtc", "created_at"), ("size", "size")):
+        for descending in (True, False):
+            for content_type, viewer in ((None, None), ("image/gif", None), (None, "bo")):
+                visible = [
+                    a for a in assets
+                    if (content_type is None or a.content_type == content_type)
+                    and (viewer is None or a.is_public or a.owner == viewer)
+                ]  # fmt: skip
+                expected = sorted(visible, key=lambda a: (getattr(a, key), a.id), reverse=descending)
+                for page in range(1, 6):
+                    query = ListQuery(page, 12, None, content_type, None, order_by, descending)
+                    result = catalog.list_assets(query, viewer)
+                    assert result.total == len(visible)
+                    assert [a.id for a in result.items] == [a.id for a in expected[(page - 1) * 12 : page * 12]]
