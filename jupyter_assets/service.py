@@ -28,7 +28,7 @@ from .storage.local import LocalStorage, fsync_directory, fsync_file
 MAX_TEXT_LENGTH = 1000
 MAX_FILE_NAME_LENGTH = 255
 MAX_BATCH_DELETE = 1000
-MAX_JOB_ATTEMPTS = 3
+MAX_JOB_ATTEMPTS = 5  # interrupted by a crash this many times: give up (an image that kills the server)
 SWEEP_INTERVAL_SECONDS = 600
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100

@@ -27,7 +27,7 @@ from jupyter_assets.auth import Principal
 from jupyter_assets.catalog import Catalog
 from jupyter_assets.catalog.schema import MIGRATIONS
 from jupyter_assets.model import ListQuery
-from jupyter_assets.service import AssetService, ServiceConfig, UploadForm
+from jupyter_assets.service import MAX_JOB_ATTEMPTS, AssetService, ServiceConfig, UploadForm
 
 from conftest import ADMIN_KEY, StandaloneServer, assert_error, png_bytes, stored_files
 
@@ -677,11 +677,11 @@ def test_incoming_file_without_a_row_is_dropped_at_start(services, tmp_path) -> 
 # -- jobs that keep failing ------------------------------------------------------------------------------------
 
 
-def test_a_job_that_killed_the_server_three_times_is_given_up(services) -> None:
+def test_a_job_that_keeps_killing_the_server_is_given_up(services) -> None:
     service = services(workers=0)
     asset = service.create_asset(ADMIN, upload_form(service, runenrichment="true"))
-    (job_id,) = [job_id for job_id, _, _ in service.catalog.recover_jobs(max_attempts=3)]
-    for _ in range(3):  # three starts that each died while running the job
+    (job_id,) = [job_id for job_id, _, _ in service.catalog.recover_jobs(MAX_JOB_ATTEMPTS)]
+    for _ in range(MAX_JOB_ATTEMPTS):  # starts that each died while running the job
         assert service.catalog.start_job(job_id, asset.id)
     close(service)
 
