@@ -29,7 +29,8 @@ def forbidden(message: str = "You do not have permission to do this.") -> ApiErr
     return ApiError("auth_forbidden", message, 403)
 
 
-# Every code the service can answer with, and its HTTP status. The OpenAPI document and the tests use it.
+# Every code the service can answer with, and its usual HTTP status. A test checks that each code raised in the
+# source is listed here and that each one listed is documented in the OpenAPI document.
 ERROR_CODES: dict[str, int] = {
     "request_invalid": 400,
     "internal_server_error": 500,
@@ -56,6 +57,7 @@ ERROR_CODES: dict[str, int] = {
     "export_table_invalid": 400,
     "api_key_not_found": 404,
     "range_not_satisfiable": 416,
+    "storage_provider_storage_key_invalid": 400,
     "method_not_allowed": 405,
     "not_found": 404,
 }

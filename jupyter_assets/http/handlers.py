@@ -16,7 +16,7 @@ from ..service import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Content
 from .base import AssetsHandler
 from .upload import MultipartUpload
 
-OPENAPI_PATH = Path(__file__).with_name("openapi.json")
+OPENAPI_DOCUMENT = Path(__file__).with_name("openapi.json").read_bytes()  # read once, not on every request
 # Room for the form's text fields and multipart framing on top of the file itself.
 MULTIPART_OVERHEAD = 256 * 1024
 WRITE_BATCH = 256 * 1024
@@ -258,7 +258,7 @@ class OpenApiHandler(AssetsHandler):
     @tornado.web.authenticated
     async def get(self) -> None:
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(OPENAPI_PATH.read_bytes())
+        self.finish(OPENAPI_DOCUMENT)
 
 
 class ApiKeysHandler(AssetsHandler):
