@@ -15,11 +15,11 @@ $(BIN)/python:
 
 # The stamp is rebuilt whenever the project's metadata changes.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[lab]"
+	$(BIN)/pip install --quiet -e ".[lab,ai]"
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
-	$(BIN)/pip install --quiet -e ".[lab,test]"
+	$(BIN)/pip install --quiet -e ".[lab,ai,test]"
 	touch $@
 
 install: $(VENV)/.installed

@@ -1,6 +1,6 @@
 """Run every benchmark (what ``make bench`` calls) and print one summary.
 
-    python bench/run_all.py [--quick] [--strict] [--only catalog,upload,memory]
+    python bench/run_all.py [--quick] [--strict] [--only catalog,upload,memory,thumbnail]
 
 Each benchmark runs in its own process with a time limit, its output streamed as it goes; the summary repeats the
 headline ratios and goals. Exit status: 0 when every benchmark ran (goals that FAIL are reported, not fatal,
@@ -25,6 +25,8 @@ BENCHMARKS = {
     "catalog": ("catalog_queries.py", 480, 150),
     "upload": ("upload_throughput.py", 240, 120),
     "memory": ("upload_memory.py", 180, 120),
+    "thumbnail": ("thumbnail_throughput.py", 300, 120),
+    "vectors": ("vector_search.py", 240, 120),
 }
 
 
@@ -87,6 +89,30 @@ def summarize(name: str, result: dict) -> tuple[list[str], list[bool]]:
             lines.append(f"memory: {key}: +{check['increase_mb']:.1f} MB (HTTP {check['status']}) {verdict}")
             if not info:
                 goals.append(check["pass"])
+    elif name == "thumbnail":
+        targets, ratio = result["targets"], result["ratio"]
+        lines.append(
+            f"thumbnail: ours {targets['ours']['images_per_s']:.1f} images/s, baseline "
+            f"{targets['baseline']['images_per_s']:.1f} images/s ({result['images']} JPEGs of 12 MP, "
+            f"{result['cpus']} CPUs, {result['workers']} workers)"
+        )
+        lines.append(f"thumbnail: ours/baseline {ratio['ratio']:.2f}x, goal >= {ratio['goal']}: {_v(ratio['pass'])}")
+        goals.append(ratio["pass"])
+    elif name == "vectors":
+        search, hamming, similar = result["search"], result["hamming"], result["similar"]
+        lines.append(
+            f"vectors ({search['vectors']:,} x {search['dim']}): search top {search['limit']} p50 "
+            f"{search['ours_p50_ms']:.1f} ms, p95 {search['ours_p95_ms']:.1f} ms; numpy brute force "
+            f"{search['baseline_p50_ms']:.1f}/{search['baseline_p95_ms']:.1f} ms (baseline/ours p50 "
+            f"{search['ratio_p50']:.2f}x); load {search['load_seconds']:.2f} s"
+        )
+        scale = "" if result["goals"]["full_size"] else " (below 1M vectors: information)"
+        lines.append(
+            f"vectors: p95 < 100 ms{scale} {_v(result['goals']['latency'])}; exact {_v(result['goals']['exact'])}; "
+            f"hamming_groups {hamming['hashes']:,} hashes {hamming['seconds']:.2f} s; similar_groups "
+            f"{similar['vectors']:,} vectors {similar['seconds']:.2f} s"
+        )
+        goals += [result["goals"]["latency"], result["goals"]["exact"]]
     return lines, goals
 
 
@@ -98,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="the ~1 minute version of each benchmark")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a goal fails")
-    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated: catalog, upload, memory")
+    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated: " + ", ".join(BENCHMARKS))
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = set(names) - set(BENCHMARKS)

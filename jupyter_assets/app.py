@@ -19,6 +19,7 @@ from .auth import JwtSettings
 from .http.base import AssetsHandler, Authenticator, NotFoundHandler
 from .http.handlers import routes
 from .service import AssetService, ServiceConfig
+from .skills.models import ModelSettings
 
 ENV_PREFIX = "JUPYTER_ASSETS_"
 DEFAULT_STANDALONE_PORT = 5121
@@ -78,6 +79,22 @@ class AssetsApp(ExtensionApp):
         config=True
     )
     workers = Int(2, help="Enrichment worker threads.").tag(config=True)
+    clip_model = Unicode(
+        help="open_clip model for embeddings, tags and search by meaning (a name, or the path of an open_clip JSON "
+        "config). Env JUPYTER_ASSETS_CLIP_MODEL."
+    ).tag(config=True)
+    clip_pretrained = Unicode(
+        help="Weights of the CLIP model: a pretrained tag such as laion2b_s34b_b79k (downloaded once) or the path "
+        "of a checkpoint file. Empty: no CLIP model (the default; nothing downloads). "
+        "Env JUPYTER_ASSETS_CLIP_PRETRAINED."
+    ).tag(config=True)
+    caption_model = Unicode(help="CoCa model for captions. Env JUPYTER_ASSETS_CAPTION_MODEL.").tag(config=True)
+    caption_pretrained = Unicode(
+        help="Weights of the caption model (tag or checkpoint path). Env JUPYTER_ASSETS_CAPTION_PRETRAINED."
+    ).tag(config=True)
+    model_device = Unicode(
+        help="Where models run: auto (CUDA when present), cpu, cuda, cuda:1, ... Env JUPYTER_ASSETS_MODEL_DEVICE."
+    ).tag(config=True)
     trust_jupyter_user = Bool(
         True, help="Accept the user Jupyter authenticated as an admin of the library (inside Jupyter only)."
     ).tag(config=True)
@@ -120,7 +137,29 @@ class AssetsApp(ExtensionApp):
 
     @default("enrichment_skills")
     def _default_enrichment_skills(self) -> list[str]:
-        return _env_list("ENRICHMENT_SKILLS") or ["thumbnail"]
+        return _env_list("ENRICHMENT_SKILLS") or ["thumbnail", *(["embed", "tags"] if self.clip_pretrained else [])]
+
+    @default("clip_model")
+    def _default_clip_model(self) -> str:
+        return _env("CLIP_MODEL") or ModelSettings.clip_model
+
+    @default("clip_pretrained")
+    def _default_clip_pretrained(self) -> str:
+        return _env("CLIP_PRETRAINED") or ModelSettings.clip_pretrained
+
+    @default("caption_model")
+    def _default_caption_model(self) -> str:
+        return _env("CAPTION_MODEL") or ModelSettings.caption_model
+
+    @default("caption_pretrained")
+    def _default_caption_pretrained(self) -> str:
+        # An explicitly empty variable means "no caption model".
+        value = os.environ.get(ENV_PREFIX + "CAPTION_PRETRAINED")
+        return ModelSettings.caption_pretrained if value is None else value
+
+    @default("model_device")
+    def _default_model_device(self) -> str:
+        return _env("MODEL_DEVICE") or ModelSettings.device
 
     # -- building the service -----------------------------------------------------------------------------
 
@@ -139,6 +178,13 @@ class AssetsApp(ExtensionApp):
             enrichment_skills=tuple(self.enrichment_skills),
             max_image_pixels=self.max_image_pixels,
             workers=self.workers,
+            models=ModelSettings(
+                clip_model=self.clip_model,
+                clip_pretrained=self.clip_pretrained,
+                caption_model=self.caption_model,
+                caption_pretrained=self.caption_pretrained,
+                device=self.model_device,
+            ),
         )
 
     def build(self, public_base_url: str) -> tuple[AssetService, Authenticator]:

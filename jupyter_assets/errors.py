@@ -60,4 +60,6 @@ ERROR_CODES: dict[str, int] = {
     "storage_provider_storage_key_invalid": 400,
     "method_not_allowed": 405,
     "not_found": 404,
+    "model_unavailable": 409,
+    "asset_not_embedded": 409,
 }

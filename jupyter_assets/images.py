@@ -39,7 +39,7 @@ class ImageTooLargeError(ImageDecodeError):
     """The image declares more pixels than allowed (a decompression bomb, or simply too big)."""
 
 
-def _open(source: Path | bytes, max_pixels: int) -> Image.Image:
+def open_bounded(source: Path | bytes, max_pixels: int) -> Image.Image:
     """Open lazily (header only) and refuse images that declare more pixels than allowed before decoding."""
     try:
         image = Image.open(source if isinstance(source, Path) else io.BytesIO(source), formats=list(FORMATS))
@@ -54,9 +54,14 @@ def _open(source: Path | bytes, max_pixels: int) -> Image.Image:
     return image
 
 
-def decode(source: Path | bytes, max_pixels: int) -> Image.Image:
-    """A fully decoded image (first frame), bounded by max_pixels."""
-    image = _open(source, max_pixels)
+def decode(source: Path | bytes, max_pixels: int, at_least: int | None = None) -> Image.Image:
+    """A decoded image (first frame), bounded by max_pixels. With ``at_least``, a JPEG is decoded at the smallest
+    DCT scale (1/2 to 1/8) that keeps both sides at least that long: several times faster for thumbnails and
+    model inputs, which need a few hundred pixels."""
+    image = open_bounded(source, max_pixels)
+    if at_least and image.format == "JPEG":
+        scale = max(1, min(image.width, image.height) // at_least)
+        image.draft("RGB", (image.width // scale, image.height // scale))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -90,7 +95,7 @@ def _check_complete(image: Image.Image) -> None:
 def inspect_upload(path: Path, declared_type: str, max_pixels: int) -> ImageFacts:
     """Check an uploaded file is a complete image of the declared type; return its real format and size."""
     try:
-        image = _open(path, max_pixels)
+        image = open_bounded(path, max_pixels)
     except ImageTooLargeError as error:
         raise ApiError("asset_image_too_large", f"The image is too large: {error}.", 400) from error
     except ImageDecodeError as error:

@@ -231,6 +231,7 @@ class ListQuery:
     status: str | None = None
     order_by: str = "createdAtUtc"
     descending: bool = True
+    meaning: str | None = None  # `text=`: rank by similarity to this text instead of ordering
 
 
 @dataclass

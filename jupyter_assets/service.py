@@ -17,13 +17,15 @@ from typing import Any
 from .auth import ALL_SCOPES, Principal, generate_api_key, hash_api_key, parse_scopes
 from .catalog import EXPORTABLE_TABLES, Catalog
 from .errors import ApiError, asset_not_found, forbidden, request_invalid
-from .images import ImageDecodeError, inspect_upload
+from .images import inspect_upload
 from .model import ApiKeyRecord, Asset, Derivative, ListQuery, Page, UsageStats, new_id, parse_id, utc_now
 from .processing import Job, WorkerPool
 from .skills import SkillRegistry, default_registry, run_skill
-from .skills.context import SkillContext
+from .skills.context import SkillContext, SkillEnvironment
+from .skills.models import ClipModel, ModelHub, ModelSettings, ModelUnavailableError, not_configured
 from .storage import Storage, storage_key
 from .storage.local import LocalStorage, fsync_directory, fsync_file
+from .vectors import VectorIndex, hamming_groups, similar_groups
 
 MAX_TEXT_LENGTH = 1000
 MAX_FILE_NAME_LENGTH = 255
@@ -32,6 +34,11 @@ MAX_JOB_ATTEMPTS = 5  # interrupted by a crash this many times: give up (an imag
 SWEEP_INTERVAL_SECONDS = 600
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+JOB_BATCH = 8  # queued jobs a worker takes at once: one forward pass of the model serves them all
+HASH_BITS = 64
+# Near-identical copies differ by a few bits of their perceptual hash; past 6 the search slows sharply (multi-index
+# hashing needs many more tables) and finds look-alikes rather than copies.
+MAX_NEAR_BITS = 6
 
 
 @dataclass
@@ -43,6 +50,7 @@ class ServiceConfig:
     enrichment_skills: tuple[str, ...] = ("thumbnail",)
     max_image_pixels: int = 100_000_000
     workers: int = 2
+    models: ModelSettings = field(default_factory=ModelSettings)
 
 
 @dataclass
@@ -112,9 +120,22 @@ class AssetService:
         self.catalog = Catalog(config.root_dir / "catalog.duckdb")
         self.storage: Storage = LocalStorage(config.root_dir / "files", f"{config.public_base_url.rstrip('/')}/content")
         self.skills: SkillRegistry = default_registry()
+        self.models = ModelHub(config.models, self.log, config.root_dir / "cache")
+        # Search by meaning: one in-memory index per (model, weights), loaded at start, kept in step after.
+        self._indexes: dict[tuple[str, str], VectorIndex] = {}
+        self._indexes_lock = threading.Lock()
+        self._environment = SkillEnvironment(
+            self.catalog,
+            self.storage,
+            self.models,
+            config.max_image_pixels,
+            self.log,
+            self._remove_file,
+            self._embedding_saved,
+        )
         # Blocking work (file I/O, hashing, DuckDB, Pillow) runs here, never on the event loop.
         self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="jupyter-assets-io")
-        self.workers = WorkerPool(self.process_job, config.workers, self.log)
+        self.workers = WorkerPool(self.process_jobs, config.workers, self.log, JOB_BATCH)
         self._api_key_principals: dict[str, Principal] = {}  # by key hash; cleared whenever a key is revoked
         self._closing = threading.Event()
         self._sweeper = threading.Thread(target=self._sweep_now_and_then, name="jupyter-assets-sweeper", daemon=True)
@@ -123,6 +144,7 @@ class AssetService:
         """Finish what a previous run left: uploads committed but not yet stored, files to remove, jobs not done."""
         self._recover_incoming()
         self.sweep_storage()
+        self._load_vector_index()
         recovered = self.catalog.recover_jobs(MAX_JOB_ATTEMPTS)
         jobs = [Job(job_id, asset_id, tuple(skills)) for job_id, asset_id, skills in recovered]
         if jobs:
@@ -261,6 +283,8 @@ class AssetService:
 
     def list_assets(self, principal: Principal, query: ListQuery) -> Page:
         principal.require("assets:read")
+        if query.meaning:
+            return self._search_by_meaning(principal, query)
         return self.catalog.list_assets(query, principal.visible_owner)
 
     def get_asset(self, principal: Principal, asset_id: str) -> Asset:
@@ -383,6 +407,8 @@ class AssetService:
             return None
         for key in keys:
             self._remove_file(key)
+        for index in list(self._indexes.values()):
+            index.remove(asset.id)
         return {"id": asset.id, "status": asset.status, "deletedAtUtc": utc_now()}
 
     # -- skills -------------------------------------------------------------------------------------------
@@ -408,37 +434,154 @@ class AssetService:
             "asset": self.catalog.get_asset_detail(asset.id),
         }
 
-    def process_job(self, job: Job) -> None:
-        """Run an upload's enrichment: pending -> processing -> ready, or failed when the image cannot be decoded."""
-        asset = self.catalog.get_asset(job.asset_id)
-        if asset is None or not self.catalog.start_job(job.id, job.asset_id):
-            return
-        try:
-            status = self._enrich(job, asset)
-        except Exception:  # a bug, not a bad image: the asset must not stay "processing" for ever
-            self.log.exception("enrichment of asset %s failed unexpectedly", asset.id)
-            status = "failed"
-        self.catalog.finish_job(job.id, job.asset_id, status)
+    def process_jobs(self, jobs: list[Job]) -> None:
+        """Run uploads' enrichment: pending -> processing -> ready, or failed when the image cannot be decoded.
+        Work a skill can share across the batch (one forward pass of a model) is done first."""
+        started: list[tuple[Job, SkillContext]] = []
+        for job in jobs:
+            asset = self.catalog.get_asset(job.asset_id)
+            if asset is not None and self.catalog.start_job(job.id, job.asset_id):
+                started.append((job, self._context(asset, {})))
+        self._prepare_batch(started)
+        for job, context in started:
+            try:
+                status = self._enrich(job, context)
+            except Exception:  # a bug, not a bad image: the asset must not stay "processing" for ever
+                self.log.exception("enrichment of asset %s failed unexpectedly", job.asset_id)
+                status = "failed"
+            self.catalog.finish_job(job.id, job.asset_id, status)
 
-    def _enrich(self, job: Job, asset: Asset) -> str:
-        context = self._context(asset, {})
+    def _prepare_batch(self, started: list[tuple[Job, SkillContext]]) -> None:
+        batches: dict[Any, list[SkillContext]] = {}
+        for job, context in started:
+            for name in job.skills:
+                skill = self.skills.get(name)
+                if skill is not None and skill.prepare_batch is not None:
+                    batch = batches.setdefault(skill.prepare_batch, [])
+                    if context not in batch:
+                        batch.append(context)
+        for prepare, contexts in batches.items():
+            try:
+                prepare(contexts)
+            except Exception:  # the steps run one by one and report the failure themselves
+                self.log.exception("batch preparation for %d asset(s) failed", len(contexts))
+
+    def _enrich(self, job: Job, context: SkillContext) -> str:
         for name in job.skills:
             skill = self.skills.get(name)
             if skill is None:
                 self.log.warning("enrichment skill %r is not registered; skipped", name)
                 continue
+            context.parameters = skill.validate_parameters(None)  # its defaults
             execution = run_skill(skill, context, "upload", None)
-            self.catalog.record_execution(execution, self._event("skill_run", None, asset, execution))
-        try:
-            context.image()
-        except (ImageDecodeError, FileNotFoundError):
-            return "failed"
-        return "ready"
+            self.catalog.record_execution(execution, self._event("skill_run", None, context.asset, execution))
+        return "ready" if context.decodable() else "failed"
 
     def _context(self, asset: Asset, parameters: dict[str, Any]) -> SkillContext:
-        return SkillContext(
-            asset, parameters, self.catalog, self.storage, self.config.max_image_pixels, self.log, self._remove_file
-        )
+        return SkillContext(asset, parameters, self._environment)
+
+    # -- search by meaning and duplicates -----------------------------------------------------------------
+
+    def _load_vector_index(self) -> None:
+        key = self.models.clip_key()
+        if key is None:
+            return
+        ids, matrix = self.catalog.embeddings(*key)
+        if ids:
+            index = VectorIndex(matrix.shape[1])
+            index.load(ids, matrix)
+            self._indexes[key] = index
+            self.log.info("search by meaning: %d embeddings of %s/%s loaded", len(ids), *key)
+
+    def _embedding_saved(self, model: str, weights: str, asset_id: str, vector: Any) -> None:
+        with self._indexes_lock:
+            index = self._indexes.get((model, weights))
+            if index is None:
+                index = self._indexes[(model, weights)] = VectorIndex(len(vector))
+        index.add(asset_id, vector)
+
+    def _clip_model(self) -> ClipModel:
+        try:
+            return self.models.clip()
+        except ModelUnavailableError as error:
+            raise ApiError("model_unavailable", str(error), 409) from error
+
+    def _index(self) -> tuple[str, VectorIndex | None]:
+        """The configured model's id and its index (None before the first embedding), or 409 model_unavailable."""
+        key = self.models.clip_key()
+        if key is None:
+            raise ApiError(
+                "model_unavailable", str(not_configured(self.config.models.clip_model, "clip_pretrained")), 409
+            )
+        return "/".join(key), self._indexes.get(key)
+
+    def _search_by_meaning(self, principal: Principal, query: ListQuery) -> Page:
+        model = self._clip_model()
+        _, index = self._index()
+        if index is None:
+            return Page([], query.page, query.page_size, 0)
+        vector = model.encode_texts([query.meaning])[0]
+        items = self._ranked(principal, index, vector, query)
+        total = self.catalog.count_embedded(query, principal.visible_owner, model.model_name, model.weights)
+        return Page(items, query.page, query.page_size, total)
+
+    def similar_assets(self, principal: Principal, asset_id: str, limit: int) -> dict[str, Any]:
+        """The nearest neighbours of an asset's embedding, the asset itself first (score 1)."""
+        principal.require("assets:read")
+        model_id, index = self._index()
+        asset = self._visible(principal, asset_id)
+        vector = index.vector(asset.id) if index is not None else None
+        if vector is None:
+            raise ApiError(
+                "asset_not_embedded",
+                f"Asset '{asset.id}' has no embedding from {model_id} yet: wait for its enrichment or run the "
+                "'embed' skill on it.",
+                409,
+            )
+        return {"items": self._ranked(principal, index, vector, ListQuery(page_size=limit)), "model": model_id}
+
+    def _ranked(self, principal: Principal, index: VectorIndex, vector: Any, query: ListQuery) -> list[Asset]:
+        """One page of the assets nearest to ``vector`` among those that pass the query's filters. The index
+        ranks; the catalog filters; the candidate list grows until the page is full or the index exhausted."""
+        wanted = query.page * query.page_size
+        limit = max(2 * wanted, 64)
+        while True:
+            ranked = index.search(vector, limit)
+            passing = self.catalog.matching_assets([asset_id for asset_id, _ in ranked], query, principal.visible_owner)
+            hits = [(passing[asset_id], score) for asset_id, score in ranked if asset_id in passing]
+            if len(hits) >= wanted or len(ranked) < limit:
+                break
+            limit *= 4
+        page = hits[wanted - query.page_size : wanted]
+        for asset, score in page:
+            asset.score = round(float(score), 6)
+        return [asset for asset, _ in page]
+
+    def duplicates(self, principal: Principal, threshold: float) -> list[dict[str, Any]]:
+        """Groups of exact copies (same bytes), near-identical images (perceptual hashes within the threshold)
+        and, when embeddings exist, similar images (cosine similarity at least the threshold)."""
+        principal.require("assets:read")
+        visible_to = principal.visible_owner
+        groups = [
+            {"reason": "exact", "assetIds": ids, "score": 1.0} for ids in self.catalog.checksum_groups(visible_to)
+        ]
+        max_distance = min(round((1 - threshold) * HASH_BITS), MAX_NEAR_BITS)
+        for ids in hamming_groups(self.catalog.image_hashes(visible_to), max_distance):
+            groups.append({"reason": "near", "assetIds": ids, "score": None})
+        key = self.models.clip_key()
+        index = self._indexes.get(key) if key else None
+        if index is not None and len(index):
+            if visible_to is not None:
+                index = _restricted(index, set(self.catalog.visible_ids(visible_to)))
+            for ids, score in similar_groups(index, threshold):
+                groups.append({"reason": "similar", "assetIds": ids, "score": round(float(score), 6)})
+        # A group wholly inside a stronger one says nothing new.
+        kept: list[dict[str, Any]] = []
+        for group in groups:
+            members = set(group["assetIds"])
+            if not any(members <= set(stronger["assetIds"]) for stronger in kept):
+                kept.append(group)
+        return kept
 
     # -- API keys -----------------------------------------------------------------------------------------
 
@@ -547,3 +690,12 @@ class AssetService:
             "skill_name": execution.skill_name if execution else None,
             "succeeded": execution.succeeded if execution else None,
         }
+
+
+def _restricted(index: VectorIndex, asset_ids: set[str]) -> VectorIndex:
+    """A copy of the index with only the given assets (those a caller may see)."""
+    ids, matrix = index.snapshot()
+    rows = [row for row, asset_id in enumerate(ids) if asset_id in asset_ids]
+    restricted = VectorIndex(index.dim)
+    restricted.load([ids[row] for row in rows], matrix[rows])
+    return restricted

@@ -50,6 +50,8 @@ RESPONSE_SCHEMAS: list[tuple[str, str, str]] = [
     ("GET", r"/api/v1/assets/skills", "SkillListEnvelope"),
     ("GET", r"/api/v1/assets/usage-stats", "UsageStatsEnvelope"),
     ("POST", rf"/api/v1/assets/{UUID}/skills/[^/]+/run", "SkillRunResultEnvelope"),
+    ("GET", r"/api/v1/assets/duplicates", "DuplicatesEnvelope"),
+    ("GET", rf"/api/v1/assets/{UUID}/similar", "SimilarAssetsEnvelope"),
     ("GET", rf"/api/v1/assets/{UUID}", "AssetEnvelope"),
     ("PATCH", rf"/api/v1/assets/{UUID}", "AssetEnvelope"),
     ("DELETE", rf"/api/v1/assets/{UUID}", "DeleteResultEnvelope"),

@@ -41,6 +41,8 @@ DERIVATIVE_COLUMNS = (
 JOB_COLUMNS = "id, asset_id, skills, status, attempts, created_at, updated_at"
 EVENT_COLUMNS = "id, occurred_at, kind, asset_id, actor, content_type, size, skill_name, succeeded"
 EXPORTABLE_TABLES = ("assets", "derivatives", "executions", "events")
+# Rows that belong to one asset and go with it (skill_steps hang off skill_executions and are deleted first).
+ASSET_CHILD_TABLES = ("skill_executions", "derivatives", "structured_results", "jobs", "embeddings", "image_hashes")
 SEARCH_SEPARATOR = "\x1f"  # ASCII unit separator: a match never spans two fields
 ORDER_COLUMNS = {"createdAtUtc": "created_at", "size": "size"}
 # What bounds nothing, by column and by "descending": every row is on the right side of it.
@@ -66,6 +68,26 @@ def _visibility(visible_to: str | None, alias: str = "") -> tuple[str, list[Any]
     if visible_to is None:
         return "TRUE", []
     return f"({alias}is_public OR {alias}owner = ?)", [visible_to]
+
+
+def _filters(query: ListQuery, visible_to: str | None) -> tuple[str, list[Any]]:
+    """The list endpoint's WHERE clause (visibility, q, contentType, status) and its parameters."""
+    where, params = _visibility(visible_to)
+    clauses = [where]
+    if query.text:
+        clauses.append("contains(search_text, ?)")
+        params.append(search_needle(query.text))
+    if query.content_type:
+        if query.content_type.endswith("/*"):
+            clauses.append("starts_with(content_type, ?)")
+            params.append(query.content_type[:-1])
+        else:
+            clauses.append("content_type = ?")
+            params.append(query.content_type)
+    if query.status:
+        clauses.append("status = ?")
+        params.append(query.status)
+    return " AND ".join(clauses), params
 
 
 class Catalog:
@@ -215,22 +237,7 @@ class Catalog:
         return (asset, derivative) if asset else None
 
     def list_assets(self, query: ListQuery, visible_to: str | None) -> Page:
-        where, params = _visibility(visible_to)
-        clauses = [where]
-        if query.text:
-            clauses.append("contains(search_text, ?)")
-            params.append(search_needle(query.text))
-        if query.content_type:
-            if query.content_type.endswith("/*"):
-                clauses.append("starts_with(content_type, ?)")
-                params.append(query.content_type[:-1])
-            else:
-                clauses.append("content_type = ?")
-                params.append(query.content_type)
-        if query.status:
-            clauses.append("status = ?")
-            params.append(query.status)
-        condition = " AND ".join(clauses)
+        condition, params = _filters(query, visible_to)
         direction = "DESC" if query.descending else "ASC"
         column = ORDER_COLUMNS[query.order_by]
         offset = (query.page - 1) * query.page_size
@@ -256,6 +263,61 @@ class Catalog:
         ).fetchall()
         return Page([_asset(row) for row in rows], query.page, query.page_size, total)
 
+    def matching_assets(self, asset_ids: list[str], query: ListQuery, visible_to: str | None) -> dict[str, Asset]:
+        """Those of the given assets that pass the list filters (search by meaning ranks; the catalog filters)."""
+        condition, params = _filters(query, visible_to)
+        rows = (
+            self._cursor()
+            .execute(
+                f"SELECT {ASSET_COLUMNS} FROM assets WHERE {condition} AND id IN (SELECT unnest(?::VARCHAR[]))",
+                [*params, asset_ids],
+            )
+            .fetchall()
+        )
+        return {row[0]: _asset(row) for row in rows}
+
+    def count_embedded(self, query: ListQuery, visible_to: str | None, model: str, weights: str) -> int:
+        """How many assets pass the list filters and have an embedding of this model: search by meaning's total."""
+        condition, params = _filters(query, visible_to)
+        return (
+            self._cursor()
+            .execute(
+                f"SELECT count(*) FROM assets WHERE {condition} AND id IN "
+                "(SELECT asset_id FROM embeddings WHERE model = ? AND weights = ?)",
+                [*params, model, weights],
+            )
+            .fetchone()[0]
+        )
+
+    def visible_ids(self, visible_to: str | None) -> list[str]:
+        condition, params = _visibility(visible_to)
+        return [row[0] for row in self._cursor().execute(f"SELECT id FROM assets WHERE {condition}", params).fetchall()]
+
+    def checksum_groups(self, visible_to: str | None) -> list[list[str]]:
+        """Assets with identical bytes, by checksum: each group's ids sorted, groups by their first id."""
+        condition, params = _visibility(visible_to)
+        rows = (
+            self._cursor()
+            .execute(
+                f"SELECT list(id ORDER BY id) AS ids FROM assets WHERE {condition} "
+                "GROUP BY checksum_sha256 HAVING count(*) > 1 ORDER BY ids[1]",
+                params,
+            )
+            .fetchall()
+        )
+        return [row[0] for row in rows]
+
+    def image_hashes(self, visible_to: str | None) -> list[tuple[str, int]]:
+        condition, params = _visibility(visible_to, "a.")
+        return (
+            self._cursor()
+            .execute(
+                f"SELECT h.asset_id, h.phash FROM image_hashes h JOIN assets a ON a.id = h.asset_id WHERE {condition}",
+                params,
+            )
+            .fetchall()
+        )
+
     def update_asset(self, asset_id: str, changes: dict[str, Any]) -> None:
         """Set the given columns (catalog column names) and bump updated_at."""
         changes = {**changes, "updated_at": utc_now()}
@@ -276,6 +338,28 @@ class Catalog:
                     tx.execute(f"UPDATE {table} SET is_public = ? WHERE asset_id = ?", [changes["is_public"], asset_id])
 
         return self._write(work)
+
+    def fill_empty_text(self, asset_id: str, text: str) -> None:
+        """Set the description and the alt text to ``text`` where each is still empty; never overwrite."""
+
+        def work(tx: Cursor) -> Any:
+            row = tx.execute(
+                "SELECT original_file_name, description, alt_text FROM assets WHERE id = ?", [asset_id]
+            ).fetchone()
+            if row is None:
+                return
+            name, description, alt_text = row
+            filled = (
+                description if description and description.strip() else text,
+                alt_text if alt_text and alt_text.strip() else text,
+            )
+            if filled != (description, alt_text):
+                tx.execute(
+                    "UPDATE assets SET description = ?, alt_text = ?, search_text = ?, updated_at = ? WHERE id = ?",
+                    [*filled, search_text(name, *filled), utc_now(), asset_id],
+                )
+
+        self._write(work)
 
     def undo_upload(self, asset_id: str) -> None:
         """Forget an upload whose file could not be stored: its row, its job and its event."""
@@ -306,7 +390,7 @@ class Catalog:
                 "DELETE FROM skill_steps WHERE execution_id IN (SELECT id FROM skill_executions WHERE asset_id = ?)",
                 [asset_id],
             )
-            for table in ("skill_executions", "derivatives", "structured_results", "jobs"):
+            for table in ASSET_CHILD_TABLES:
                 tx.execute(f"DELETE FROM {table} WHERE asset_id = ?", [asset_id])
             tx.execute("DELETE FROM assets WHERE id = ?", [asset_id])
             for key in keys:
@@ -358,6 +442,63 @@ class Catalog:
                 "INSERT INTO structured_results VALUES (?, ?, ?, ?, ?)",
                 [result.asset_id, result.kind, result.payload_json, result.model_id, result.created_at],
             )
+
+        return self._write(work)
+
+    def replace_original(self, asset_id: str, facts: dict[str, Any], keep_old_file: bool) -> str:
+        """Point the asset at a new, already stored original (catalog column names in ``facts``, including
+        storage_key). Returns the old key, which is queued for removal unless the old file is to be kept."""
+
+        def work(tx: Cursor) -> Any:
+            row = tx.execute("SELECT storage_key, storage_profile_id FROM assets WHERE id = ?", [asset_id]).fetchone()
+            if row is None:
+                raise AssetGoneError(asset_id)
+            changes = {**facts, "updated_at": utc_now()}
+            assignments = ", ".join(f"{column} = ?" for column in changes)
+            tx.execute(f"UPDATE assets SET {assignments} WHERE id = ?", [*changes.values(), asset_id])
+            tx.execute("DELETE FROM storage_cleanup WHERE storage_key = ?", [facts["storage_key"]])
+            if not keep_old_file:
+                tx.execute("INSERT INTO storage_cleanup VALUES (?, ?, 'replaced', ?)", [row[0], row[1], utc_now()])
+            return row[0]
+
+        return self._write(work)
+
+    def upsert_embedding(self, asset_id: str, model: str, weights: str, vector: list[float]) -> None:
+        def work(tx: Cursor) -> Any:
+            _require_asset(tx, asset_id)
+            tx.execute(
+                "DELETE FROM embeddings WHERE asset_id = ? AND model = ? AND weights = ?", [asset_id, model, weights]
+            )
+            tx.execute(
+                "INSERT INTO embeddings VALUES (?, ?, ?, ?, ?, ?)",
+                [asset_id, model, weights, len(vector), vector, utc_now()],
+            )
+
+        return self._write(work)
+
+    def embeddings(self, model: str, weights: str) -> tuple[list[str], Any]:
+        """Every stored embedding of one model: (asset ids, float32 matrix with a row per id)."""
+        import numpy
+
+        table = (
+            self._cursor()
+            .execute(
+                "SELECT asset_id, dim, vector FROM embeddings WHERE model = ? AND weights = ? ORDER BY asset_id",
+                [model, weights],
+            )
+            .fetch_arrow_table()
+        )
+        if table.num_rows == 0:
+            return [], numpy.zeros((0, 0), dtype=numpy.float32)
+        dim = table.column("dim")[0].as_py()
+        values = table.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        return table.column("asset_id").to_pylist(), values.astype(numpy.float32, copy=False).reshape(-1, dim)
+
+    def upsert_image_hash(self, asset_id: str, phash: int) -> None:
+        def work(tx: Cursor) -> Any:
+            _require_asset(tx, asset_id)
+            tx.execute("DELETE FROM image_hashes WHERE asset_id = ?", [asset_id])
+            tx.execute("INSERT INTO image_hashes VALUES (?, ?, ?)", [asset_id, phash, utc_now()])
 
         return self._write(work)
 

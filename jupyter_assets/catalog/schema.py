@@ -119,4 +119,27 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        2,
+        """
+        -- One image embedding per (asset, model, weights), L2-normalised. One table serves models of any width,
+        -- so the column is a FLOAT list whose length the CHECK ties to dim (cast to FLOAT[dim] where needed).
+        CREATE TABLE embeddings (
+            asset_id VARCHAR NOT NULL,
+            model VARCHAR NOT NULL,     -- open_clip model name, e.g. ViT-B-32
+            weights VARCHAR NOT NULL,   -- pretrained tag, or checkpoint file name and content hash
+            dim INTEGER NOT NULL,
+            vector FLOAT[] NOT NULL CHECK (len(vector) = dim),
+            created_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (asset_id, model, weights)
+        );
+        -- 64-bit perceptual hash (DCT) of each image, computed by the thumbnail skill from the pixels it
+        -- already decoded: finds near-identical copies (resized, recompressed) without a model.
+        CREATE TABLE image_hashes (
+            asset_id VARCHAR PRIMARY KEY,
+            phash UBIGINT NOT NULL,
+            created_at TIMESTAMP NOT NULL
+        );
+        """,
+    ),
 ]

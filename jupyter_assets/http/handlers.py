@@ -23,6 +23,9 @@ WRITE_BATCH = 256 * 1024
 # How much of a refused body is read (and thrown away) so the client gets the error rather than a reset;
 # past that the error is sent at once and the connection closed.
 DRAIN_LIMIT = 16 * 1024 * 1024
+MAX_SEARCH_TEXT = 1000
+DEFAULT_DUPLICATE_THRESHOLD = 0.95
+MIN_DUPLICATE_THRESHOLD = 0.8  # below that, "duplicates" would be whole themes of a library
 
 
 def _int_argument(handler: tornado.web.RequestHandler, name: str) -> int | None:
@@ -135,7 +138,10 @@ class AssetCollectionHandler(AssetsHandler):
             status=status if status in ASSET_STATUSES else None,
             order_by="size" if order_by.lower() == "size" else "createdAtUtc",
             descending=direction != "asc",
+            meaning=_first_argument(self, "text"),
         )
+        if query.meaning and len(query.meaning) > MAX_SEARCH_TEXT:
+            raise request_invalid(f"The query parameter 'text' is longer than {MAX_SEARCH_TEXT} characters.")
         page_result = await self.run_blocking(self.service.list_assets, self.principal, query)
         self.send_data(
             {
@@ -227,6 +233,34 @@ class SkillRunHandler(AssetsHandler):
         asset = result["asset"]
         result["asset"] = asset.detail_json(self.service.public_url(asset), self.service.derivative_urls(asset))
         self.send_data(result)
+
+
+class SimilarAssetsHandler(AssetsHandler):
+    @tornado.web.authenticated
+    async def get(self, asset_id: str) -> None:
+        limit = _int_argument(self, "limit")
+        limit = DEFAULT_PAGE_SIZE if limit is None else limit
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise request_invalid(f"The query parameter 'limit' must be between 1 and {MAX_PAGE_SIZE}.")
+        result = await self.run_blocking(self.service.similar_assets, self.principal, asset_id, limit)
+        items = [asset.list_item_json(self.service.public_url(asset)) for asset in result["items"]]
+        self.send_data({"items": items, "model": result["model"]})
+
+
+class DuplicatesHandler(AssetsHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        raw = self.get_query_argument("threshold", None)
+        try:
+            threshold = DEFAULT_DUPLICATE_THRESHOLD if raw is None or not raw.strip() else float(raw)
+        except ValueError:
+            threshold = -1.0
+        if not MIN_DUPLICATE_THRESHOLD <= threshold <= 1.0:
+            raise request_invalid(
+                f"The query parameter 'threshold' must be a number from {MIN_DUPLICATE_THRESHOLD} to 1, not '{raw}'."
+            )
+        groups = await self.run_blocking(self.service.duplicates, self.principal, threshold)
+        self.send_data({"groups": groups})
 
 
 class UsageStatsHandler(AssetsHandler):
@@ -381,10 +415,12 @@ def routes(base_url: str) -> list[tuple[str, type[AssetsHandler]]]:
         (rf"{api}/batch-delete", BatchDeleteHandler),
         (rf"{api}/skills", SkillListHandler),
         (rf"{api}/usage-stats", UsageStatsHandler),
+        (rf"{api}/duplicates", DuplicatesHandler),
         (rf"{api}/export", ExportHandler),
         (rf"{api}/openapi\.json", OpenApiHandler),
         (rf"{api}/{uuid_like}", AssetHandler),
         (rf"{api}/{uuid_like}/content", AssetContentHandler),
+        (rf"{api}/{uuid_like}/similar", SimilarAssetsHandler),
         (rf"{api}/{uuid_like}/skills/([^/]+)/run", SkillRunHandler),
         (rf"{base_url.rstrip('/')}/api/v1/system/api-keys", ApiKeysHandler),
         (rf"{base_url.rstrip('/')}/api/v1/system/api-keys/([^/]+)", ApiKeyHandler),

@@ -21,8 +21,11 @@ class Job:
 
 
 class WorkerPool:
-    def __init__(self, process: Callable[[Job], None], workers: int, log: logging.Logger) -> None:
+    def __init__(
+        self, process: Callable[[list[Job]], None], workers: int, log: logging.Logger, batch_size: int = 1
+    ) -> None:
         self._process = process
+        self._batch_size = batch_size
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._threads = [
             threading.Thread(target=self._work, name=f"jupyter-assets-worker-{n}", daemon=True) for n in range(workers)
@@ -55,12 +58,30 @@ class WorkerPool:
             return self._idle.wait_for(lambda: self._outstanding == 0, timeout)
 
     def _work(self) -> None:
-        while (job := self._queue.get()) is not None:
+        while batch := self._next_batch():
             try:
-                self._process(job)
-            except Exception:  # a broken job must not kill the worker; it stays queued for the next start
-                self._log.exception("enrichment job %s for asset %s failed", job.id, job.asset_id)
+                self._process(batch)
+            except Exception:  # a broken batch must not kill the worker; its jobs stay queued for the next start
+                self._log.exception("enrichment of %d job(s) failed", len(batch))
             finally:
                 with self._idle:
-                    self._outstanding -= 1
+                    self._outstanding -= len(batch)
                     self._idle.notify_all()
+
+    def _next_batch(self) -> list[Job]:
+        """The next job, and up to batch_size - 1 more if they are already waiting (never wait to fill a batch:
+        one upload at a time is processed at once). Empty when the pool is stopping."""
+        job = self._queue.get()
+        batch: list[Job] = []
+        while job is not None:
+            batch.append(job)
+            if len(batch) == self._batch_size:
+                break
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+        else:
+            if batch:  # the stop signal is for this worker, after its batch
+                self._queue.put(None)
+        return batch

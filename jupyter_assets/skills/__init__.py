@@ -30,6 +30,10 @@ class Skill:
     steps: tuple[Step, ...]
     parameters: dict[str, Any] = field(default_factory=lambda: NO_PARAMETERS)
     aliases: tuple[str, ...] = ()
+    # Work that is cheaper for many assets at once (one forward pass of a model), done by the worker for a batch
+    # of queued jobs before their steps run. It may leave results in each context's scratch; failures are left
+    # for the steps to report.
+    prepare_batch: Callable[[list[SkillContext]], None] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -77,8 +81,12 @@ _TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+_LENGTH_RULES = {"string": ("minLength", "maxLength", "characters"), "array": ("minItems", "maxItems", "items")}
+
+
 def _check_value(skill: str, name: str, value: Any, schema: dict[str, Any]) -> Any:
-    """The subset of JSON Schema our skills use: type, enum (case-insensitive), minimum, maximum, items."""
+    """The subset of JSON Schema our skills use: type, enum (case-insensitive), minimum, maximum, items,
+    minLength/maxLength and minItems/maxItems."""
     expected = schema.get("type", "string")
     if expected in ("integer", "number") and isinstance(value, str):
         try:
@@ -94,6 +102,11 @@ def _check_value(skill: str, name: str, value: Any, schema: dict[str, Any]) -> A
         if not matches:
             raise _invalid(skill, f"'{name}' must be one of {', '.join(map(str, schema['enum']))}")
         value = matches[0]
+    if expected in _LENGTH_RULES:
+        low_rule, high_rule, unit = _LENGTH_RULES[expected]
+        low, high = schema.get(low_rule, 0), schema.get(high_rule, len(value))
+        if not low <= len(value) <= high:
+            raise _invalid(skill, f"'{name}' must have {low} to {high} {unit}")
     if "minimum" in schema and value < schema["minimum"]:
         raise _invalid(skill, f"'{name}' must be at least {schema['minimum']}")
     if "maximum" in schema and value > schema["maximum"]:
@@ -155,8 +168,9 @@ def run_skill(skill: Skill, context: SkillContext, trigger_source: str, paramete
 
 
 def default_registry() -> SkillRegistry:
-    from . import image
+    from . import clip, image
 
     registry = SkillRegistry()
     image.register(registry)
+    clip.register(registry)
     return registry

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Callable
@@ -15,45 +16,70 @@ from ..model import Asset, Derivative, StructuredResult, new_id, utc_now
 from ..storage import storage_key
 
 if TYPE_CHECKING:
+    import numpy
+
     from ..catalog import Catalog
     from ..storage import Storage
+    from .models import ModelHub
+
+
+@dataclasses.dataclass(frozen=True)
+class SkillEnvironment:
+    """What the service lends every skill run."""
+
+    catalog: Catalog
+    storage: Storage
+    models: ModelHub
+    max_pixels: int
+    log: logging.Logger
+    remove_file: Callable[[str], bool]  # deletes a stored file, or notes it for the retry sweep
+    # Called after an embedding is committed, so search by meaning sees it at once.
+    embedding_saved: Callable[[str, str, str, numpy.ndarray], None]
 
 
 class SkillContext:
-    def __init__(
-        self,
-        asset: Asset,
-        parameters: dict[str, Any],
-        catalog: Catalog,
-        storage: Storage,
-        max_pixels: int,
-        log: logging.Logger,
-        remove_file: Callable[[str], bool],
-    ) -> None:
+    def __init__(self, asset: Asset, parameters: dict[str, Any], environment: SkillEnvironment) -> None:
         self.asset = asset
         self.parameters = parameters
-        self.catalog = catalog
-        self.storage = storage
-        self.max_pixels = max_pixels
-        self.log = log
-        self.remove_file = remove_file  # deletes a stored file, or notes it for the retry sweep
+        self.environment = environment
+        self.catalog = environment.catalog
+        self.storage = environment.storage
+        self.models = environment.models
+        self.max_pixels = environment.max_pixels
+        self.log = environment.log
+        self.remove_file = environment.remove_file
+        # Work shared by the skills of one job (an embedding computed for a batch, reused by `tags`).
+        self.scratch: dict[str, Any] = {}
         self._image: Image.Image | None = None
+        self._image_is_full = False
         self.decode_error: ImageDecodeError | None = None
 
     def original_bytes(self) -> bytes:
         return self.storage.read(self.asset.storage_key)
 
-    def image(self) -> Image.Image:
-        """The original, decoded once per job and shared by every skill in it (bounded against bombs)."""
-        if self._image is None:
-            if self.decode_error is not None:
-                raise self.decode_error
-            try:
-                self._image = decode(self.original_bytes(), self.max_pixels)
-            except ImageDecodeError as error:
-                self.decode_error = error
-                raise
+    def image(self, at_least: int | None = None) -> Image.Image:
+        """The original decoded (bounded against bombs) and cached for every skill of the job. With ``at_least``,
+        a reduced decode whose shorter side is at least that long is good enough (see images.decode)."""
+        if self.decode_error is not None:
+            raise self.decode_error
+        cached = self._image
+        if cached is not None and (self._image_is_full or (at_least and min(cached.size) >= at_least)):
+            return cached
+        try:
+            self._image = decode(self.original_bytes(), self.max_pixels, at_least)
+        except ImageDecodeError as error:
+            self.decode_error = error
+            raise
+        self._image_is_full = (self._image.width, self._image.height) == (self.asset.width, self.asset.height)
         return self._image
+
+    def decodable(self) -> bool:
+        """Whether the original decodes, at any scale (a decode cached by a skill answers at once)."""
+        try:
+            self.image(at_least=1)
+        except (ImageDecodeError, FileNotFoundError):
+            return False
+        return True
 
     def save_derivative(
         self, kind: str, data: bytes, content_type: str, extension: str, width: int, height: int
@@ -85,3 +111,38 @@ class SkillContext:
 
     def save_result(self, kind: str, payload_json: str, model_id: str | None) -> None:
         self.catalog.upsert_structured_result(StructuredResult(self.asset.id, kind, payload_json, model_id, utc_now()))
+
+    def replace_original(
+        self, data: bytes, content_type: str, extension: str, width: int, height: int, keep_old_file: bool = False
+    ) -> None:
+        """Make ``data`` the asset's original. It is stored under a new key and the catalog switched to it in one
+        commit, so a crash leaves either the old original or the new one, never a half-written file; the old file
+        is then removed (or kept, for format-convert's keepOriginal)."""
+        key = storage_key(new_id(), extension, utc_now())
+        self.catalog.add_cleanup(key, self.asset.storage_profile_id, "original_in_flight")
+        self.storage.put_bytes(key, data)
+        facts = {
+            "content_type": content_type,
+            "extension": extension,
+            "size": len(data),
+            "width": width,
+            "height": height,
+            "checksum_sha256": hashlib.sha256(data).hexdigest(),
+            "storage_key": key,
+        }
+        try:
+            old_key = self.catalog.replace_original(self.asset.id, facts, keep_old_file)
+        except AssetGoneError:
+            self.remove_file(key)
+            raise
+        if not keep_old_file:
+            self.remove_file(old_key)
+        self.asset = dataclasses.replace(self.asset, **facts)
+        self._image = None  # the next step decodes the new original
+
+    def save_image_hash(self, phash: int) -> None:
+        self.catalog.upsert_image_hash(self.asset.id, phash)
+
+    def save_embedding(self, model: str, weights: str, vector: numpy.ndarray) -> None:
+        self.catalog.upsert_embedding(self.asset.id, model, weights, vector.tolist())
+        self.environment.embedding_saved(model, weights, self.asset.id, vector)

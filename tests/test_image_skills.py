@@ -1,0 +1,528 @@
+"""The Pillow skills over HTTP (thumbnail, exif-strip, format-convert, watermark), and the perceptual hash."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import random
+from pathlib import Path
+
+import duckdb
+import pytest
+import requests
+from PIL import Image, ImageChops, ImageCms, ImageDraw
+
+from jupyter_assets.auth import Principal
+from jupyter_assets.images import decode
+from jupyter_assets.service import AssetService, ServiceConfig, UploadForm
+from jupyter_assets.skills.image import perceptual_hash
+
+from conftest import Api, StandaloneServer, assert_error, png_bytes
+
+DARK = (20, 30, 40)
+
+
+@pytest.fixture(scope="module")
+def api(shared_server: StandaloneServer) -> Api:
+    return shared_server.api()
+
+
+# -- images -----------------------------------------------------------------------------------------------------
+
+
+def scene(seed: int, width: int = 640, height: int = 480) -> Image.Image:
+    """A picture with structure (a gradient, coloured shapes): what a perceptual hash is made for."""
+    rng = random.Random(seed)
+    image = Image.linear_gradient("L").resize((width, height)).convert("RGB")
+    draw = ImageDraw.Draw(image)
+    for _ in range(12):
+        x, y = rng.randrange(width), rng.randrange(height)
+        box = [x, y, x + rng.randrange(width // 12, width // 2), y + rng.randrange(height // 12, height // 2)]
+        colour = tuple(rng.randrange(256) for _ in range(3))
+        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)(box, fill=colour)
+    return image
+
+
+def encode(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def exif_with_gps(orientation: int | None = None) -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x010F] = "SpyCam Corp"  # Make
+    exif[0x0110] = "Model 7"  # Model
+    if orientation:
+        exif[0x0112] = orientation
+    exif.get_ifd(0x8825).update({1: "N", 2: (48.0, 51.0, 29.0), 3: "E", 4: (2.0, 17.0, 40.0)})  # GPS
+    return exif
+
+
+def rgba_png(width: int = 80, height: int = 60) -> bytes:
+    """Opaque red on the left half, fully transparent on the right."""
+    image = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+    image.paste((255, 0, 0, 255), (0, 0, width // 2, height))
+    return encode(image, "PNG")
+
+
+# -- helpers ----------------------------------------------------------------------------------------------------
+
+
+def run(api: Api, asset_id: str, skill: str, parameters: dict | None = None) -> dict:
+    response = api.post(f"/api/v1/assets/{asset_id}/skills/{skill}/run", json={"parameters": parameters or {}})
+    assert response.status_code == 200, response.text
+    return response.json()["data"]
+
+
+def content(api: Api, asset: dict) -> bytes:
+    response = api.get(f"/api/v1/assets/{asset['id']}/content", allow_redirects=True)
+    assert response.status_code == 200, response.text
+    return response.content
+
+
+def upload(api: Api, data: bytes, content_type: str = "image/png", enrich: bool = True) -> dict:
+    name = {"image/png": "x.png", "image/jpeg": "x.jpg", "image/gif": "x.gif", "image/webp": "x.webp"}[content_type]
+    created = api.upload_ok(data, name=name, content_type=content_type, runEnrichment=str(enrich).lower())
+    return api.wait_for_status(created["id"]) if enrich else api.get(f"/api/v1/assets/{created['id']}").json()["data"]
+
+
+def thumbnail(asset: dict) -> dict:
+    (derivative,) = [d for d in asset["derivatives"] if d["kind"] == "thumbnail_256"]
+    return derivative
+
+
+def assert_stored(api: Api, asset: dict, fmt: str) -> Image.Image:
+    """The asset's facts describe the bytes it serves, and those bytes are a `fmt` image."""
+    data = content(api, asset)
+    assert len(data) == asset["size"] and hashlib.sha256(data).hexdigest() == asset["checksumSha256"]
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    assert image.format == fmt and image.size == (asset["width"], asset["height"])
+    assert asset["storedFileName"] == asset["storageKey"].rsplit("/", 1)[-1]
+    assert asset["storageKey"].endswith(asset["extension"])
+    return image
+
+
+def assert_thumbnail_regenerated(api: Api, before: dict, after: dict) -> bytes:
+    old, new = thumbnail(before), thumbnail(after)
+    assert new["publicUrl"] != old["publicUrl"] and new["createdAtUtc"] >= old["createdAtUtc"]
+    assert requests.get(old["publicUrl"], timeout=10).status_code == 404  # the old derivative file is gone
+    response = requests.get(new["publicUrl"], timeout=10)
+    assert response.status_code == 200 and response.content[8:12] == b"WEBP"
+    return response.content
+
+
+def file_exists(server: StandaloneServer, key: str) -> bool:
+    return (server.root / "files" / key).is_file()
+
+
+# -- the skills list --------------------------------------------------------------------------------------------
+
+
+def test_skills_are_listed_with_their_parameter_schemas(api: Api) -> None:
+    skills = {skill["name"]: skill for skill in api.get("/api/v1/assets/skills").json()["data"]}
+    names = list(skills)
+    assert names.index("thumbnail") < names.index("exif-strip") < names.index("format-convert")
+    assert names.index("format-convert") < names.index("watermark")
+    assert skills["exif-strip"]["steps"] == ["strip_exif_metadata"]
+    assert skills["exif-strip"]["description"] == "Remove Exif metadata from the original image asset."
+    assert skills["format-convert"]["steps"] == ["convert_image_format"]
+    assert skills["watermark"]["steps"] == ["draw_watermark"]
+    convert = skills["format-convert"]["parameters"]
+    assert convert["required"] == ["targetFormat"]
+    assert {"webp", "jpeg", "png", "gif", "bmp", "tiff", "jpg", "tif"} == set(
+        convert["properties"]["targetFormat"]["enum"]
+    )
+    assert convert["properties"]["keepOriginal"] == {
+        "type": "boolean",
+        "description": convert["properties"]["keepOriginal"]["description"],
+        "default": False,
+    }
+    watermark = skills["watermark"]["parameters"]["properties"]
+    assert watermark["text"]["default"] == "jupyter-assets"
+    assert (watermark["opacity"]["minimum"], watermark["opacity"]["maximum"], watermark["opacity"]["default"]) == (
+        0,
+        1,
+        0.5,
+    )
+    assert (watermark["fontSize"]["type"], watermark["fontSize"]["minimum"], watermark["fontSize"]["default"]) == (
+        "integer",
+        1,
+        36,
+    )
+    assert watermark["position"]["enum"] == ["bottomRight", "bottomLeft", "center", "topRight", "topLeft"]
+    for skill in skills.values():
+        parameters = skill["parameters"]
+        assert parameters["type"] == "object"
+        assert all({"type", "description"} <= set(p) for p in parameters["properties"].values())
+
+
+@pytest.mark.parametrize(
+    ("skill", "parameters", "problem"),
+    [
+        ("format-convert", {}, "'targetFormat' is required"),
+        ("format-convert", {"targetFormat": "jpeg2000"}, "'targetFormat' must be one of"),
+        ("format-convert", {"targetFormat": "png", "keepOriginal": "maybe"}, "'keepOriginal' must be a boolean"),
+        ("watermark", {"opacity": 2}, "'opacity' must be at most 1"),
+        ("watermark", {"opacity": -0.1}, "'opacity' must be at least 0"),
+        ("watermark", {"fontSize": 0}, "'fontSize' must be at least 1"),
+        ("watermark", {"fontSize": 12.5}, "'fontSize' must be a integer"),
+        ("watermark", {"position": "middle"}, "'position' must be one of"),
+        ("exif-strip", {"quality": 3}, "unknown parameter 'quality'"),
+    ],
+)
+def test_invalid_parameters_are_400_before_anything_runs(api: Api, skill: str, parameters: dict, problem: str) -> None:
+    asset = upload(api, png_bytes(40, 30), enrich=False)
+    response = api.post(f"/api/v1/assets/{asset['id']}/skills/{skill}/run", json={"parameters": parameters})
+    error = assert_error(response, 400, "skill_parameters_invalid")
+    assert problem in error["message"]
+    after = api.get(f"/api/v1/assets/{asset['id']}").json()["data"]
+    assert after["checksumSha256"] == asset["checksumSha256"] and after["latestExecutionSummary"] is None
+
+
+# -- format-convert ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("target", "fmt", "content_type", "extension"),
+    [
+        ("webp", "WEBP", "image/webp", ".webp"),
+        ("jpeg", "JPEG", "image/jpeg", ".jpg"),
+        ("JPG", "JPEG", "image/jpeg", ".jpg"),
+        ("gif", "GIF", "image/gif", ".gif"),
+        ("bmp", "BMP", "image/bmp", ".bmp"),
+        ("tiff", "TIFF", "image/tiff", ".tiff"),
+        ("Tif", "TIFF", "image/tiff", ".tiff"),
+        ("png", "PNG", "image/png", ".png"),
+    ],
+)
+def test_format_convert_replaces_the_original(
+    shared_server: StandaloneServer, api: Api, target: str, fmt: str, content_type: str, extension: str
+) -> None:
+    before = upload(api, encode(scene(1, 120, 90), "PNG"))
+    result = run(api, before["id"], "format-convert", {"TargetFormat": target})  # PascalCase, any case
+    assert result["succeeded"] and result["skillName"] == "format-convert"
+    assert result["steps"] == [{"name": "convert_image_format", "succeeded": True, "errorMessage": None}]
+    after = result["asset"]
+    assert (after["contentType"], after["extension"]) == (content_type, extension)
+    assert (after["width"], after["height"]) == (120, 90)
+    assert after["storageKey"] != before["storageKey"]
+    image = assert_stored(api, after, fmt)
+    if fmt == "GIF":
+        assert image.mode == "P"
+    # The old file is gone, and so is its public address.
+    assert not file_exists(shared_server, before["storageKey"])
+    assert requests.get(before["publicUrl"], timeout=10).status_code == 404
+    assert requests.get(after["publicUrl"], timeout=10).content == content(api, after)
+    assert_thumbnail_regenerated(api, before, after)
+    summary = after["latestExecutionSummary"]
+    assert summary["skillName"] == "format-convert" and summary["succeeded"]
+
+
+def test_format_convert_keep_original_keeps_the_old_file(shared_server: StandaloneServer, api: Api) -> None:
+    before = upload(api, encode(scene(2, 90, 70), "PNG"))
+    result = run(api, before["id"], "convert_image_format", {"targetFormat": "webp", "KeepOriginal": True})
+    assert result["succeeded"]
+    after = result["asset"]
+    assert_stored(api, after, "WEBP")
+    assert file_exists(shared_server, before["storageKey"])
+    assert file_exists(shared_server, after["storageKey"])
+    assert requests.get(before["publicUrl"], timeout=10).status_code == 404  # kept, but no longer served
+    # And a second conversion with keepOriginal false removes the file it replaces (the WebP), not the PNG.
+    again = run(api, before["id"], "convert-image-format", {"targetFormat": "png", "keepOriginal": "false"})["asset"]
+    assert_stored(api, again, "PNG")
+    assert not file_exists(shared_server, after["storageKey"])
+
+
+def test_format_convert_flattens_transparency_onto_white_where_there_is_no_alpha(api: Api) -> None:
+    for target, fmt in (("jpeg", "JPEG"), ("bmp", "BMP")):
+        asset = upload(api, rgba_png(), enrich=False)
+        converted = run(api, asset["id"], "format_convert", {"targetFormat": target})["asset"]
+        image = assert_stored(api, converted, fmt).convert("RGB")
+        red, white = image.getpixel((10, 30)), image.getpixel((70, 30))
+        assert red[0] > 230 and red[1] < 30 and red[2] < 30, red
+        assert min(white) > 245, white
+    # Formats with alpha keep it.
+    for target, fmt in (("webp", "WEBP"), ("png", "PNG"), ("gif", "GIF"), ("tiff", "TIFF")):
+        asset = upload(api, rgba_png(), enrich=False)
+        converted = run(api, asset["id"], "format-convert", {"targetFormat": target})["asset"]
+        image = assert_stored(api, converted, fmt).convert("RGBA")
+        assert image.getpixel((70, 30))[3] == 0 and image.getpixel((10, 30))[3] == 255, target
+
+
+def test_format_convert_from_jpeg_applies_the_orientation(api: Api) -> None:
+    # Stored 80x40, left half black; orientation 6 shows it turned 90 degrees clockwise (40x80, black on top).
+    picture = Image.new("RGB", (80, 40), "white")
+    picture.paste((0, 0, 0), (0, 0, 40, 40))
+    data = encode(picture, "JPEG", quality=95, exif=exif_with_gps(orientation=6))
+    asset = upload(api, data, "image/jpeg", enrich=False)
+    converted = run(api, asset["id"], "format-convert", {"targetFormat": "png"})["asset"]
+    image = assert_stored(api, converted, "PNG").convert("L")
+    assert image.size == (40, 80) and (converted["width"], converted["height"]) == (40, 80)
+    assert image.getpixel((20, 10)) < 40 and image.getpixel((20, 70)) > 215
+    assert 0x0112 not in image.getexif()  # the EXIF travels, without the orientation it no longer needs
+    assert image.getexif()[0x010F] == "SpyCam Corp"
+
+
+def test_format_convert_to_a_format_we_cannot_read_back_is_refused(api: Api) -> None:
+    asset = upload(api, png_bytes(30, 20), enrich=False)
+    response = api.post(
+        f"/api/v1/assets/{asset['id']}/skills/format-convert/run", json={"parameters": {"targetFormat": "tga"}}
+    )
+    assert_error(response, 400, "skill_parameters_invalid")
+    assert api.get(f"/api/v1/assets/{asset['id']}").json()["data"]["checksumSha256"] == asset["checksumSha256"]
+
+
+def test_animations_are_refused_rather_than_flattened(api: Api) -> None:
+    frames = [Image.new("RGB", (20, 20), colour) for colour in ("red", "green", "blue")]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    asset = upload(api, buffer.getvalue(), "image/gif", enrich=False)
+    for skill, parameters in (("format-convert", {"targetFormat": "png"}), ("watermark", {})):
+        result = run(api, asset["id"], skill, parameters)
+        assert result["succeeded"] is False and "3 frames" in result["steps"][0]["errorMessage"]
+        assert result["asset"]["checksumSha256"] == asset["checksumSha256"]
+
+
+# -- exif-strip -------------------------------------------------------------------------------------------------
+
+
+def test_exif_strip_removes_exif_gps_xmp_and_comments_from_a_jpeg(api: Api) -> None:
+    picture = scene(3, 160, 120)
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF/>secret</x:xmpmeta>'
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    data = encode(picture, "JPEG", quality=90, exif=exif_with_gps(), comment=b"shot at home", xmp=xmp, icc_profile=icc)
+    original = Image.open(io.BytesIO(data))
+    assert original.getexif().get_ifd(0x8825) and original.info["comment"] and original.info["xmp"]
+    before = upload(api, data, "image/jpeg")
+    result = run(api, before["id"], "exif-strip")
+    assert result["succeeded"] and result["steps"] == [
+        {"name": "strip_exif_metadata", "succeeded": True, "errorMessage": None}
+    ]
+    after = result["asset"]
+    image = assert_stored(api, after, "JPEG")
+    assert "exif" not in image.info and len(image.getexif()) == 0
+    assert "comment" not in image.info and "xmp" not in image.info
+    assert image.info["icc_profile"] == icc  # colour management is not a leak, and dropping it shifts colours
+    assert b"SpyCam" not in content(api, after) and b"secret" not in content(api, after)
+    assert after["checksumSha256"] != before["checksumSha256"] and after["contentType"] == "image/jpeg"
+    # Re-encoded with the original's own quantisation tables: the quality is kept.
+    assert image.quantization == original.quantization
+    assert ImageChops.difference(image.convert("RGB"), original.convert("RGB")).getextrema()[0][1] < 40
+    assert_thumbnail_regenerated(api, before, after)
+
+
+def test_exif_strip_turns_the_pixels_by_the_orientation_it_removes(api: Api) -> None:
+    picture = Image.new("RGB", (80, 40), "white")
+    picture.paste((0, 0, 0), (0, 0, 40, 40))
+    data = encode(picture, "JPEG", quality=95, exif=exif_with_gps(orientation=8))  # 90 degrees anticlockwise
+    before = upload(api, data, "image/jpeg")
+    assert (thumbnail(before)["width"], thumbnail(before)["height"]) == (40, 80)  # the thumbnail honours it too
+    after = run(api, before["id"], "strip-exif-metadata")["asset"]
+    image = assert_stored(api, after, "JPEG").convert("L")
+    assert image.size == (40, 80) and len(image.getexif()) == 0
+    assert image.getpixel((20, 70)) < 40 and image.getpixel((20, 10)) > 215  # black at the bottom
+
+
+def test_exif_strip_on_png_and_webp(api: Api) -> None:
+    picture = scene(4, 100, 80)
+    png = encode(picture, "PNG", exif=exif_with_gps())
+    assert Image.open(io.BytesIO(png)).getexif()
+    after = run(api, upload(api, png)["id"], "exif_strip")["asset"]
+    image = assert_stored(api, after, "PNG")
+    assert len(image.getexif()) == 0
+    assert ImageChops.difference(image.convert("RGB"), picture).getbbox() is None  # lossless stays lossless
+
+    webp = encode(picture, "WEBP", lossless=True, exif=exif_with_gps())
+    after = run(api, upload(api, webp, "image/webp")["id"], "exif-strip")["asset"]
+    image = assert_stored(api, after, "WEBP")
+    assert len(image.getexif()) == 0
+    assert ImageChops.difference(image.convert("RGB"), picture).getbbox() is None
+
+
+def test_exif_strip_without_exif_changes_nothing(api: Api) -> None:
+    for data, content_type in ((png_bytes(50, 40), "image/png"), (encode(scene(5, 60, 40), "JPEG"), "image/jpeg")):
+        before = upload(api, data, content_type)
+        result = run(api, before["id"], "exif-strip")
+        assert result["succeeded"]
+        after = result["asset"]
+        assert after["checksumSha256"] == before["checksumSha256"] and after["storageKey"] == before["storageKey"]
+        assert thumbnail(after)["publicUrl"] == thumbnail(before)["publicUrl"]
+        assert content(api, after) == data
+
+
+# -- watermark --------------------------------------------------------------------------------------------------
+
+
+def changed_box(api: Api, before: bytes, asset: dict) -> tuple[int, int, int, int]:
+    image = Image.open(io.BytesIO(content(api, asset))).convert("RGB")
+    box = ImageChops.difference(image, Image.open(io.BytesIO(before)).convert("RGB")).getbbox()
+    assert box is not None, "the watermark changed nothing"
+    return box
+
+
+def test_watermark_defaults_draw_in_the_bottom_right_corner(api: Api) -> None:
+    data = encode(Image.new("RGB", (400, 300), DARK), "PNG")
+    before = upload(api, data)
+    result = run(api, before["id"], "watermark")
+    assert result["succeeded"] and result["steps"][0]["name"] == "draw_watermark"
+    after = result["asset"]
+    image = assert_stored(api, after, "PNG").convert("RGB")
+    left, top, right, bottom = changed_box(api, data, after)
+    # Padding max(12, 36/2) = 18 from the right and bottom edges (the ink sits a pixel or two inside the box).
+    assert 400 - 18 - 3 <= right <= 400 - 18 and 300 - 18 - 3 <= bottom <= 300 - 18
+    assert left > 100 and top > 200  # nothing in the opposite (top-left) part
+    assert image.getpixel((5, 5)) == DARK
+    brightest = max(image.crop((left, top, right, bottom)).getdata())
+    assert 125 < brightest[0] < 145  # white at opacity 0.5 over a dark background: about halfway
+    assert after["checksumSha256"] != before["checksumSha256"] and after["size"] == len(content(api, after))
+    old_thumbnail = requests.get(thumbnail(before)["publicUrl"], timeout=10).content
+    assert assert_thumbnail_regenerated(api, before, after) != old_thumbnail
+
+
+@pytest.mark.parametrize(
+    ("position", "expect"),
+    [
+        ("topLeft", lambda box: box[0] >= 24 and box[0] <= 28 and box[1] <= 40 and box[2] < 360),
+        ("TOPRIGHT", lambda box: box[2] <= 376 and box[2] >= 372 and box[3] < 150),
+        ("bottomLeft", lambda box: box[0] >= 24 and box[0] <= 28 and box[3] <= 276 and box[1] > 150),
+        ("center", lambda box: abs((box[0] + box[2]) / 2 - 200) <= 3 and abs((box[1] + box[3]) / 2 - 150) <= 6),
+    ],
+)
+def test_watermark_positions(api: Api, position: str, expect) -> None:
+    data = encode(Image.new("RGB", (400, 300), DARK), "PNG")
+    after = run(api, upload(api, data, enrich=False)["id"], "draw_watermark", {"Position": position, "FontSize": 48})
+    box = changed_box(api, data, after["asset"])
+    assert expect(box), box  # padding max(12, 48/2) = 24
+
+
+def test_watermark_text_opacity_and_font_size(api: Api) -> None:
+    data = encode(Image.new("RGB", (600, 200), DARK), "PNG")
+    small = run(api, upload(api, data, enrich=False)["id"], "watermark", {"fontSize": 10, "text": "ab"})["asset"]
+    big = run(api, upload(api, data, enrich=False)["id"], "watermark", {"fontSize": 60, "text": "ab"})["asset"]
+    small_box, big_box = changed_box(api, data, small), changed_box(api, data, big)
+    assert small_box[2] >= 600 - 12 - 3 and small_box[2] <= 600 - 12  # small fonts keep 12 pixels of padding
+    assert (big_box[3] - big_box[1]) > 4 * (small_box[3] - small_box[1])
+    opaque = run(api, upload(api, data, enrich=False)["id"], "watermark", {"opacity": 1, "text": "WWW"})["asset"]
+    image = Image.open(io.BytesIO(content(api, opaque))).convert("RGB")
+    assert max(image.getdata())[0] == 255
+    hidden = run(api, upload(api, data, enrich=False)["id"], "watermark", {"opacity": 0})["asset"]
+    assert (
+        ImageChops.difference(
+            Image.open(io.BytesIO(content(api, hidden))).convert("RGB"), Image.new("RGB", (600, 200), DARK)
+        ).getbbox()
+        is None
+    )
+    blank = run(api, upload(api, data, enrich=False)["id"], "watermark", {"text": "   "})
+    assert blank["succeeded"] is False and "empty" in blank["steps"][0]["errorMessage"]
+
+
+def test_watermark_keeps_the_format_of_jpeg_webp_and_gif(api: Api) -> None:
+    dark = Image.new("RGB", (320, 240), DARK)
+    for data, content_type, fmt in (
+        (encode(dark, "JPEG", quality=90, exif=exif_with_gps()), "image/jpeg", "JPEG"),
+        (encode(dark, "WEBP", quality=90), "image/webp", "WEBP"),
+        (encode(dark.convert("P"), "GIF"), "image/gif", "GIF"),
+    ):
+        after = run(api, upload(api, data, content_type)["id"], "watermark", {"opacity": 1})["asset"]
+        image = assert_stored(api, after, fmt).convert("L")
+        assert image.crop((200, 190, 320, 240)).getextrema()[1] > 200  # white text bottom right
+        assert image.crop((0, 0, 120, 60)).getextrema()[1] < 60  # nothing top left
+        if fmt == "JPEG":
+            assert Image.open(io.BytesIO(content(api, after))).getexif()[0x010F] == "SpyCam Corp"  # EXIF stays
+
+
+# -- thumbnail --------------------------------------------------------------------------------------------------
+
+
+def test_thumbnail_of_a_large_jpeg_is_drafted_but_faithful(api: Api) -> None:
+    picture = scene(6, 2400, 1800)
+    asset = upload(api, encode(picture, "JPEG", quality=92), "image/jpeg")
+    assert asset["status"] == "ready"
+    derivative = thumbnail(asset)
+    assert (derivative["width"], derivative["height"]) == (256, 192)
+    made = Image.open(io.BytesIO(requests.get(derivative["publicUrl"], timeout=10).content)).convert("RGB")
+    reference = picture.resize((256, 192), Image.Resampling.LANCZOS)
+    difference = ImageChops.difference(made, reference).convert("L")
+    mean = sum(i * n for i, n in enumerate(difference.histogram())) / (256 * 192)
+    assert mean < 4, mean  # drafting is invisible at thumbnail size
+
+
+def test_thumbnail_never_upscales_and_keeps_alpha(api: Api) -> None:
+    asset = upload(api, rgba_png(30, 20))
+    derivative = thumbnail(asset)
+    assert (derivative["width"], derivative["height"]) == (30, 20)
+    made = Image.open(io.BytesIO(requests.get(derivative["publicUrl"], timeout=10).content))
+    assert made.mode == "RGBA" and made.getpixel((25, 10))[3] == 0
+
+
+# -- perceptual hash --------------------------------------------------------------------------------------------
+
+
+def distance(a: int, b: int) -> int:
+    return bin(a ^ b).count("1")
+
+
+def test_perceptual_hash_is_64_bits_and_stable() -> None:
+    image = scene(7)
+    value = perceptual_hash(image)
+    assert isinstance(value, int) and 0 <= value < 2**64
+    assert perceptual_hash(image.copy()) == value
+    assert any(perceptual_hash(scene(seed)) >= 2**63 for seed in range(8))  # unsigned: the top bit is used
+    for mode in ("L", "RGBA", "P", "CMYK", "1", "I;16", "LA"):
+        assert 0 <= perceptual_hash(image.convert(mode)) < 2**64
+    assert 0 <= perceptual_hash(Image.new("RGB", (1, 1))) < 2**64
+
+
+def test_perceptual_hash_survives_resizing_and_reencoding_and_tells_pictures_apart() -> None:
+    hashes = {}
+    for seed in range(6):
+        image = scene(seed)
+        original = perceptual_hash(image)
+        for size in ((320, 240), (160, 120), (1280, 960), (256, 192)):
+            assert distance(original, perceptual_hash(image.resize(size, Image.Resampling.LANCZOS))) <= 4
+        jpeg = Image.open(io.BytesIO(encode(image.resize((300, 225)), "JPEG", quality=70)))
+        assert distance(original, perceptual_hash(jpeg)) <= 4
+        hashes[seed] = original
+    for a in hashes:
+        for b in hashes:
+            if a < b:
+                assert distance(hashes[a], hashes[b]) >= 16, (a, b)
+    noise = Image.frombytes("RGB", (64, 64), os.urandom(64 * 64 * 3))
+    assert all(distance(perceptual_hash(noise), value) >= 12 for value in hashes.values())
+
+
+def test_upload_enrichment_stores_the_perceptual_hash(tmp_path: Path) -> None:
+    """In process: the catalog row the thumbnail step writes (not visible over HTTP)."""
+    root = tmp_path / "library"
+    service = AssetService(ServiceConfig(root_dir=root, public_base_url="http://127.0.0.1:1"))
+    service.start()
+    principal = Principal("tester", frozenset({"assets:read", "assets:write"}), "api_key")
+    expected = {}
+    try:
+        for seed, (fmt, content_type) in enumerate((("JPEG", "image/jpeg"), ("PNG", "image/png"))):
+            data = encode(scene(seed, 1600, 1200), fmt)
+            descriptor, path = service.new_incoming_file()
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(data)
+            form = UploadForm(
+                file_received=True,
+                file_name=f"x.{fmt.lower()}",
+                content_type=content_type,
+                temp_path=path,
+                size=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+            )
+            asset = service.create_asset(principal, form)
+            expected[asset.id] = perceptual_hash(decode(data, 10**8))
+        assert service.workers.wait_idle(60)
+        assert all(service.catalog.get_asset(asset_id).status == "ready" for asset_id in expected)
+    finally:
+        service.close()
+    with duckdb.connect(str(root / "catalog.duckdb"), read_only=True) as connection:
+        stored = dict(connection.execute("SELECT asset_id, phash FROM image_hashes").fetchall())
+    assert stored.keys() == expected.keys()
+    for asset_id, value in expected.items():
+        assert distance(stored[asset_id], value) <= 4
