@@ -52,10 +52,11 @@ def photo(seed: int, size: tuple[int, int]) -> bytes:
     return buffer.getvalue()
 
 
-def bare_loop(model, preprocess, paths: list[Path]) -> float:
-    """Images per second of the plain open_clip loop."""
+def bare_loop(model, preprocess, paths: list[Path], threads: int) -> float:
+    """Images per second of the plain open_clip loop, with torch's default threads (the service sets its own)."""
     import torch
 
+    torch.set_num_threads(threads)
     started = time.perf_counter()
     for start in range(0, len(paths), JOB_BATCH):
         batch = torch.stack([preprocess(Image.open(path).convert("RGB")) for path in paths[start : start + JOB_BATCH]])
@@ -113,15 +114,16 @@ def main() -> int:
         checkpoint = work / "vit-b-32-random.pt"
         torch.save(model.state_dict(), checkpoint)
         model.eval()
+        threads = torch.get_num_threads()
         print(f"{count} JPEGs of 1024x768, {MODEL} (random weights), batch {JOB_BATCH}, torch threads "
-              f"{torch.get_num_threads()}", flush=True)  # fmt: skip
+              f"{threads}", flush=True)  # fmt: skip
 
-        bare_loop(model, preprocess, paths[:JOB_BATCH])  # warm-up: first-call allocations
-        first = bare_loop(model, preprocess, paths)
+        bare_loop(model, preprocess, paths[:JOB_BATCH], threads)  # warm-up: first-call allocations
+        first = bare_loop(model, preprocess, paths, threads)
         print(f"  bare open_clip loop:   {first:6.2f} images/s", flush=True)
         ours, stored = through_the_worker(work / "library", checkpoint, images)
         print(f"  through the worker:    {ours:6.2f} images/s ({stored} embeddings stored)", flush=True)
-        second = bare_loop(model, preprocess, paths)
+        second = bare_loop(model, preprocess, paths, threads)
         print(f"  bare open_clip loop:   {second:6.2f} images/s", flush=True)
 
     baseline = (first + second) / 2

@@ -18,7 +18,18 @@ from .auth import ALL_SCOPES, Principal, generate_api_key, hash_api_key, parse_s
 from .catalog import EXPORTABLE_TABLES, Catalog
 from .errors import ApiError, asset_not_found, forbidden, request_invalid
 from .images import inspect_upload
-from .model import ApiKeyRecord, Asset, Derivative, ListQuery, Page, UsageStats, new_id, parse_id, utc_now
+from .model import (
+    ApiKeyRecord,
+    Asset,
+    Derivative,
+    ListQuery,
+    Page,
+    SkillExecution,
+    UsageStats,
+    new_id,
+    parse_id,
+    utc_now,
+)
 from .processing import Job, WorkerPool
 from .skills import SkillRegistry, default_registry, run_skill
 from .skills.context import SkillContext, SkillEnvironment
@@ -120,7 +131,7 @@ class AssetService:
         self.catalog = Catalog(config.root_dir / "catalog.duckdb")
         self.storage: Storage = LocalStorage(config.root_dir / "files", f"{config.public_base_url.rstrip('/')}/content")
         self.skills: SkillRegistry = default_registry()
-        self.models = ModelHub(config.models, self.log, config.root_dir / "cache")
+        self.models = ModelHub(config.models, self.log, config.root_dir / "cache", config.workers)
         # Search by meaning: one in-memory index per (model, weights), loaded at start, kept in step after.
         self._indexes: dict[tuple[str, str], VectorIndex] = {}
         self._indexes_lock = threading.Lock()
@@ -437,19 +448,19 @@ class AssetService:
     def process_jobs(self, jobs: list[Job]) -> None:
         """Run uploads' enrichment: pending -> processing -> ready, or failed when the image cannot be decoded.
         Work a skill can share across the batch (one forward pass of a model) is done first."""
-        started: list[tuple[Job, SkillContext]] = []
-        for job in jobs:
-            asset = self.catalog.get_asset(job.asset_id)
-            if asset is not None and self.catalog.start_job(job.id, job.asset_id):
-                started.append((job, self._context(asset, {})))
+        assets = {job.id: self.catalog.get_asset(job.asset_id) for job in jobs}
+        runnable = [(job.id, job.asset_id) for job in jobs if assets[job.id] is not None]
+        started_ids = self.catalog.start_jobs(runnable)
+        started = [(job, self._context(assets[job.id], {})) for job in jobs if job.id in started_ids]
         self._prepare_batch(started)
         for job, context in started:
+            executions: list[tuple[SkillExecution, dict[str, Any]]] = []
             try:
-                status = self._enrich(job, context)
+                status = self._enrich(job, context, executions)
             except Exception:  # a bug, not a bad image: the asset must not stay "processing" for ever
                 self.log.exception("enrichment of asset %s failed unexpectedly", job.asset_id)
                 status = "failed"
-            self.catalog.finish_job(job.id, job.asset_id, status)
+            self.catalog.finish_job(job.id, job.asset_id, status, executions)
 
     def _prepare_batch(self, started: list[tuple[Job, SkillContext]]) -> None:
         batches: dict[Any, list[SkillContext]] = {}
@@ -466,7 +477,8 @@ class AssetService:
             except Exception:  # the steps run one by one and report the failure themselves
                 self.log.exception("batch preparation for %d asset(s) failed", len(contexts))
 
-    def _enrich(self, job: Job, context: SkillContext) -> str:
+    def _enrich(self, job: Job, context: SkillContext, executions: list[tuple[SkillExecution, dict[str, Any]]]) -> str:
+        """Run the job's skills, adding their execution records to ``executions``; the asset's new status."""
         for name in job.skills:
             skill = self.skills.get(name)
             if skill is None:
@@ -474,7 +486,7 @@ class AssetService:
                 continue
             context.parameters = skill.validate_parameters(None)  # its defaults
             execution = run_skill(skill, context, "upload", None)
-            self.catalog.record_execution(execution, self._event("skill_run", None, context.asset, execution))
+            executions.append((execution, self._event("skill_run", None, context.asset, execution)))
         return "ready" if context.decodable() else "failed"
 
     def _context(self, asset: Asset, parameters: dict[str, Any]) -> SkillContext:

@@ -682,7 +682,7 @@ def test_a_job_that_keeps_killing_the_server_is_given_up(services) -> None:
     asset = service.create_asset(ADMIN, upload_form(service, runenrichment="true"))
     (job_id,) = [job_id for job_id, _, _ in service.catalog.recover_jobs(MAX_JOB_ATTEMPTS)]
     for _ in range(MAX_JOB_ATTEMPTS):  # starts that each died while running the job
-        assert service.catalog.start_job(job_id, asset.id)
+        assert service.catalog.start_jobs([(job_id, asset.id)]) == {job_id}
     close(service)
 
     restarted = services(workers=1)
@@ -693,7 +693,7 @@ def test_a_job_that_keeps_killing_the_server_is_given_up(services) -> None:
 
 def test_an_unexpected_error_in_enrichment_fails_the_asset_instead_of_leaving_it_processing(services) -> None:
     service = services(workers=1)
-    service._enrich = lambda job, asset: 1 / 0
+    service._enrich = lambda job, context, executions: 1 / 0
     service.start()
     asset = service.create_asset(ADMIN, upload_form(service, runenrichment="true"))
     assert service.workers.wait_idle(timeout=30)

@@ -395,7 +395,7 @@ class Catalog:
             tx.execute("DELETE FROM assets WHERE id = ?", [asset_id])
             for key in keys:
                 tx.execute("INSERT INTO storage_cleanup VALUES (?, ?, 'delete', ?)", [key, row[1], utc_now()])
-            self._append_event(tx, event)
+            _event_insert(event).execute(tx)
             return keys
 
         return self._write(work)
@@ -506,30 +506,7 @@ class Catalog:
         def work(tx: Cursor) -> Any:
             if tx.execute("SELECT 1 FROM assets WHERE id = ?", [execution.asset_id]).fetchone() is None:
                 return  # deleted while the skill ran: its history goes with it
-            tx.execute(
-                "INSERT INTO skill_executions SELECT ?, ?, ?, ?, ?, ?, ?, ?, owner, is_public FROM assets WHERE id = ?",
-                [
-                    execution.id, execution.asset_id, execution.skill_name, execution.trigger_source,
-                    execution.parameters_json, execution.started_at, execution.completed_at, execution.succeeded,
-                    execution.asset_id,
-                ],
-            )  # fmt: skip
-            tx.executemany(
-                "INSERT INTO skill_steps VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    [
-                        execution.id,
-                        position,
-                        s.name,
-                        s.succeeded,
-                        s.error_message,
-                        s.started_at,
-                        s.completed_at,
-                    ]
-                    for position, s in enumerate(execution.steps)
-                ],
-            )
-            self._append_event(tx, event)
+            _insert_execution(tx, execution, event)
 
         return self._write(work)
 
@@ -597,23 +574,36 @@ class Catalog:
 
         return self._write(work)
 
-    def start_job(self, job_id: str, asset_id: str) -> bool:
-        """Mark a job running and its asset processing; False when the asset is gone."""
+    def start_jobs(self, jobs: list[tuple[str, str]]) -> set[str]:
+        """Mark (job id, asset id) pairs running and their assets processing, in one commit; returns the ids of
+        the jobs that still exist (a job goes with its asset when the asset is deleted)."""
 
         def work(tx: Cursor) -> Any:
-            found = tx.execute(
-                "UPDATE jobs SET status = 'running', attempts = attempts + 1, updated_at = ? WHERE id = ? RETURNING id",
-                [utc_now(), job_id],
-            ).fetchone()
-            if found is None:
-                return False
-            tx.execute("UPDATE assets SET status = 'processing' WHERE id = ?", [asset_id])
-            return True
+            started = set()
+            for job_id, asset_id in jobs:
+                found = tx.execute(
+                    "UPDATE jobs SET status = 'running', attempts = attempts + 1, updated_at = ? "
+                    "WHERE id = ? RETURNING id",
+                    [utc_now(), job_id],
+                ).fetchone()
+                if found is not None:
+                    tx.execute("UPDATE assets SET status = 'processing' WHERE id = ?", [asset_id])
+                    started.add(job_id)
+            return started
 
         return self._write(work)
 
-    def finish_job(self, job_id: str, asset_id: str, status: str) -> None:
+    def finish_job(
+        self, job_id: str, asset_id: str, status: str, executions: list[tuple[SkillExecution, dict[str, Any]]]
+    ) -> None:
+        """Record the job's skill executions (with their events), set the asset's status and drop the job, in one
+        commit: a crash before it reruns the whole job, so no half-recorded run survives."""
+
         def work(tx: Cursor) -> Any:
+            if tx.execute("SELECT 1 FROM assets WHERE id = ?", [asset_id]).fetchone() is None:
+                return  # deleted while its skills ran: its history goes with it
+            for execution, event in executions:
+                _insert_execution(tx, execution, event)
             tx.execute("DELETE FROM jobs WHERE id = ?", [job_id])
             tx.execute("UPDATE assets SET status = ? WHERE id = ?", [status, asset_id])
 
@@ -732,11 +722,25 @@ class Catalog:
 
         return self._write(work)
 
-    # -- events --------------------------------------------------------------------------------------------
 
-    @staticmethod
-    def _append_event(tx: Cursor, event: dict[str, Any]) -> None:
-        _event_insert(event).execute(tx)
+def _insert_execution(tx: Cursor, execution: SkillExecution, event: dict[str, Any]) -> None:
+    """An execution, its steps and its event (the asset must exist: its owner and visibility are copied)."""
+    tx.execute(
+        "INSERT INTO skill_executions SELECT ?, ?, ?, ?, ?, ?, ?, ?, owner, is_public FROM assets WHERE id = ?",
+        [
+            execution.id, execution.asset_id, execution.skill_name, execution.trigger_source,
+            execution.parameters_json, execution.started_at, execution.completed_at, execution.succeeded,
+            execution.asset_id,
+        ],
+    )  # fmt: skip
+    tx.executemany(
+        "INSERT INTO skill_steps VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            [execution.id, position, s.name, s.succeeded, s.error_message, s.started_at, s.completed_at]
+            for position, s in enumerate(execution.steps)
+        ],
+    )
+    _event_insert(event).execute(tx)
 
 
 def _event_insert(event: dict[str, Any]) -> Insert:
