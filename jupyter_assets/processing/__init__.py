@@ -69,13 +69,15 @@ class WorkerPool:
                     self._idle.notify_all()
 
     def _next_batch(self) -> list[Job]:
-        """The next job, and up to batch_size - 1 more if they are already waiting (never wait to fill a batch:
-        one upload at a time is processed at once). Empty when the pool is stopping."""
+        """The next job, and more if they are already waiting (never wait to fill a batch: one upload at a time
+        is processed at once): up to batch_size, and no more than this worker's share of the queue, so that the
+        other workers are not left idle. Empty when the pool is stopping."""
         job = self._queue.get()
+        share = min(self._batch_size, -(-(self._queue.qsize() + 1) // len(self._threads)))
         batch: list[Job] = []
         while job is not None:
             batch.append(job)
-            if len(batch) == self._batch_size:
+            if len(batch) >= share:
                 break
             try:
                 job = self._queue.get_nowait()
