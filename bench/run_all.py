@@ -1,6 +1,6 @@
 """Run every benchmark (what ``make bench`` calls) and print one summary.
 
-    python bench/run_all.py [--quick] [--strict] [--only catalog,upload,memory,thumbnail]
+    python bench/run_all.py [--quick] [--strict] [--only catalog,upload,memory,thumbnail,vectors,embedding]
 
 Each benchmark runs in its own process with a time limit, its output streamed as it goes; the summary repeats the
 headline ratios and goals. Exit status: 0 when every benchmark ran (goals that FAIL are reported, not fatal,
@@ -27,6 +27,7 @@ BENCHMARKS = {
     "memory": ("upload_memory.py", 180, 120),
     "thumbnail": ("thumbnail_throughput.py", 300, 120),
     "vectors": ("vector_search.py", 240, 120),
+    "embedding": ("embedding_throughput.py", 300, 150),
 }
 
 
@@ -113,6 +114,14 @@ def summarize(name: str, result: dict) -> tuple[list[str], list[bool]]:
             f"{similar['vectors']:,} vectors {similar['seconds']:.2f} s"
         )
         goals += [result["goals"]["latency"], result["goals"]["exact"]]
+    elif name == "embedding":
+        lines.append(
+            f"embedding: worker {result['worker_images_per_s']:.1f} images/s, bare open_clip loop "
+            f"{' and '.join(f'{rate:.1f}' for rate in result['bare_images_per_s'])} images/s "
+            f"({result['images']} images, {result['embeddings_stored']} embeddings stored)"
+        )
+        lines.append(f"embedding: worker/bare {result['ratio']:.2f}x, goal >= {result['goal']}: {_v(result['pass'])}")
+        goals.append(result["pass"])
     return lines, goals
 
 
