@@ -11,6 +11,7 @@ import unicodedata
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +44,14 @@ MAX_FILE_NAME_LENGTH = 255
 MAX_BATCH_DELETE = 1000
 MAX_JOB_ATTEMPTS = 5  # interrupted by a crash this many times: give up (an image that kills the server)
 SWEEP_INTERVAL_SECONDS = 600
+IN_FLIGHT_GRACE = timedelta(hours=1)  # longer than any skill run takes between storing a file and committing it
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 JOB_BATCH = 8  # queued jobs a worker takes at once: one forward pass of the model serves them all
 HASH_BITS = 64
-# Near-identical copies differ by a few bits of their perceptual hash; past 6 the search slows sharply (multi-index
-# hashing needs many more tables) and finds look-alikes rather than copies.
+# Near-identical copies differ by a few bits of their perceptual hash: up to 6 for a resized flat graphic, whose
+# many near-zero frequencies flip easily. The threshold maps onto bits at twice the naive rate (0.95: 6 bits);
+# past 6 the search slows sharply (multi-index hashing needs many more tables) and finds look-alikes, not copies.
 MAX_NEAR_BITS = 6
 
 
@@ -437,7 +440,8 @@ class AssetService:
         normalised = skill.validate_parameters(parameters)
         context = self._context(asset, normalised)
         execution = run_skill(skill, context, "manual", json.dumps(normalised) if normalised else None)
-        self.catalog.record_execution(execution, self._event("skill_run", principal, asset, execution))
+        if not context.commit([(execution, self._event("skill_run", principal, asset, execution))]):
+            raise asset_not_found(asset_id)  # deleted while the skill ran
         return {
             "succeeded": execution.succeeded,
             "skillName": skill.name,
@@ -460,7 +464,7 @@ class AssetService:
             except Exception:  # a bug, not a bad image: the asset must not stay "processing" for ever
                 self.log.exception("enrichment of asset %s failed unexpectedly", job.asset_id)
                 status = "failed"
-            self.catalog.finish_job(job.id, job.asset_id, status, executions)
+            context.commit(executions, (job.id, status))
 
     def _prepare_batch(self, started: list[tuple[Job, SkillContext]]) -> None:
         batches: dict[Any, list[SkillContext]] = {}
@@ -577,7 +581,7 @@ class AssetService:
         groups = [
             {"reason": "exact", "assetIds": ids, "score": 1.0} for ids in self.catalog.checksum_groups(visible_to)
         ]
-        max_distance = min(round((1 - threshold) * HASH_BITS), MAX_NEAR_BITS)
+        max_distance = min(round((1 - threshold) * 2 * HASH_BITS), MAX_NEAR_BITS)
         for ids in hamming_groups(self.catalog.image_hashes(visible_to), max_distance):
             groups.append({"reason": "near", "assetIds": ids, "score": None})
         key = self.models.clip_key()
@@ -642,15 +646,17 @@ class AssetService:
         """Retry removing files whose delete failed, without waiting for the next start."""
         while not self._closing.wait(SWEEP_INTERVAL_SECONDS):
             try:
-                self.sweep_storage()
+                self.sweep_storage(in_flight_before=utc_now() - IN_FLIGHT_GRACE)
             except Exception:
                 self.log.exception("storage sweep failed; it will be retried")
 
-    def sweep_storage(self) -> int:
-        """Remove files that no asset references any more (failed deletes, crashed uploads). Returns the count."""
+    def sweep_storage(self, in_flight_before: datetime | None = None) -> int:
+        """Remove files that no asset references any more (failed deletes, crashed uploads and skill runs). At
+        start everything; while running, files of skill runs only once they are older than any run can be
+        (``in_flight_before``). Returns the count."""
         self.catalog.drop_stale_cleanup()
         removed = 0
-        for key, _profile in self.catalog.pending_cleanup():
+        for key, _profile in self.catalog.pending_cleanup(in_flight_before):
             if self._remove_file(key):
                 removed += 1
         return removed

@@ -333,3 +333,18 @@ def test_without_a_model_search_is_409_and_skills_fail_with_the_setting(make_ser
     api.wait_for_status(second["id"])
     groups = api.get("/api/v1/assets/duplicates").json()["data"]["groups"]
     assert {"reason": "exact", "assetIds": sorted([first["id"], second["id"]]), "score": 1.0} in groups
+
+
+def test_vocabulary_embeddings_are_computed_once_and_kept_on_disk(tiny_models: dict[str, str], tmp_path: Path) -> None:
+    settings = ModelSettings(clip_model=tiny_models["tiny-clip"], clip_pretrained=tiny_models["tiny-clip-weights"])
+    first = ModelHub(settings, logging.getLogger("test"), tmp_path).clip()
+    labels, templates = ("cat", "dog", "boat"), ("a photo of a {}.", "a {}.")
+    computed = first.vocabulary_embeddings(labels, templates)
+    assert computed.shape == (3, 64)
+    numpy.testing.assert_allclose(numpy.linalg.norm(computed, axis=1), 1.0, atol=1e-5)
+    assert len(list(tmp_path.glob("text-embeddings-*.npy"))) == 1
+    # A new process (a new hub) reads them back instead of running the text encoder again.
+    second = ModelHub(settings, logging.getLogger("test"), tmp_path).clip()
+    second.encode_texts = None  # any call would fail
+    numpy.testing.assert_array_equal(second.vocabulary_embeddings(labels, templates), computed)
+    assert second.vocabulary_embeddings(labels, templates) is second.vocabulary_embeddings(labels, templates)

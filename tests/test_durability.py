@@ -26,8 +26,8 @@ import jupyter_assets.catalog as catalog_module
 from jupyter_assets.auth import Principal
 from jupyter_assets.catalog import Catalog
 from jupyter_assets.catalog.schema import MIGRATIONS
-from jupyter_assets.model import ListQuery
-from jupyter_assets.service import MAX_JOB_ATTEMPTS, AssetService, ServiceConfig, UploadForm
+from jupyter_assets.model import ListQuery, utc_now
+from jupyter_assets.service import IN_FLIGHT_GRACE, MAX_JOB_ATTEMPTS, AssetService, ServiceConfig, UploadForm
 
 from conftest import ADMIN_KEY, StandaloneServer, assert_error, png_bytes, stored_files
 
@@ -256,6 +256,18 @@ def test_delete_whose_file_removal_fails_is_retried_by_the_sweep(services, monke
     assert not path.exists()
     assert stored_files(root) == []
     assert service.sweep_storage() == 0
+
+
+def test_the_periodic_sweep_leaves_files_of_runs_under_way_alone(services) -> None:
+    """A skill run notes its file before storing it and commits the row later: a sweep in between must not take
+    the file, unless the note is older than any run can be (a run that crashed). At start, nothing is under way."""
+    service = services()
+    service.catalog.add_cleanup("2026/11/29/in-flight.webp", None, "derivative_in_flight")
+    service.storage.put_bytes("2026/11/29/in-flight.webp", b"thumbnail bytes")
+    assert service.sweep_storage(in_flight_before=utc_now() - IN_FLIGHT_GRACE) == 0
+    assert service.storage.size("2026/11/29/in-flight.webp") == len(b"thumbnail bytes")
+    assert service.sweep_storage(in_flight_before=utc_now() + IN_FLIGHT_GRACE) == 1
+    assert service.storage.size("2026/11/29/in-flight.webp") is None
 
 
 def test_delete_whose_file_removal_fails_is_retried_at_the_next_start(services, monkeypatch) -> None:

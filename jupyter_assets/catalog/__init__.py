@@ -339,28 +339,6 @@ class Catalog:
 
         return self._write(work)
 
-    def fill_empty_text(self, asset_id: str, text: str) -> None:
-        """Set the description and the alt text to ``text`` where each is still empty; never overwrite."""
-
-        def work(tx: Cursor) -> Any:
-            row = tx.execute(
-                "SELECT original_file_name, description, alt_text FROM assets WHERE id = ?", [asset_id]
-            ).fetchone()
-            if row is None:
-                return
-            name, description, alt_text = row
-            filled = (
-                description if description and description.strip() else text,
-                alt_text if alt_text and alt_text.strip() else text,
-            )
-            if filled != (description, alt_text):
-                tx.execute(
-                    "UPDATE assets SET description = ?, alt_text = ?, search_text = ?, updated_at = ? WHERE id = ?",
-                    [*filled, search_text(name, *filled), utc_now(), asset_id],
-                )
-
-        self._write(work)
-
     def undo_upload(self, asset_id: str) -> None:
         """Forget an upload whose file could not be stored: its row, its job and its event."""
 
@@ -402,49 +380,6 @@ class Catalog:
 
     # -- derivatives, results, executions ----------------------------------------------------------------
 
-    def upsert_derivative(self, derivative: Derivative) -> str | None:
-        """Store a derivative, replacing one of the same kind; returns the replaced file's key, if any."""
-
-        def work(tx: Cursor) -> Any:
-            _require_asset(tx, derivative.asset_id)
-            old = tx.execute(
-                "SELECT storage_key FROM derivatives WHERE asset_id = ? AND kind = ?",
-                [derivative.asset_id, derivative.kind],
-            ).fetchone()
-            tx.execute(
-                "DELETE FROM derivatives WHERE asset_id = ? AND kind = ?",
-                [derivative.asset_id, derivative.kind],
-            )
-            tx.execute(
-                f"INSERT INTO derivatives ({DERIVATIVE_COLUMNS}, owner, is_public) "
-                "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, owner, is_public FROM assets WHERE id = ?",
-                [
-                    derivative.asset_id, derivative.kind, derivative.content_type, derivative.extension,
-                    derivative.size, derivative.width, derivative.height, derivative.checksum_sha256,
-                    derivative.storage_key, derivative.created_at, derivative.asset_id,
-                ],
-            )  # fmt: skip
-            tx.execute("DELETE FROM storage_cleanup WHERE storage_key = ?", [derivative.storage_key])
-            if old:
-                tx.execute("INSERT INTO storage_cleanup VALUES (?, NULL, 'replaced', ?)", [old[0], utc_now()])
-            return old[0] if old else None
-
-        return self._write(work)
-
-    def upsert_structured_result(self, result: StructuredResult) -> None:
-        def work(tx: Cursor) -> Any:
-            _require_asset(tx, result.asset_id)
-            tx.execute(
-                "DELETE FROM structured_results WHERE asset_id = ? AND kind = ?",
-                [result.asset_id, result.kind],
-            )
-            tx.execute(
-                "INSERT INTO structured_results VALUES (?, ?, ?, ?, ?)",
-                [result.asset_id, result.kind, result.payload_json, result.model_id, result.created_at],
-            )
-
-        return self._write(work)
-
     def replace_original(self, asset_id: str, facts: dict[str, Any], keep_old_file: bool) -> str:
         """Point the asset at a new, already stored original (catalog column names in ``facts``, including
         storage_key). Returns the old key, which is queued for removal unless the old file is to be kept."""
@@ -460,19 +395,6 @@ class Catalog:
             if not keep_old_file:
                 tx.execute("INSERT INTO storage_cleanup VALUES (?, ?, 'replaced', ?)", [row[0], row[1], utc_now()])
             return row[0]
-
-        return self._write(work)
-
-    def upsert_embedding(self, asset_id: str, model: str, weights: str, vector: list[float]) -> None:
-        def work(tx: Cursor) -> Any:
-            _require_asset(tx, asset_id)
-            tx.execute(
-                "DELETE FROM embeddings WHERE asset_id = ? AND model = ? AND weights = ?", [asset_id, model, weights]
-            )
-            tx.execute(
-                "INSERT INTO embeddings VALUES (?, ?, ?, ?, ?, ?)",
-                [asset_id, model, weights, len(vector), vector, utc_now()],
-            )
 
         return self._write(work)
 
@@ -494,19 +416,29 @@ class Catalog:
         values = table.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
         return table.column("asset_id").to_pylist(), values.astype(numpy.float32, copy=False).reshape(-1, dim)
 
-    def upsert_image_hash(self, asset_id: str, phash: int) -> None:
-        def work(tx: Cursor) -> Any:
-            _require_asset(tx, asset_id)
-            tx.execute("DELETE FROM image_hashes WHERE asset_id = ?", [asset_id])
-            tx.execute("INSERT INTO image_hashes VALUES (?, ?, ?)", [asset_id, phash, utc_now()])
+    def commit_run(
+        self,
+        asset_id: str,
+        changes: Changes,
+        executions: list[tuple[SkillExecution, dict[str, Any]]],
+        finished_job: tuple[str, str] | None = None,
+    ) -> bool:
+        """Apply what skills wrote, record their executions (with their events) and, for an enrichment job, set
+        the asset's status and drop the job (``finished_job``: job id, status), all in one commit: a crash before
+        it reruns the job, so no half-recorded run survives. False when the asset was deleted meanwhile (the files
+        the run stored are then left to the cleanup sweep)."""
 
-        return self._write(work)
-
-    def record_execution(self, execution: SkillExecution, event: dict[str, Any]) -> None:
-        def work(tx: Cursor) -> Any:
-            if tx.execute("SELECT 1 FROM assets WHERE id = ?", [execution.asset_id]).fetchone() is None:
-                return  # deleted while the skill ran: its history goes with it
-            _insert_execution(tx, execution, event)
+        def work(tx: Cursor) -> bool:
+            if tx.execute("SELECT 1 FROM assets WHERE id = ?", [asset_id]).fetchone() is None:
+                return False
+            changes.apply(tx)
+            for execution, event in executions:
+                _insert_execution(tx, execution, event)
+            if finished_job is not None:
+                job_id, status = finished_job
+                tx.execute("DELETE FROM jobs WHERE id = ?", [job_id])
+                tx.execute("UPDATE assets SET status = ? WHERE id = ?", [status, asset_id])
+            return True
 
         return self._write(work)
 
@@ -527,14 +459,18 @@ class Catalog:
 
         return self._write(work)
 
-    def pending_cleanup(self) -> list[tuple[str, str | None]]:
-        """Keys to delete: notes for files that no asset or derivative references (any more)."""
+    def pending_cleanup(self, in_flight_before: datetime | None = None) -> list[tuple[str, str | None]]:
+        """Keys to delete: notes for files that no asset or derivative references (any more). With
+        ``in_flight_before``, files a skill run is still writing (noted before it stores them, dropped when it
+        commits) are included only if noted before that moment: a sweep must not take them from a run under way."""
         return (
             self._cursor()
             .execute(
                 "SELECT DISTINCT c.storage_key, c.storage_profile_id FROM storage_cleanup c "
                 "WHERE c.storage_key NOT IN (SELECT storage_key FROM assets) "
-                "AND c.storage_key NOT IN (SELECT storage_key FROM derivatives)"
+                "AND c.storage_key NOT IN (SELECT storage_key FROM derivatives) "
+                "AND (c.reason NOT LIKE '%in_flight' OR c.created_at < coalesce(?, 'infinity'::TIMESTAMP))",
+                [in_flight_before],
             )
             .fetchall()
         )
@@ -590,22 +526,6 @@ class Catalog:
                     tx.execute("UPDATE assets SET status = 'processing' WHERE id = ?", [asset_id])
                     started.add(job_id)
             return started
-
-        return self._write(work)
-
-    def finish_job(
-        self, job_id: str, asset_id: str, status: str, executions: list[tuple[SkillExecution, dict[str, Any]]]
-    ) -> None:
-        """Record the job's skill executions (with their events), set the asset's status and drop the job, in one
-        commit: a crash before it reruns the whole job, so no half-recorded run survives."""
-
-        def work(tx: Cursor) -> Any:
-            if tx.execute("SELECT 1 FROM assets WHERE id = ?", [asset_id]).fetchone() is None:
-                return  # deleted while its skills ran: its history goes with it
-            for execution, event in executions:
-                _insert_execution(tx, execution, event)
-            tx.execute("DELETE FROM jobs WHERE id = ?", [job_id])
-            tx.execute("UPDATE assets SET status = ? WHERE id = ?", [status, asset_id])
 
         return self._write(work)
 
@@ -723,6 +643,94 @@ class Catalog:
         return self._write(work)
 
 
+class Changes:
+    """The catalog writes of a skill run, kept until the run ends and then applied in one commit with its
+    execution record (Catalog.commit_run): one commit per run instead of one per write."""
+
+    def __init__(self) -> None:
+        self._writes: list[Callable[[Cursor], None]] = []
+        self.replaced_keys: list[str] = []  # files of derivatives that were replaced: remove them once committed
+
+    def apply(self, tx: Cursor) -> None:
+        for write in self._writes:
+            write(tx)
+
+    def upsert_derivative(self, derivative: Derivative) -> None:
+        """Store a derivative, replacing one of the same kind, whose file is then noted for removal."""
+
+        def write(tx: Cursor) -> None:
+            old = tx.execute(
+                "SELECT storage_key FROM derivatives WHERE asset_id = ? AND kind = ?",
+                [derivative.asset_id, derivative.kind],
+            ).fetchone()
+            tx.execute(
+                "DELETE FROM derivatives WHERE asset_id = ? AND kind = ?", [derivative.asset_id, derivative.kind]
+            )
+            tx.execute(
+                f"INSERT INTO derivatives ({DERIVATIVE_COLUMNS}, owner, is_public) "
+                "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, owner, is_public FROM assets WHERE id = ?",
+                [
+                    derivative.asset_id, derivative.kind, derivative.content_type, derivative.extension,
+                    derivative.size, derivative.width, derivative.height, derivative.checksum_sha256,
+                    derivative.storage_key, derivative.created_at, derivative.asset_id,
+                ],
+            )  # fmt: skip
+            tx.execute("DELETE FROM storage_cleanup WHERE storage_key = ?", [derivative.storage_key])
+            if old:
+                tx.execute("INSERT INTO storage_cleanup VALUES (?, NULL, 'replaced', ?)", [old[0], utc_now()])
+                self.replaced_keys.append(old[0])
+
+        self._writes.append(write)
+
+    def upsert_structured_result(self, result: StructuredResult) -> None:
+        def write(tx: Cursor) -> None:
+            tx.execute("DELETE FROM structured_results WHERE asset_id = ? AND kind = ?", [result.asset_id, result.kind])
+            tx.execute(
+                "INSERT INTO structured_results VALUES (?, ?, ?, ?, ?)",
+                [result.asset_id, result.kind, result.payload_json, result.model_id, result.created_at],
+            )
+
+        self._writes.append(write)
+
+    def upsert_embedding(self, asset_id: str, model: str, weights: str, vector: list[float]) -> None:
+        def write(tx: Cursor) -> None:
+            tx.execute(
+                "DELETE FROM embeddings WHERE asset_id = ? AND model = ? AND weights = ?", [asset_id, model, weights]
+            )
+            tx.execute(
+                "INSERT INTO embeddings VALUES (?, ?, ?, ?, ?, ?)",
+                [asset_id, model, weights, len(vector), vector, utc_now()],
+            )
+
+        self._writes.append(write)
+
+    def upsert_image_hash(self, asset_id: str, phash: int) -> None:
+        def write(tx: Cursor) -> None:
+            tx.execute("DELETE FROM image_hashes WHERE asset_id = ?", [asset_id])
+            tx.execute("INSERT INTO image_hashes VALUES (?, ?, ?)", [asset_id, phash, utc_now()])
+
+        self._writes.append(write)
+
+    def fill_empty_text(self, asset_id: str, text: str) -> None:
+        """Set the description and the alt text to ``text`` where each is still empty; never overwrite."""
+
+        def write(tx: Cursor) -> None:
+            name, description, alt_text = tx.execute(
+                "SELECT original_file_name, description, alt_text FROM assets WHERE id = ?", [asset_id]
+            ).fetchone()
+            filled = (
+                description if description and description.strip() else text,
+                alt_text if alt_text and alt_text.strip() else text,
+            )
+            if filled != (description, alt_text):
+                tx.execute(
+                    "UPDATE assets SET description = ?, alt_text = ?, search_text = ?, updated_at = ? WHERE id = ?",
+                    [*filled, search_text(name, *filled), utc_now(), asset_id],
+                )
+
+        self._writes.append(write)
+
+
 def _insert_execution(tx: Cursor, execution: SkillExecution, event: dict[str, Any]) -> None:
     """An execution, its steps and its event (the asset must exist: its owner and visibility are copied)."""
     tx.execute(
@@ -756,11 +764,6 @@ def _event_insert(event: dict[str, Any]) -> Insert:
 
 class AssetGoneError(LookupError):
     """The asset was deleted while something (a skill) was still writing results for it."""
-
-
-def _require_asset(tx: Cursor, asset_id: str) -> None:
-    if tx.execute("SELECT 1 FROM assets WHERE id = ?", [asset_id]).fetchone() is None:
-        raise AssetGoneError(f"asset {asset_id} was deleted while the skill ran")
 
 
 def search_text(name: str, description: str | None, alt_text: str | None) -> str:

@@ -99,7 +99,7 @@ def generate_caption(context: SkillContext) -> None:
         raise ValueError("the caption model produced an empty caption")
     model_id = f"{model.model_name}/{model.weights}"
     context.save_result("caption", json.dumps({"caption": caption, "model": model_id}), model_id)
-    context.catalog.fill_empty_text(context.asset.id, caption)
+    context.fill_empty_text(caption)
 
 
 EMBED = Skill(

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from ..catalog import AssetGoneError
+from ..catalog import AssetGoneError, Changes
 from ..images import ImageDecodeError, decode
-from ..model import Asset, Derivative, StructuredResult, new_id, utc_now
+from ..model import Asset, Derivative, SkillExecution, StructuredResult, new_id, utc_now
 from ..storage import storage_key
 
 if TYPE_CHECKING:
@@ -50,6 +50,9 @@ class SkillContext:
         self.remove_file = environment.remove_file
         # Work shared by the skills of one job (an embedding computed for a batch, reused by `tags`).
         self.scratch: dict[str, Any] = {}
+        # What the skills write to the catalog, committed at the end of the run with its record (see commit).
+        self.changes = Changes()
+        self._after_commit: list[Callable[[], None]] = []
         self._image: Image.Image | None = None
         self._image_is_full = False
         self.decode_error: ImageDecodeError | None = None
@@ -84,7 +87,9 @@ class SkillContext:
     def save_derivative(
         self, kind: str, data: bytes, content_type: str, extension: str, width: int, height: int
     ) -> Derivative:
-        """Store a derivative's bytes and record it, replacing (and cleaning up) an older one of the same kind."""
+        """Store a derivative's bytes now and record it at commit, replacing (and removing) an older one of the same
+        kind. The file is noted for the cleanup sweep before it is written, so a run that never commits leaks
+        nothing."""
         key = storage_key(new_id(), extension, utc_now())
         self.catalog.add_cleanup(key, self.asset.storage_profile_id, "derivative_in_flight")
         self.storage.put_bytes(key, data)
@@ -100,17 +105,15 @@ class SkillContext:
             storage_key=key,
             created_at=utc_now(),
         )
-        try:
-            replaced = self.catalog.upsert_derivative(derivative)
-        except AssetGoneError:
-            self.remove_file(key)
-            raise
-        if replaced:
-            self.remove_file(replaced)
+        self.changes.upsert_derivative(derivative)
         return derivative
 
     def save_result(self, kind: str, payload_json: str, model_id: str | None) -> None:
-        self.catalog.upsert_structured_result(StructuredResult(self.asset.id, kind, payload_json, model_id, utc_now()))
+        self.changes.upsert_structured_result(StructuredResult(self.asset.id, kind, payload_json, model_id, utc_now()))
+
+    def fill_empty_text(self, text: str) -> None:
+        """Use ``text`` as the description and the alt text where they are empty (never overwrite a person's)."""
+        self.changes.fill_empty_text(self.asset.id, text)
 
     def replace_original(
         self, data: bytes, content_type: str, extension: str, width: int, height: int, keep_old_file: bool = False
@@ -141,8 +144,22 @@ class SkillContext:
         self._image = None  # the next step decodes the new original
 
     def save_image_hash(self, phash: int) -> None:
-        self.catalog.upsert_image_hash(self.asset.id, phash)
+        self.changes.upsert_image_hash(self.asset.id, phash)
 
     def save_embedding(self, model: str, weights: str, vector: numpy.ndarray) -> None:
-        self.catalog.upsert_embedding(self.asset.id, model, weights, vector.tolist())
-        self.environment.embedding_saved(model, weights, self.asset.id, vector)
+        self.changes.upsert_embedding(self.asset.id, model, weights, vector.tolist())
+        self._after_commit.append(lambda: self.environment.embedding_saved(model, weights, self.asset.id, vector))
+
+    def commit(
+        self, executions: list[tuple[SkillExecution, dict[str, Any]]], finished_job: tuple[str, str] | None = None
+    ) -> bool:
+        """Commit what the skills wrote with their execution records (and, for a job, its end): one commit per
+        run. False when the asset was deleted meanwhile."""
+        committed = self.catalog.commit_run(self.asset.id, self.changes, executions, finished_job)
+        if committed:
+            for key in self.changes.replaced_keys:
+                self.remove_file(key)
+            for callback in self._after_commit:
+                callback()
+        self.changes, self._after_commit = Changes(), []
+        return committed
