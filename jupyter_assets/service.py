@@ -53,6 +53,9 @@ HASH_BITS = 64
 # many near-zero frequencies flip easily. The threshold maps onto bits at twice the naive rate (0.95: 6 bits);
 # past 6 the search slows sharply (multi-index hashing needs many more tables) and finds look-alikes, not copies.
 MAX_NEAR_BITS = 6
+# The similar tier compares every pair of embeddings: about 1.5 s at 20,000 on 2 cores, growing with the square.
+# Past this many a request would take minutes, so the tier is left out (exact and near still answer).
+MAX_SIMILAR_TIER = 50_000
 
 
 @dataclass
@@ -589,8 +592,11 @@ class AssetService:
         if index is not None and len(index):
             if visible_to is not None:
                 index = _restricted(index, set(self.catalog.visible_ids(visible_to)))
-            for ids, score in similar_groups(index, threshold):
-                groups.append({"reason": "similar", "assetIds": ids, "score": round(float(score), 6)})
+            if len(index) > MAX_SIMILAR_TIER:
+                self.log.warning("duplicates: similar tier left out for %d embeddings", len(index))
+            else:
+                for ids, score in similar_groups(index, threshold):
+                    groups.append({"reason": "similar", "assetIds": ids, "score": round(float(score), 6)})
         # A group wholly inside a stronger one says nothing new.
         kept: list[dict[str, Any]] = []
         for group in groups:

@@ -6,6 +6,7 @@ The models are built from tiny open_clip configs (random weights, saved as check
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -19,7 +20,10 @@ import numpy
 import pytest
 from PIL import Image, ImageDraw
 
+import jupyter_assets.service as service_module
+from jupyter_assets.auth import ALL_SCOPES, Principal
 from jupyter_assets.processing import Job, WorkerPool
+from jupyter_assets.service import AssetService, ServiceConfig, UploadForm
 from jupyter_assets.skills.models import ModelHub, ModelSettings
 
 from conftest import JWT_SECRET, Api, StandaloneServer, assert_error, free_port, png_bytes, server_env
@@ -348,3 +352,28 @@ def test_vocabulary_embeddings_are_computed_once_and_kept_on_disk(tiny_models: d
     second.encode_texts = None  # any call would fail
     numpy.testing.assert_array_equal(second.vocabulary_embeddings(labels, templates), computed)
     assert second.vocabulary_embeddings(labels, templates) is second.vocabulary_embeddings(labels, templates)
+
+
+def test_the_similar_tier_is_left_out_for_libraries_too_big_to_compare_pairwise(
+    tiny_models: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = ModelSettings(clip_model=tiny_models["tiny-clip"], clip_pretrained=tiny_models["tiny-clip-weights"])
+    service = AssetService(ServiceConfig(tmp_path / "library", "http://x", models=settings, workers=0))
+    try:
+        admin = Principal("admin", ALL_SCOPES, "api_key")
+        ids = []
+        for seed in (1, 2, 3):
+            data = encoded(picture(seed))
+            descriptor, path = service.new_incoming_file()
+            with open(descriptor, "wb") as handle:
+                handle.write(data)
+            form = UploadForm(True, "p.png", "image/png", path, len(data), hashlib.sha256(data).hexdigest())
+            form.fields["runenrichment"] = "false"
+            ids.append(service.create_asset(admin, form).id)
+        for asset_id in ids:  # three identical embeddings: one similar group
+            service._embedding_saved(*service.models.clip_key(), asset_id, numpy.ones(64, dtype=numpy.float32))
+        assert [g["reason"] for g in service.duplicates(admin, 0.95)] == ["similar"]
+        monkeypatch.setattr(service_module, "MAX_SIMILAR_TIER", 2)
+        assert service.duplicates(admin, 0.95) == []
+    finally:
+        service.close()
