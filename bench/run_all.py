@@ -1,6 +1,6 @@
 """Run every benchmark (what ``make bench`` calls) and print one summary.
 
-    python bench/run_all.py [--quick] [--strict] [--only catalog,upload,memory,thumbnail,vectors,embedding]
+    python bench/run_all.py [--quick] [--strict] [--only catalog,upload,memory,thumbnail,vectors,embedding,s3upload]
 
 Each benchmark runs in its own process with a time limit, its output streamed as it goes; the summary repeats the
 headline ratios and goals. Exit status: 0 when every benchmark ran (goals that FAIL are reported, not fatal,
@@ -28,6 +28,7 @@ BENCHMARKS = {
     "thumbnail": ("thumbnail_throughput.py", 300, 120),
     "vectors": ("vector_search.py", 240, 120),
     "embedding": ("embedding_throughput.py", 300, 150),
+    "s3upload": ("s3_upload_throughput.py", 240, 120),
 }
 
 
@@ -122,6 +123,20 @@ def summarize(name: str, result: dict) -> tuple[list[str], list[bool]]:
         )
         lines.append(f"embedding: worker/bare {result['ratio']:.2f}x, goal >= {result['goal']}: {_v(result['pass'])}")
         goals.append(result["pass"])
+    elif name == "s3upload":
+        targets, ratio = result["targets"], result["ratio"]
+        lines.append(
+            f"s3upload: ours {targets['ours']['requests_per_s']:.0f} req/s, boto3 put_object "
+            f"{targets['ceiling']['requests_per_s']:.0f} req/s ({result['clients']} clients, moto on loopback)"
+        )
+        lines.append(f"s3upload: ours/ceiling {ratio['ratio'] or 0:.2f}x, goal >= {ratio['goal']}: {_v(ratio['pass'])}")
+        goals.append(ratio["pass"])
+        errors = {k: v["errors"] for k, v in targets.items() if v["errors"]}
+        mismatched = {k: v for k, v in result["objects_in_bucket"].items() if not v["match"]}
+        if errors:
+            lines.append(f"s3upload: requests with unexpected answers: {errors}")
+        if mismatched:
+            lines.append(f"s3upload: MISMATCH between acknowledged uploads and objects in the bucket: {mismatched}")
     return lines, goals
 
 

@@ -292,3 +292,19 @@ class ApiKeyRecord:
             "createdAtUtc": iso(self.created_at),
             "revokedAtUtc": iso(self.revoked_at),
         }
+
+
+@dataclass
+class StorageProfile:
+    """A named storage provider (type, configuration and its secrets) that uploads can target."""
+
+    id: str
+    name: str
+    display_name: str | None
+    provider_type: str  # local, s3 or github-repo
+    is_enabled: bool
+    is_default: bool
+    configuration: dict[str, Any]
+    secrets: dict[str, Any]  # write-only: never returned, never logged
+    created_at: datetime
+    updated_at: datetime

@@ -26,6 +26,7 @@ from .model import (
     ListQuery,
     Page,
     SkillExecution,
+    StorageProfile,
     UsageStats,
     new_id,
     parse_id,
@@ -35,8 +36,9 @@ from .processing import Job, WorkerPool
 from .skills import SkillRegistry, default_registry, run_skill
 from .skills.context import SkillContext, SkillEnvironment
 from .skills.models import ClipModel, ModelHub, ModelSettings, ModelUnavailableError, not_configured
-from .storage import Storage, storage_key
+from .storage import Storage, profiles, storage_key
 from .storage.local import LocalStorage, fsync_directory, fsync_file
+from .storage.s3 import S3Storage
 from .vectors import VectorIndex, hamming_groups, similar_groups
 
 MAX_TEXT_LENGTH = 1000
@@ -135,7 +137,11 @@ class AssetService:
         self.incoming_dir = config.root_dir / "incoming"
         self.incoming_dir.mkdir(exist_ok=True)
         self.catalog = Catalog(config.root_dir / "catalog.duckdb")
-        self.storage: Storage = LocalStorage(config.root_dir / "files", f"{config.public_base_url.rstrip('/')}/content")
+        self.content_url = f"{config.public_base_url.rstrip('/')}/content"
+        # The configuration's storage: assets without a profile live here.
+        self.storage: Storage = LocalStorage(config.root_dir / "files", self.content_url)
+        self._profile_storages: dict[str, Storage] = {}  # by profile id, built on first use
+        self._profiles_lock = threading.Lock()
         self.skills: SkillRegistry = default_registry()
         self.models = ModelHub(config.models, self.log, config.root_dir / "cache", config.workers)
         # Search by meaning: one in-memory index per (model, weights), loaded at start, kept in step after.
@@ -143,7 +149,7 @@ class AssetService:
         self._indexes_lock = threading.Lock()
         self._environment = SkillEnvironment(
             self.catalog,
-            self.storage,
+            self.storage_for,
             self.models,
             config.max_image_pixels,
             self.log,
@@ -174,10 +180,11 @@ class AssetService:
         ones the row describes; a row whose bytes never became durable is forgotten (it was never acknowledged)."""
         for leftover in self.incoming_dir.iterdir():
             asset = self.catalog.get_asset(parse_id(leftover.stem) or "") if leftover.suffix == ".upload" else None
-            if asset is not None and self.storage.size(asset.storage_key) is None:
+            storage = self.storage_for(asset.storage_profile_id) if asset is not None else None
+            if asset is not None and storage.size(asset.storage_key) is None:
                 if sha256_of(leftover) == asset.checksum_sha256:
                     self.log.info("storing upload %s that was committed before a crash", asset.id)
-                    self.storage.put(asset.storage_key, leftover)
+                    storage.put(asset.storage_key, leftover)
                 else:
                     self.log.warning("dropping upload %s: its bytes were not durable before a crash", asset.id)
                     self.catalog.undo_upload(asset.id)
@@ -240,7 +247,7 @@ class AssetService:
             raise ApiError("asset_filename_invalid", "The file name is empty or too long.", 400)
         is_public = parse_bool("isPublic", fields.get("ispublic"), True)
         run_enrichment = parse_bool("runEnrichment", fields.get("runenrichment"), True)
-        self._check_storage_profile(fields.get("storageproviderprofileid"))
+        profile_id, storage = self._write_target(fields.get("storageproviderprofileid"))
         facts = inspect_upload(form.temp_path, content_type, self.config.max_image_pixels)
 
         now = utc_now()
@@ -256,8 +263,8 @@ class AssetService:
             width=facts.width,
             height=facts.height,
             checksum_sha256=form.sha256,
-            storage_provider=self.storage.name,
-            storage_profile_id=None,
+            storage_provider=storage.name,
+            storage_profile_id=profile_id,
             storage_key=storage_key(asset_id, facts.extension, now),
             is_public=is_public,
             description=description or None,
@@ -274,27 +281,179 @@ class AssetService:
             fsync_file(form.temp_path)
             fsync_directory(self.incoming_dir)
             job_id = committing.result()
-            self.storage.put(asset.storage_key, form.temp_path)
+            storage.put(asset.storage_key, form.temp_path, message=fields.get("commitmessage") or None)
         except BaseException:
             if committing.exception() is None:  # waits for the commit: undo a row that did commit
                 self.catalog.undo_upload(asset.id)
-            self._remove_file(asset.storage_key)
+            self._remove_file(asset.storage_key, profile_id)
             raise
         if job_id:
             self.workers.submit(Job(job_id, asset.id, tuple(skills)))
         return asset
 
-    @staticmethod
-    def _check_storage_profile(profile_id: str | None) -> None:
-        """Uploads go to the configured storage; named storage profiles are not available yet, so any id given
-        is one that does not exist."""
-        if profile_id is None or not profile_id.strip():
-            return
-        if parse_id(profile_id) is None:
-            raise request_invalid("The field 'storageProviderProfileId' must be a UUID.")
-        raise ApiError(
-            "storage_provider_profile_not_found", f"Storage provider profile '{profile_id.strip()}' was not found.", 404
-        )
+    def _write_target(self, requested: str | None) -> tuple[str | None, Storage]:
+        """Where an upload goes: the profile it names (existing and enabled), else the default profile (enabled),
+        else the configuration's storage (no profile)."""
+        if requested is not None and requested.strip():
+            if parse_id(requested.strip()) is None:
+                raise request_invalid("The field 'storageProviderProfileId' must be a UUID.")
+            profile = self._profile(requested)
+            if not profile.is_enabled:
+                raise ApiError(
+                    "storage_provider_profile_disabled", f"Storage provider profile '{profile.id}' is disabled.", 400
+                )
+            return profile.id, self.storage_for(profile.id)
+        default = next((p for p in self.catalog.storage_profiles() if p.is_default), None)
+        if default is None:
+            return None, self.storage
+        if not default.is_enabled:
+            raise ApiError(
+                "storage_provider_default_write_profile_disabled",
+                f"The default storage provider profile '{default.name}' is disabled: enable it, set another "
+                "default, or name a profile with storageProviderProfileId.",
+                400,
+            )
+        return default.id, self.storage_for(default.id)
+
+    def storage_for(self, profile_id: str | None) -> Storage:
+        """The storage of an asset's profile (None: the configuration's storage), built once per profile."""
+        if profile_id is None:
+            return self.storage
+        with self._profiles_lock:
+            storage = self._profile_storages.get(profile_id)
+        if storage is not None:
+            return storage
+        profile = self.catalog.storage_profile(profile_id)
+        if profile is None:
+            raise ApiError(
+                "asset_storage_provider_profile_not_found", f"Storage provider profile '{profile_id}' is gone.", 400
+            )
+        storage = profiles.build(
+            profile.provider_type, profile.configuration, profile.secrets, self._profile_cache(profile.id),
+            self.content_url,
+        )  # fmt: skip
+        with self._profiles_lock:
+            return self._profile_storages.setdefault(profile_id, storage)
+
+    def _profile_cache(self, profile_id: str) -> Path:
+        return self.config.root_dir / "profiles" / profile_id
+
+    # -- storage provider profiles ------------------------------------------------------------------------
+
+    def _profile(self, profile_id: str) -> StorageProfile:
+        canonical = parse_id(profile_id.strip())
+        profile = self.catalog.storage_profile(canonical) if canonical else None
+        if profile is None:
+            raise ApiError(
+                "storage_provider_profile_not_found",
+                f"Storage provider profile '{profile_id.strip()}' was not found.",
+                404,
+            )
+        return profile
+
+    def storage_overview(self, principal: Principal) -> dict[str, Any]:
+        principal.require("assets:admin")
+        return profiles.overview(self.catalog.storage_profiles(), self.storage.name)
+
+    def create_storage_profile(self, principal: Principal, body: dict[str, Any]) -> dict[str, Any]:
+        principal.require("assets:admin")
+        raw_type = body.get("providerType")
+        if not isinstance(raw_type, str) or not raw_type.strip():
+            raise ApiError("storage_provider_profile_provider_type_required", "providerType is required.", 400)
+        name = self._profile_name(body.get("name"), None)
+        provider_type = profiles.PROVIDER_TYPES.get(raw_type.strip().lower())
+        if provider_type is None:
+            raise ApiError(
+                "storage_provider_profile_provider_type_unsupported",
+                f"providerType '{raw_type.strip()}' is not supported: use local, s3 or github-repo.",
+                400,
+            )
+        configuration, secrets = _profile_objects(body, required=True)
+        is_enabled = _optional_bool(body, "isEnabled", True)
+        is_default = _optional_bool(body, "isDefault", False)
+        profile_id = new_id()
+        profiles.check(provider_type, configuration, secrets or {}, self._profile_cache(profile_id))
+        if is_default and not is_enabled:
+            raise ApiError(
+                "storage_provider_profile_default_requires_enabled",
+                "A default storage provider profile must be enabled.",
+                400,
+            )
+        now = utc_now()
+        profile = StorageProfile(
+            profile_id, name, _display_name(body.get("displayName")), provider_type, is_enabled, is_default,
+            configuration, secrets or {}, now, now,
+        )  # fmt: skip
+        self.catalog.save_storage_profile(profile)
+        return profiles.profile_json(profile)
+
+    def update_storage_profile(self, principal: Principal, profile_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        principal.require("assets:admin")
+        if "isEnabled" in body and body["isEnabled"] is None:
+            raise request_invalid("The field 'isEnabled' must be true or false.")
+        profile = self._profile(profile_id)
+        if "name" in body:
+            profile.name = self._profile_name(body["name"], profile.id)
+        if "displayName" in body:
+            profile.display_name = _display_name(body["displayName"])
+        if "isEnabled" in body:
+            profile.is_enabled = _optional_bool(body, "isEnabled", profile.is_enabled)
+            if profile.is_default and not profile.is_enabled:
+                raise ApiError(
+                    "storage_provider_profile_default_requires_enabled",
+                    "Default storage provider profiles must remain enabled.",
+                    400,
+                )
+        if "configuration" in body or "secretConfiguration" in body:
+            configuration, secrets = _profile_objects(body, required="configuration" in body)
+            if "configuration" in body:
+                profile.configuration = configuration
+            if "secretConfiguration" in body:  # null clears the secret; omitted keeps it
+                profile.secrets = secrets or {}
+            profiles.check(
+                profile.provider_type, profile.configuration, profile.secrets, self._profile_cache(profile.id)
+            )
+        profile.updated_at = utc_now()
+        self.catalog.save_storage_profile(profile)
+        with self._profiles_lock:
+            self._profile_storages.pop(profile.id, None)  # rebuilt with the new settings on next use
+        return profiles.profile_json(profile)
+
+    def set_default_storage_profile(self, principal: Principal, profile_id: str) -> dict[str, Any]:
+        principal.require("assets:admin")
+        profile = self._profile(profile_id)
+        if not profile.is_enabled:
+            raise ApiError(
+                "storage_provider_profile_default_requires_enabled",
+                "Only enabled storage provider profiles can be set as default.",
+                400,
+            )
+        profile.is_default = True
+        profile.updated_at = utc_now()
+        self.catalog.save_storage_profile(profile)
+        return profiles.profile_json(profile)
+
+    def delete_storage_profile(self, principal: Principal, profile_id: str) -> dict[str, Any]:
+        """Remove a profile; one that still holds assets is disabled instead, so they stay readable."""
+        principal.require("assets:admin")
+        profile = self._profile(profile_id)
+        status = self.catalog.delete_storage_profile(profile.id)
+        if status == "deleted":
+            with self._profiles_lock:
+                self._profile_storages.pop(profile.id, None)
+        return {"id": profile.id, "wasDefault": profile.is_default, "status": status, "deletedAtUtc": utc_now()}
+
+    def _profile_name(self, raw: Any, own_id: str | None) -> str:
+        if not isinstance(raw, str) or not raw.strip():
+            raise ApiError("storage_provider_profile_name_required", "name is required.", 400)
+        name = raw.strip()
+        if any(p.name.lower() == name.lower() and p.id != own_id for p in self.catalog.storage_profiles()):
+            raise ApiError(
+                "storage_provider_profile_name_conflict",
+                f"A storage provider profile named '{name}' already exists.",
+                400,
+            )
+        return name
 
     # -- read ---------------------------------------------------------------------------------------------
 
@@ -309,22 +468,25 @@ class AssetService:
         return self._visible(principal, asset_id, detail=True)
 
     def public_url(self, asset: Asset) -> str | None:
-        return self.storage.public_url(asset.storage_key)
+        return self.storage_for(asset.storage_profile_id).public_url(asset.storage_key)
 
     def derivative_urls(self, asset: Asset) -> dict[str, str | None]:
-        return {d.kind: self.storage.public_url(d.storage_key) for d in asset.derivatives}
+        storage = self.storage_for(asset.storage_profile_id)
+        return {d.kind: storage.public_url(d.storage_key) for d in asset.derivatives}
 
     def open_content(self, principal: Principal, asset_id: str) -> Content:
         principal.require("assets:read")
         asset = self._visible(principal, asset_id)
-        if self.storage.size(asset.storage_key) is None:
+        storage = self.storage_for(asset.storage_profile_id)
+        if storage.size(asset.storage_key) is None:
             raise asset_not_found(asset_id)
         if asset.is_public:
-            url = self.public_url(asset)
-            if url is None:
-                raise asset_not_found(asset_id)
-            return Content(redirect_url=url)
-        return self._content(asset.storage_key, asset.content_type, asset.size, asset.checksum_sha256)
+            url = storage.public_url(asset.storage_key)
+            if url is None and isinstance(storage, S3Storage):
+                url = storage.presigned_url(asset.storage_key)  # a bucket without a public base URL
+            if url is not None:
+                return Content(redirect_url=url)
+        return self._content(storage, asset.storage_key, asset.content_type, asset.size, asset.checksum_sha256)
 
     def open_public_content(self, storage_key: str) -> Content:
         """The anonymous route: only public assets and their derivatives, whatever the key."""
@@ -334,15 +496,15 @@ class AssetService:
             raise ApiError("asset_not_found", "No public asset is stored under this key.", 404)
         asset, derivative = found
         item: Asset | Derivative = derivative or asset
-        return self._content(item.storage_key, item.content_type, item.size, item.checksum_sha256)
+        storage = self.storage_for(asset.storage_profile_id)
+        return self._content(storage, item.storage_key, item.content_type, item.size, item.checksum_sha256)
 
-    def _content(self, key: str, content_type: str, size: int, checksum: str) -> Content:
-        stored_size = self.storage.size(key)
+    @staticmethod
+    def _content(storage: Storage, key: str, content_type: str, size: int, checksum: str) -> Content:
+        stored_size = storage.size(key)
         if stored_size is None:
             raise ApiError("asset_not_found", "The stored file is missing.", 404)
-        return Content(
-            storage=self.storage, storage_key=key, content_type=content_type, size=stored_size, etag=checksum
-        )
+        return Content(storage=storage, storage_key=key, content_type=content_type, size=stored_size, etag=checksum)
 
     def read_content(self, content: Content, start: int, end: int) -> Iterator[bytes]:
         return content.storage.open(content.storage_key, start, end)
@@ -395,7 +557,7 @@ class AssetService:
     def delete_asset(self, principal: Principal, asset_id: str, commit_message: str | None = None) -> dict[str, Any]:
         principal.require("assets:delete")
         asset = self._owned(principal, asset_id)
-        return self._delete(principal, asset)
+        return self._delete(principal, asset, commit_message)
 
     def batch_delete(self, principal: Principal, ids: list[Any]) -> dict[str, Any]:
         principal.require("assets:delete")
@@ -418,12 +580,12 @@ class AssetService:
                 deleted.add(asset_id)
         return {"requestedCount": len(ids), "deletedCount": len(deleted), "notFoundIds": not_found}
 
-    def _delete(self, principal: Principal, asset: Asset) -> dict[str, Any] | None:
+    def _delete(self, principal: Principal, asset: Asset, message: str | None = None) -> dict[str, Any] | None:
         keys = self.catalog.delete_asset(asset.id, self._event("delete", principal, asset))
         if keys is None:
             return None
         for key in keys:
-            self._remove_file(key)
+            self._remove_file(key, asset.storage_profile_id, message.strip() if message else None)
         for index in list(self._indexes.values()):
             index.remove(asset.id)
         return {"id": asset.id, "status": asset.status, "deletedAtUtc": utc_now()}
@@ -662,18 +824,19 @@ class AssetService:
         (``in_flight_before``). Returns the count."""
         self.catalog.drop_stale_cleanup()
         removed = 0
-        for key, _profile in self.catalog.pending_cleanup(in_flight_before):
-            if self._remove_file(key):
+        for key, profile_id in self.catalog.pending_cleanup(in_flight_before):
+            if self._remove_file(key, profile_id):
                 removed += 1
         return removed
 
-    def _remove_file(self, key: str) -> bool:
-        """Delete a stored file; one that cannot be removed now is noted for the retry sweep, never leaked."""
+    def _remove_file(self, key: str, profile_id: str | None = None, message: str | None = None) -> bool:
+        """Delete a stored file; one that cannot be removed now (a disk error, a storage that is down, a profile
+        that is gone) is noted for the retry sweep, never leaked."""
         try:
-            self.storage.delete(key)
-        except OSError as error:
+            self.storage_for(profile_id).delete(key, message=message)
+        except (OSError, ApiError) as error:
             self.log.warning("could not delete %s (kept for the retry sweep): %s", key, error)
-            self.catalog.add_cleanup(key, None, "delete_failed")
+            self.catalog.add_cleanup(key, profile_id, "delete_failed")
             return False
         self.catalog.remove_cleanup(key)
         return True
@@ -723,3 +886,37 @@ def _restricted(index: VectorIndex, asset_ids: set[str]) -> VectorIndex:
     restricted = VectorIndex(index.dim)
     restricted.load([ids[row] for row in rows], matrix[rows])
     return restricted
+
+
+def _profile_objects(body: dict[str, Any], required: bool) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(configuration, secrets) of a profile request, both JSON objects (secrets may be null)."""
+    configuration = body.get("configuration")
+    if required and not isinstance(configuration, dict):
+        raise ApiError(
+            "storage_provider_profile_configuration_required",
+            "Configuration is required and must be a JSON object.",
+            400,
+        )
+    secrets = body.get("secretConfiguration")
+    if secrets is not None and not isinstance(secrets, dict):
+        raise ApiError(
+            "storage_provider_profile_secret_configuration_invalid",
+            "secretConfiguration must be a JSON object or null.",
+            400,
+        )
+    return configuration or {}, secrets
+
+
+def _optional_bool(body: dict[str, Any], name: str, default: bool) -> bool:
+    value = body.get(name, default)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise request_invalid(f"The field '{name}' must be true or false.")
+    return value
+
+
+def _display_name(raw: Any) -> str | None:
+    if raw is not None and not isinstance(raw, str):
+        raise request_invalid("The field 'displayName' must be a string.")
+    return raw.strip() or None if raw else None

@@ -58,6 +58,11 @@ RESPONSE_SCHEMAS: list[tuple[str, str, str]] = [
     ("GET", r"/api/v1/system/api-keys", "ApiKeyListEnvelope"),
     ("POST", r"/api/v1/system/api-keys", "CreatedApiKeyEnvelope"),
     ("DELETE", r"/api/v1/system/api-keys/[^/]+", "RevokedApiKeyEnvelope"),
+    ("GET", r"/api/v1/system/storage/providers/?", "StorageOverviewEnvelope"),
+    ("POST", r"/api/v1/system/storage/providers/?", "StorageProfileEnvelope"),
+    ("PATCH", r"/api/v1/system/storage/providers/[^/]+", "StorageProfileEnvelope"),
+    ("DELETE", r"/api/v1/system/storage/providers/[^/]+", "StorageProfileDeleteResultEnvelope"),
+    ("POST", r"/api/v1/system/storage/providers/[^/]+/set-default", "StorageProfileEnvelope"),
 ]
 VALIDATED: list[str] = []  # what the OpenAPI check saw, so a test can prove it ran
 

@@ -129,8 +129,8 @@ def fail_half_way(service: AssetService, step: str, monkeypatch) -> list[str]:
     if step == "put":
         real_put = service.storage.put
 
-        def put_then_fail(key: str, source: Path) -> None:
-            real_put(key, source)
+        def put_then_fail(key: str, source: Path, message: str | None = None) -> None:
+            real_put(key, source, message)
             reached.append(key)
             raise OSError("disk full after the rename")
 
@@ -237,7 +237,7 @@ def test_delete_whose_file_removal_fails_is_retried_by_the_sweep(services, monke
     real_delete = service.storage.delete
     failures = []
 
-    def delete_fails_once(key: str) -> None:
+    def delete_fails_once(key: str, message: str | None = None) -> None:
         if not failures:
             failures.append(key)
             raise OSError("file busy")
@@ -645,7 +645,7 @@ def test_committed_row_with_its_bytes_still_incoming_is_stored_and_enriched_at_s
     data = png_bytes(300, 200)
     service = services(workers=1)
     form = upload_form(service, data, runenrichment="true")
-    service.storage.put = lambda key, source: None  # the crash: the bytes never reach storage
+    service.storage.put = lambda key, source, message=None: None  # the crash: the bytes never reach storage
     asset = service._create_asset(ADMIN, form)  # create_asset would also remove the incoming file
     close(service)
     root = tmp_path / "library"
@@ -664,7 +664,7 @@ def test_committed_row_with_its_bytes_still_incoming_is_stored_and_enriched_at_s
 def test_committed_row_whose_bytes_never_became_durable_is_forgotten_at_start(services, tmp_path) -> None:
     service = services(workers=1)
     form = upload_form(service, png_bytes(300, 200))
-    service.storage.put = lambda key, source: None
+    service.storage.put = lambda key, source, message=None: None
     asset = service._create_asset(ADMIN, form)
     close(service)
     form.temp_path.write_bytes(b"\x89PNG half of it")  # the crash lost the end of the file

@@ -22,6 +22,7 @@ from ..model import (
     Page,
     SkillExecution,
     StepResult,
+    StorageProfile,
     StructuredResult,
     UsageStats,
     new_id,
@@ -39,6 +40,10 @@ DERIVATIVE_COLUMNS = (
     "asset_id, kind, content_type, extension, size, width, height, checksum_sha256, storage_key, created_at"
 )
 JOB_COLUMNS = "id, asset_id, skills, status, attempts, created_at, updated_at"
+PROFILE_COLUMNS = (
+    "id, name, display_name, provider_type, is_enabled, is_default, configuration_json, secret_json, created_at, "
+    "updated_at"
+)
 EVENT_COLUMNS = "id, occurred_at, kind, asset_id, actor, content_type, size, skill_name, succeeded"
 EXPORTABLE_TABLES = ("assets", "derivatives", "executions", "events")
 # Rows that belong to one asset and go with it (skill_steps hang off skill_executions and are deleted first).
@@ -61,6 +66,10 @@ class CatalogLockedError(RuntimeError):
 
 def _asset(row: tuple) -> Asset:
     return Asset(*row)
+
+
+def _profile(row: tuple) -> StorageProfile:
+    return StorageProfile(*row[:6], json.loads(row[6]), json.loads(row[7]), *row[8:])
 
 
 def _visibility(visible_to: str | None, alias: str = "") -> tuple[str, list[Any]]:
@@ -439,6 +448,63 @@ class Catalog:
                 tx.execute("DELETE FROM jobs WHERE id = ?", [job_id])
                 tx.execute("UPDATE assets SET status = ? WHERE id = ?", [status, asset_id])
             return True
+
+        return self._write(work)
+
+    # -- storage profiles --------------------------------------------------------------------------------
+
+    def storage_profiles(self) -> list[StorageProfile]:
+        """Every profile: the default first, then enabled ones, then by name."""
+        rows = (
+            self._cursor()
+            .execute(
+                f"SELECT {PROFILE_COLUMNS} FROM storage_profiles "
+                "ORDER BY is_default DESC, is_enabled DESC, lower(name), id"
+            )
+            .fetchall()
+        )
+        return [_profile(row) for row in rows]
+
+    def storage_profile(self, profile_id: str) -> StorageProfile | None:
+        row = (
+            self._cursor()
+            .execute(f"SELECT {PROFILE_COLUMNS} FROM storage_profiles WHERE id = ?", [profile_id])
+            .fetchone()
+        )
+        return _profile(row) if row else None
+
+    def save_storage_profile(self, profile: StorageProfile) -> None:
+        """Insert or replace a profile; a default profile takes the flag from every other."""
+
+        def work(tx: Cursor) -> None:
+            if profile.is_default:
+                tx.execute("UPDATE storage_profiles SET is_default = false WHERE id <> ?", [profile.id])
+            tx.execute("DELETE FROM storage_profiles WHERE id = ?", [profile.id])
+            tx.execute(
+                "INSERT INTO storage_profiles VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    profile.id, profile.name, profile.display_name, profile.provider_type, profile.is_enabled,
+                    profile.is_default, json.dumps(profile.configuration), json.dumps(profile.secrets),
+                    profile.created_at, profile.updated_at,
+                ],
+            )  # fmt: skip
+
+        self._write(work)
+
+    def delete_storage_profile(self, profile_id: str) -> str:
+        """Remove a profile, or only disable it (and take its default flag) while assets still use it. Returns
+        "deleted" or "disabled"."""
+
+        def work(tx: Cursor) -> str:
+            used = tx.execute("SELECT 1 FROM assets WHERE storage_profile_id = ? LIMIT 1", [profile_id]).fetchone()
+            if used:
+                tx.execute(
+                    "UPDATE storage_profiles SET is_enabled = false, is_default = false, updated_at = ? WHERE id = ?",
+                    [utc_now(), profile_id],
+                )
+                return "disabled"
+            tx.execute("DELETE FROM storage_profiles WHERE id = ?", [profile_id])
+            return "deleted"
 
         return self._write(work)
 

@@ -142,4 +142,23 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        3,
+        """
+        -- Storage provider profiles. Secrets are kept here so the server can reach its storage after a restart;
+        -- the API never returns them and the export never includes this table.
+        CREATE TABLE storage_profiles (
+            id VARCHAR PRIMARY KEY,
+            name VARCHAR NOT NULL,
+            display_name VARCHAR,
+            provider_type VARCHAR NOT NULL,
+            is_enabled BOOLEAN NOT NULL,
+            is_default BOOLEAN NOT NULL,
+            configuration_json VARCHAR NOT NULL,
+            secret_json VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            updated_at TIMESTAMP NOT NULL
+        );
+        """,
+    ),
 ]

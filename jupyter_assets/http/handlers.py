@@ -38,6 +38,13 @@ def _int_argument(handler: tornado.web.RequestHandler, name: str) -> int | None:
         raise request_invalid(f"The query parameter '{name}' must be an integer, not '{raw}'.") from None
 
 
+def _object_body(handler: AssetsHandler) -> dict[str, Any]:
+    body = handler.json_body({})
+    if not isinstance(body, dict):
+        raise request_invalid("The body must be a JSON object.")
+    return body
+
+
 def _first_argument(handler: tornado.web.RequestHandler, *names: str) -> str | None:
     for name in names:
         value = handler.get_query_argument(name, None)
@@ -320,6 +327,37 @@ class ApiKeyHandler(AssetsHandler):
         self.send_data({"id": key_id, "revoked": True})
 
 
+class StorageProvidersHandler(AssetsHandler):
+    """Admin: the storage provider profiles (overview and create)."""
+
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        self.send_data(await self.run_blocking(self.service.storage_overview, self.principal))
+
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        profile = await self.run_blocking(self.service.create_storage_profile, self.principal, _object_body(self))
+        self.set_header("Location", f"{self.request.path.rstrip('/')}/{profile['id']}")
+        self.send_data(profile, 201)
+
+
+class StorageProviderHandler(AssetsHandler):
+    @tornado.web.authenticated
+    async def patch(self, profile_id: str) -> None:
+        body = _object_body(self)
+        self.send_data(await self.run_blocking(self.service.update_storage_profile, self.principal, profile_id, body))
+
+    @tornado.web.authenticated
+    async def delete(self, profile_id: str) -> None:
+        self.send_data(await self.run_blocking(self.service.delete_storage_profile, self.principal, profile_id))
+
+
+class StorageProviderDefaultHandler(AssetsHandler):
+    @tornado.web.authenticated
+    async def post(self, profile_id: str) -> None:
+        self.send_data(await self.run_blocking(self.service.set_default_storage_profile, self.principal, profile_id))
+
+
 class ByteStreamHandler(AssetsHandler):
     """Sends stored bytes with Range, ETag and nosniff (for app.py: mixed with a non-JSON Jupyter handler)."""
 
@@ -410,6 +448,7 @@ def routes(base_url: str) -> list[tuple[str, type[AssetsHandler]]]:
     """URL patterns and handlers, relative to the server's base URL."""
     api = f"{base_url.rstrip('/')}/api/v1/assets"
     uuid_like = r"([^/]+)"
+    providers = f"{base_url.rstrip('/')}/api/v1/system/storage/providers"
     return [
         (rf"{api}/?", AssetCollectionHandler),
         (rf"{api}/batch-delete", BatchDeleteHandler),
@@ -424,5 +463,8 @@ def routes(base_url: str) -> list[tuple[str, type[AssetsHandler]]]:
         (rf"{api}/{uuid_like}/skills/([^/]+)/run", SkillRunHandler),
         (rf"{base_url.rstrip('/')}/api/v1/system/api-keys", ApiKeysHandler),
         (rf"{base_url.rstrip('/')}/api/v1/system/api-keys/([^/]+)", ApiKeyHandler),
+        (rf"{providers}/?", StorageProvidersHandler),
+        (rf"{providers}/([^/]+)", StorageProviderHandler),
+        (rf"{providers}/([^/]+)/set-default", StorageProviderDefaultHandler),
         (rf"{base_url.rstrip('/')}/content/(.+)", PublicContentHandler),
     ]

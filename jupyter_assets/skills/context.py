@@ -28,11 +28,11 @@ class SkillEnvironment:
     """What the service lends every skill run."""
 
     catalog: Catalog
-    storage: Storage
+    storage_for: Callable[[str | None], Storage]  # the storage of a profile id (None: the configuration's)
     models: ModelHub
     max_pixels: int
     log: logging.Logger
-    remove_file: Callable[[str], bool]  # deletes a stored file, or notes it for the retry sweep
+    remove_file: Callable[[str, str | None], bool]  # deletes a stored file, or notes it for the retry sweep
     # Called after an embedding is committed, so search by meaning sees it at once.
     embedding_saved: Callable[[str, str, str, numpy.ndarray], None]
 
@@ -43,11 +43,11 @@ class SkillContext:
         self.parameters = parameters
         self.environment = environment
         self.catalog = environment.catalog
-        self.storage = environment.storage
+        self.storage = environment.storage_for(asset.storage_profile_id)  # derivatives live beside the original
         self.models = environment.models
         self.max_pixels = environment.max_pixels
         self.log = environment.log
-        self.remove_file = environment.remove_file
+        self.remove_file = lambda key: environment.remove_file(key, asset.storage_profile_id)
         # Work shared by the skills of one job (an embedding computed for a batch, reused by `tags`).
         self.scratch: dict[str, Any] = {}
         # What the skills write to the catalog, committed at the end of the run with its record (see commit).

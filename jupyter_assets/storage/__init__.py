@@ -15,10 +15,12 @@ class Storage(Protocol):
 
     name: str
 
-    def put(self, key: str, source: Path) -> None:
+    # ``message`` describes the change where a provider keeps history (the commit message of a git provider).
+
+    def put(self, key: str, source: Path, message: str | None = None) -> None:
         """Store the file at ``source`` under ``key`` (the source may be consumed)."""
 
-    def put_bytes(self, key: str, data: bytes) -> None:
+    def put_bytes(self, key: str, data: bytes, message: str | None = None) -> None:
         """Store ``data`` under ``key``, atomically."""
 
     def open(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
@@ -30,7 +32,7 @@ class Storage(Protocol):
     def size(self, key: str) -> int | None:
         """The stored size in bytes, or None when there is no such file."""
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str, message: str | None = None) -> None:
         """Remove the file; a missing file is not an error."""
 
     def public_url(self, key: str) -> str | None:

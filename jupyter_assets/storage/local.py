@@ -30,7 +30,7 @@ class LocalStorage:
         """The file of a key. check_key refuses absolute keys and ``..``, so the path stays under the root."""
         return self.root / check_key(key)
 
-    def put(self, key: str, source: Path) -> None:
+    def put(self, key: str, source: Path, message: str | None = None) -> None:
         """Move a complete, fsynced file into place: an atomic rename on the same filesystem.
 
         The rename itself is not fsynced: until it is durable the file is found under its old name, and the
@@ -39,7 +39,7 @@ class LocalStorage:
         destination.parent.mkdir(parents=True, exist_ok=True)
         os.replace(source, destination)
 
-    def put_bytes(self, key: str, data: bytes) -> None:
+    def put_bytes(self, key: str, data: bytes, message: str | None = None) -> None:
         destination = self.path_for(key)
         destination.parent.mkdir(parents=True, exist_ok=True)
         descriptor, temp_name = tempfile.mkstemp(dir=self.partial_dir)
@@ -75,7 +75,7 @@ class LocalStorage:
         except FileNotFoundError:
             return None
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str, message: str | None = None) -> None:
         self.path_for(key).unlink(missing_ok=True)
 
     def public_url(self, key: str) -> str | None:

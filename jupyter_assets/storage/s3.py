@@ -153,14 +153,14 @@ class S3Storage:
         check_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
-    def put(self, key: str, source: Path) -> None:
+    def put(self, key: str, source: Path, message: str | None = None) -> None:
         """Upload the file, in parts when it is over the multipart threshold. The source is left in place."""
         object_key = self.object_key(key)
         with self._errors(), create_transfer_manager(self._client, self._transfer) as manager:
             # result() re-raises the underlying botocore error (boto3's upload_file would wrap it in a string).
             manager.upload(str(source), self.bucket, object_key).result()
 
-    def put_bytes(self, key: str, data: bytes) -> None:
+    def put_bytes(self, key: str, data: bytes, message: str | None = None) -> None:
         object_key = self.object_key(key)
         with self._errors():
             self._client.put_object(Bucket=self.bucket, Key=object_key, Body=data)
@@ -214,7 +214,7 @@ class S3Storage:
                 raise
             return None
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str, message: str | None = None) -> None:
         """S3 answers 204 for a missing key too, so a missing file is not an error."""
         object_key = self.object_key(key)
         with self._errors():
