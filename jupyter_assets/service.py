@@ -303,7 +303,7 @@ class AssetService:
                     "storage_provider_profile_disabled", f"Storage provider profile '{profile.id}' is disabled.", 400
                 )
             return profile.id, self.storage_for(profile.id)
-        default = next((p for p in self.catalog.storage_profiles() if p.is_default), None)
+        default = self.catalog.default_storage_profile()
         if default is None:
             return None, self.storage
         if not default.is_enabled:
@@ -319,21 +319,18 @@ class AssetService:
         """The storage of an asset's profile (None: the configuration's storage), built once per profile."""
         if profile_id is None:
             return self.storage
-        with self._profiles_lock:
+        with self._profiles_lock:  # held while building, so concurrent first uses build one client, not eight
             storage = self._profile_storages.get(profile_id)
-        if storage is not None:
+            if storage is None:
+                profile = self.catalog.storage_profile(profile_id)
+                if profile is None:
+                    message = f"Storage provider profile '{profile_id}' is gone."
+                    raise ApiError("asset_storage_provider_profile_not_found", message, 400)
+                storage = self._profile_storages[profile_id] = profiles.build(
+                    profile.provider_type, profile.configuration, profile.secrets, self._profile_cache(profile.id),
+                    self.content_url,
+                )  # fmt: skip
             return storage
-        profile = self.catalog.storage_profile(profile_id)
-        if profile is None:
-            raise ApiError(
-                "asset_storage_provider_profile_not_found", f"Storage provider profile '{profile_id}' is gone.", 400
-            )
-        storage = profiles.build(
-            profile.provider_type, profile.configuration, profile.secrets, self._profile_cache(profile.id),
-            self.content_url,
-        )  # fmt: skip
-        with self._profiles_lock:
-            return self._profile_storages.setdefault(profile_id, storage)
 
     def _profile_cache(self, profile_id: str) -> Path:
         return self.config.root_dir / "profiles" / profile_id

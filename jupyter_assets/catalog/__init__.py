@@ -465,6 +465,16 @@ class Catalog:
         )
         return [_profile(row) for row in rows]
 
+    def default_storage_profile(self) -> StorageProfile | None:
+        row = (
+            self._cursor()
+            .execute(
+                f"SELECT {PROFILE_COLUMNS} FROM storage_profiles WHERE is_default ORDER BY updated_at DESC LIMIT 1"
+            )
+            .fetchone()
+        )
+        return _profile(row) if row else None
+
     def storage_profile(self, profile_id: str) -> StorageProfile | None:
         row = (
             self._cursor()

@@ -156,6 +156,11 @@ class S3Storage:
     def put(self, key: str, source: Path, message: str | None = None) -> None:
         """Upload the file, in parts when it is over the multipart threshold. The source is left in place."""
         object_key = self.object_key(key)
+        if source.stat().st_size < self._transfer.multipart_threshold:
+            # One request: a transfer manager (threads, futures) costs more than the upload of a small image.
+            with self._errors(), open(source, "rb") as body:
+                self._client.put_object(Bucket=self.bucket, Key=object_key, Body=body)
+            return
         with self._errors(), create_transfer_manager(self._client, self._transfer) as manager:
             # result() re-raises the underlying botocore error (boto3's upload_file would wrap it in a string).
             manager.upload(str(source), self.bucket, object_key).result()
