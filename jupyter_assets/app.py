@@ -13,7 +13,7 @@ import tornado.web
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Int, List, Unicode, default
+from traitlets import Bool, Dict, Int, List, Unicode, default
 
 from .auth import JwtSettings
 from .http.base import AssetsHandler, Authenticator, NotFoundHandler
@@ -94,6 +94,12 @@ class AssetsApp(ExtensionApp):
     ).tag(config=True)
     model_device = Unicode(
         help="Where models run: auto (CUDA when present), cpu, cuda, cuda:1, ... Env JUPYTER_ASSETS_MODEL_DEVICE."
+    ).tag(config=True)
+    storage_profiles = List(
+        Dict(),
+        help="Storage provider profiles declared in configuration, each as the API's create body ({name, "
+        "providerType, configuration, secretConfiguration, isEnabled, isDefault, displayName}). At start each is "
+        "created, or updated when a profile of that name exists.",
     ).tag(config=True)
     trust_jupyter_user = Bool(
         True, help="Accept the user Jupyter authenticated as an admin of the library (inside Jupyter only)."
@@ -178,6 +184,7 @@ class AssetsApp(ExtensionApp):
             enrichment_skills=tuple(self.enrichment_skills),
             max_image_pixels=self.max_image_pixels,
             workers=self.workers,
+            storage_profiles=tuple(self.storage_profiles),
             models=ModelSettings(
                 clip_model=self.clip_model,
                 clip_pretrained=self.clip_pretrained,

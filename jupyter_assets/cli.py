@@ -16,7 +16,7 @@ from .app import DEFAULT_STANDALONE_PORT, AssetsApp, serve
 from .auth import ALL_SCOPES, mint_jwt, parse_scopes
 from .catalog import EXPORTABLE_TABLES, Catalog, CatalogLockedError
 from .model import utc_now
-from .service import create_api_key
+from .service import ConfigurationError, create_api_key
 
 
 def _app(args: argparse.Namespace) -> AssetsApp:
@@ -72,7 +72,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     try:
         serve(app, args.ip, args.port, on_ready=announce_first_key)
-    except CatalogLockedError as error:
+    except (CatalogLockedError, ConfigurationError) as error:
         sys.exit(f"error: {error}")
 
 

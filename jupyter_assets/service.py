@@ -60,6 +60,10 @@ MAX_NEAR_BITS = 6
 MAX_SIMILAR_TIER = 50_000
 
 
+class ConfigurationError(Exception):
+    """A setting the server cannot start with (the message says which and why)."""
+
+
 @dataclass
 class ServiceConfig:
     root_dir: Path
@@ -70,6 +74,7 @@ class ServiceConfig:
     max_image_pixels: int = 100_000_000
     workers: int = 2
     models: ModelSettings = field(default_factory=ModelSettings)
+    storage_profiles: tuple[dict[str, Any], ...] = ()  # declared in configuration: created or updated at start
 
 
 @dataclass
@@ -165,6 +170,7 @@ class AssetService:
 
     def start(self) -> None:
         """Finish what a previous run left: uploads committed but not yet stored, files to remove, jobs not done."""
+        self._declare_storage_profiles()
         self._recover_incoming()
         self.sweep_storage()
         self._load_vector_index()
@@ -336,6 +342,27 @@ class AssetService:
         return self.config.root_dir / "profiles" / profile_id
 
     # -- storage provider profiles ------------------------------------------------------------------------
+
+    def _declare_storage_profiles(self) -> None:
+        """Create or update (by name) the profiles declared in configuration; an invalid one stops the start."""
+        configuration = Principal("configuration", ALL_SCOPES, "configuration")
+        for declared in self.config.storage_profiles:
+            name = str(declared.get("name", "")).strip().lower()
+            existing = next((p for p in self.catalog.storage_profiles() if p.name.lower() == name), None)
+            try:
+                if existing is None:
+                    self.create_storage_profile(configuration, declared)
+                else:
+                    changes = {
+                        key: value for key, value in declared.items() if key not in ("providerType", "isDefault")
+                    }
+                    self.update_storage_profile(configuration, existing.id, changes)
+                    if declared.get("isDefault") and not existing.is_default:
+                        self.set_default_storage_profile(configuration, existing.id)
+            except ApiError as error:
+                raise ValueError(
+                    f"Storage profile '{declared.get('name')}' in configuration: {error.message}"
+                ) from None
 
     def _profile(self, profile_id: str) -> StorageProfile:
         canonical = parse_id(profile_id.strip())
