@@ -62,7 +62,7 @@ ERROR_CODES: dict[str, int] = {
     "not_found": 404,
     "model_unavailable": 409,
     "asset_not_embedded": 409,
-    "storage_provider_unavailable": 503,
+    "storage_provider_unavailable": 400,
     "storage_provider_bucket_not_found": 400,
     "storage_provider_access_denied": 400,
     "storage_provider_profile_endpoint_invalid": 400,

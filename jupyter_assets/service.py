@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from .auth import ALL_SCOPES, Principal, generate_api_key, hash_api_key, parse_scopes
 from .catalog import EXPORTABLE_TABLES, Catalog
@@ -492,11 +493,16 @@ class AssetService:
         return self._visible(principal, asset_id, detail=True)
 
     def public_url(self, asset: Asset) -> str | None:
-        return self.storage_for(asset.storage_profile_id).public_url(asset.storage_key)
+        return self._public_url(self.storage_for(asset.storage_profile_id), asset.storage_key)
 
     def derivative_urls(self, asset: Asset) -> dict[str, str | None]:
         storage = self.storage_for(asset.storage_profile_id)
-        return {d.kind: storage.public_url(d.storage_key) for d in asset.derivatives}
+        return {d.kind: self._public_url(storage, d.storage_key) for d in asset.derivatives}
+
+    def _public_url(self, storage: Storage, key: str) -> str | None:
+        """The provider's own public URL, else this server's /content route, which streams public files from any
+        provider (an S3 bucket without a public base URL, a private git repository)."""
+        return storage.public_url(key) or f"{self.content_url}/{quote(key)}"
 
     def open_content(self, principal: Principal, asset_id: str) -> Content:
         principal.require("assets:read")
@@ -508,8 +514,7 @@ class AssetService:
             url = storage.public_url(asset.storage_key)
             if url is None and isinstance(storage, S3Storage):
                 url = storage.presigned_url(asset.storage_key)  # a bucket without a public base URL
-            if url is not None:
-                return Content(redirect_url=url)
+            return Content(redirect_url=url or self._public_url(storage, asset.storage_key))
         return self._content(storage, asset.storage_key, asset.content_type, asset.size, asset.checksum_sha256)
 
     def open_public_content(self, storage_key: str) -> Content:

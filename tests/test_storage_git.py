@@ -264,7 +264,7 @@ def test_an_unreachable_remote_is_unavailable(tmp_path: Path) -> None:
     for operation in (lambda: storage.put_bytes(KEY, b"x"), lambda: storage.size(KEY), lambda: storage.delete(KEY)):
         with pytest.raises(ApiError) as unavailable:
             operation()
-        assert (unavailable.value.code, unavailable.value.status) == ("storage_provider_unavailable", 503)
+        assert (unavailable.value.code, unavailable.value.status) == ("storage_provider_unavailable", 400)
 
 
 @pytest.mark.parametrize(

@@ -603,6 +603,11 @@ def test_s3_profile_round_trip(
     downloaded = requests.get(location, timeout=10)  # plain HTTP, no credentials
     assert downloaded.status_code == 200
     assert downloaded.content == public_data
+    # Without a public base URL the bucket has no lasting public URL: the asset's publicUrl is this server's
+    # anonymous /content route, which streams it from the bucket.
+    assert public["publicUrl"] == f"{srv.url}/content/{public['storageKey']}"
+    anonymous = requests.get(public["publicUrl"], timeout=10)
+    assert anonymous.status_code == 200 and anonymous.content == public_data
 
     assert api.delete(f"/api/v1/assets/{private['id']}").status_code == 200
     assert api.delete(f"/api/v1/assets/{public['id']}").status_code == 200
@@ -632,14 +637,16 @@ def test_s3_profile_enrichment_stores_the_thumbnail_in_the_bucket(
     assert bucket_keys(raw, bucket) == []  # the original and its thumbnail
 
 
-def test_s3_endpoint_down_is_503_and_leaves_no_asset(api: RecordingApi, srv: StandaloneServer, seen: list[str]) -> None:
+def test_s3_endpoint_down_is_a_clear_400_and_leaves_no_asset(
+    api: RecordingApi, srv: StandaloneServer, seen: list[str]
+) -> None:
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     profile = create(api, s3_body(unique("s3-down"), dead, "bucket"))
     total = total_assets(api)
     files = stored_files(srv.root)
     started = time.monotonic()
     response = api.upload(png_bytes(), isPublic="false", storageProviderProfileId=profile["id"])
-    assert_error(response, 503, "storage_provider_unavailable")
+    assert_error(response, 400, "storage_provider_unavailable")
     assert time.monotonic() - started < 30
     assert total_assets(api) == total
     assert stored_files(srv.root) == files

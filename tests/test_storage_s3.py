@@ -402,7 +402,7 @@ def test_endpoint_down_is_unavailable_quickly(tmp_path: Path, caplog: pytest.Log
             operation()
         assert time.monotonic() - started < 5
         assert caught.value.code == "storage_provider_unavailable"
-        assert caught.value.status == 503
+        assert caught.value.status == 400
         assert_secret_absent(caught.value, caplog)
 
 

@@ -327,10 +327,10 @@ class GitRepoStorage:
             )
         except subprocess.TimeoutExpired as error:
             raise ApiError(
-                "storage_provider_unavailable", f"git {args[0]} against {self._safe_url()} timed out.", 503
+                "storage_provider_unavailable", f"git {args[0]} against {self._safe_url()} timed out.", 400
             ) from error
         except FileNotFoundError as error:
-            raise ApiError("storage_provider_unavailable", "git is not installed on the server.", 503) from error
+            raise ApiError("storage_provider_unavailable", "git is not installed on the server.", 400) from error
 
     def _check(self, result: subprocess.CompletedProcess[str]) -> None:
         """A local git command must succeed; when it does not, the clone is in a state we cannot write from."""
@@ -343,7 +343,7 @@ class GitRepoStorage:
         detail = self._scrub(_last_lines(result.stderr))
         log.warning("git %s could not reach %s: %s", result.args[1], self._safe_url(), detail)
         return ApiError(
-            "storage_provider_unavailable", f"Could not reach the git remote {self._safe_url()}: {detail}", 503
+            "storage_provider_unavailable", f"Could not reach the git remote {self._safe_url()}: {detail}", 400
         )
 
     def _git_environment(self, author_name: str, author_email: str) -> dict[str, str]:

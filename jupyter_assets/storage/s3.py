@@ -254,7 +254,7 @@ class S3Storage:
             raise ApiError(
                 "storage_provider_unavailable",
                 f"The storage endpoint {self.endpoint} did not answer.",
-                503,
+                400,
             ) from None
         except ClientError as error:
             code = _error_code(error)
@@ -269,7 +269,7 @@ class S3Storage:
                 raise ApiError(
                     "storage_provider_unavailable",
                     f"The storage endpoint {self.endpoint} failed ({code}).",
-                    503,
+                    400,
                 ) from None
             raise
         except BotoCoreError as error:
@@ -277,7 +277,7 @@ class S3Storage:
             raise ApiError(
                 "storage_provider_unavailable",
                 f"The storage endpoint {self.endpoint} failed ({type(error).__name__}).",
-                503,
+                400,
             ) from None
 
     def _bucket_not_found(self) -> ApiError:
