@@ -30,7 +30,7 @@ install-test: $(VENV)/.installed-test
 run: install
 	@TOKEN=$$($(BIN)/python -c 'import secrets; print(secrets.token_hex(24))'); \
 	echo ""; \
-	echo "  JupyterLab:  http://localhost:$(PORT)/lab?token=$$TOKEN"; \
+	echo "  JupyterLab:  http://localhost:$(PORT)/lab/tree/notebooks/01-quickstart.ipynb?token=$$TOKEN"; \
 	echo "  Asset API:   http://localhost:$(PORT)/api/v1/assets"; \
 	echo "  Token:       $$TOKEN   (send it as: Authorization: Bearer $$TOKEN)"; \
 	echo ""; \

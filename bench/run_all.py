@@ -1,6 +1,6 @@
 """Run every benchmark (what ``make bench`` calls) and print one summary.
 
-    python bench/run_all.py [--quick] [--strict] [--only catalog,upload,memory,thumbnail,vectors,embedding,s3upload]
+    python bench/run_all.py [--quick] [--strict] [--only NAME,...]   (names: see BENCHMARKS below)
 
 Each benchmark runs in its own process with a time limit, its output streamed as it goes; the summary repeats the
 headline ratios and goals. Exit status: 0 when every benchmark ran (goals that FAIL are reported, not fatal,
@@ -28,6 +28,7 @@ BENCHMARKS = {
     "thumbnail": ("thumbnail_throughput.py", 300, 120),
     "vectors": ("vector_search.py", 240, 120),
     "embedding": ("embedding_throughput.py", 300, 150),
+    "upload_many": ("upload_many.py", 240, 120),
     "s3upload": ("s3_upload_throughput.py", 240, 120),
 }
 
@@ -137,6 +138,13 @@ def summarize(name: str, result: dict) -> tuple[list[str], list[bool]]:
             lines.append(f"s3upload: requests with unexpected answers: {errors}")
         if mismatched:
             lines.append(f"s3upload: MISMATCH between acknowledged uploads and objects in the bucket: {mismatched}")
+    elif name == "upload_many":
+        lines.append(
+            f"upload_many: {result['upload_many']['uploads_per_s']:.0f} uploads/s against a plain loop's "
+            f"{result['loop']['uploads_per_s']:.0f} ({result['images']} images): {result['ratio']:.2f}x, goal >= "
+            f"{result['goal']}: {_v(result['pass'])}"
+        )
+        goals.append(result["pass"])
     return lines, goals
 
 

@@ -1,0 +1,59 @@
+"""What every panel shares: display delegation, the client default and error rendering."""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Any
+
+import ipywidgets as w
+
+from ..client import AssetsApiError, AssetsClient
+
+# What a client call can raise: the API's error envelope, or requests' connection errors (OSError subclasses).
+CLIENT_ERRORS = (AssetsApiError, OSError)
+
+
+class Panel:
+    """A panel owns an ipywidgets container in `.widget`; displaying the panel displays that container."""
+
+    widget: w.Box
+
+    def __init__(self, client: AssetsClient | None = None) -> None:
+        self.client = client if client is not None else AssetsClient()
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def error_text(error: BaseException) -> str:
+    """One line for a failed call: the API's code and message, never a traceback."""
+    if isinstance(error, AssetsApiError):
+        return f"{error.code}: {error.message}"
+    return f"{type(error).__name__}: {error}"
+
+
+def error_html(error: BaseException) -> str:
+    return f'<span style="color:#b00020">{html.escape(error_text(error))}</span>'
+
+
+def esc(value: object) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def human_bytes(size: int) -> str:
+    units = ("B", "KiB", "MiB", "GiB", "TiB")
+    exponent = min(int(math.log(size, 1024)), len(units) - 1) if size > 0 else 0
+    return f"{size} B" if exponent == 0 else f"{size / 1024**exponent:.1f} {units[exponent]}"
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    """An HTML table from already-escaped cells."""
+    head = "".join(f'<th style="text-align:left;padding:2px 8px">{h}</th>' for h in headers)
+    body = "".join("<tr>" + "".join(f'<td style="padding:2px 8px">{c}</td>' for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

@@ -1,0 +1,320 @@
+"""AssetBrowser: a paged, filterable grid of assets with a detail pane and batch delete."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import ipywidgets as w
+
+from ..client import Asset, AssetsClient, Page
+from ._base import CLIENT_ERRORS, Panel, error_html, esc, human_bytes, table
+
+CONTENT_TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp", "image/tiff"]
+STATUSES = ["pending", "processing", "ready", "failed"]
+SORTS = {
+    "Newest first": ("createdAtUtc", True),
+    "Oldest first": ("createdAtUtc", False),
+    "Largest first": ("size", True),
+    "Smallest first": ("size", False),
+}
+THUMB_PX = 128
+
+
+class AssetBrowser(Panel):
+    def __init__(self, client: AssetsClient | None = None, page_size: int = 12) -> None:
+        super().__init__(client)
+        self.page_size = page_size
+        self.page = 1
+        self.total = 0
+        self.assets: list[Asset] = []
+        self.selected: set[str] = set()  # kept across pages, so a selection can span them
+        self.on_selection_change: list[Callable[[set[str]], None]] = []
+        self.detail: Asset | None = None
+
+        self.query = w.Text(placeholder="search file name, description, alt text", description="Search")
+        self.by_meaning = w.Checkbox(description="by meaning", value=False, indent=False)
+        self.content_type = w.Dropdown(
+            options=[("any type", None)] + [(t, t) for t in CONTENT_TYPES], description="Type"
+        )
+        self.status_filter = w.Dropdown(
+            options=[("any status", None)] + [(s, s) for s in STATUSES], description="Status"
+        )
+        self.sort = w.Dropdown(options=list(SORTS), description="Sort")
+        self.query.continuous_update = False
+        for control in (self.query, self.by_meaning, self.content_type, self.status_filter, self.sort):
+            control.observe(lambda _: self.refresh(page=1), names="value")
+
+        self.prev_button = w.Button(description="Prev", icon="arrow-left", layout=w.Layout(width="90px"))
+        self.next_button = w.Button(description="Next", icon="arrow-right", layout=w.Layout(width="90px"))
+        self.page_label = w.Label()
+        self.refresh_button = w.Button(description="Refresh", icon="refresh", layout=w.Layout(width="100px"))
+        self.prev_button.on_click(lambda _: self.prev_page())
+        self.next_button.on_click(lambda _: self.next_page())
+        self.refresh_button.on_click(lambda _: self.refresh())
+
+        self.message = w.HTML()
+        self.grid = w.GridBox(layout=w.Layout(grid_template_columns=f"repeat(auto-fill, {THUMB_PX + 32}px)"))
+        self.checkboxes: dict[str, w.Checkbox] = {}
+
+        self.delete_selected_button = w.Button(description="Delete selected", button_style="danger", icon="trash")
+        self.delete_selected_button.on_click(lambda _: self.delete_selected(confirm=False))
+        self.selection_label = w.Label("0 selected")
+        self.batch_confirm = self._confirm_bar(lambda: self.delete_selected(confirm=True))
+
+        self.detail_title = w.HTML()
+        self.detail_description = w.Textarea(description="Description", layout=w.Layout(width="95%"))
+        self.detail_alt_text = w.Text(description="Alt text", layout=w.Layout(width="95%"))
+        self.detail_public = w.Checkbox(description="Public")
+        self.save_button = w.Button(description="Save", button_style="primary", icon="save")
+        self.save_button.on_click(lambda _: self.save_details())
+        self.delete_button = w.Button(description="Delete", button_style="danger", icon="trash")
+        self.delete_button.on_click(lambda _: self.delete_details(confirm=False))
+        self.detail_confirm = self._confirm_bar(lambda: self.delete_details(confirm=True))
+        self.detail_info = w.HTML()
+        self.detail_message = w.HTML()
+        self.detail_pane = w.VBox(
+            [
+                self.detail_title,
+                self.detail_description,
+                self.detail_alt_text,
+                self.detail_public,
+                w.HBox([self.save_button, self.delete_button]),
+                self.detail_confirm,
+                self.detail_message,
+                self.detail_info,
+            ],
+            layout=w.Layout(display="none", border="1px solid #ccc", padding="6px", width="45%"),
+        )
+
+        self.widget = w.VBox(
+            [
+                w.HBox([self.query, self.by_meaning]),
+                w.HBox([self.content_type, self.status_filter, self.sort]),
+                w.HBox([self.prev_button, self.page_label, self.next_button, self.refresh_button]),
+                w.HBox([self.selection_label, self.delete_selected_button]),
+                self.batch_confirm,
+                self.message,
+                w.HBox([w.Box([self.grid], layout=w.Layout(flex="1")), self.detail_pane]),
+            ]
+        )
+        self.refresh()
+
+    # -- listing ----------------------------------------------------------------------------------------------
+
+    @property
+    def page_count(self) -> int:
+        return max(1, -(-self.total // self.page_size))
+
+    def _fetch(self) -> Page:
+        filters = {"content_type": self.content_type.value, "status": self.status_filter.value}
+        filters = {k: v for k, v in filters.items() if v is not None}
+        text = self.query.value.strip()
+        if self.by_meaning.value and text:
+            return self.client.search(text, page=self.page, page_size=self.page_size, **filters)
+        order_by, descending = SORTS[self.sort.value]
+        return self.client.list(
+            page=self.page,
+            page_size=self.page_size,
+            q=text or None,
+            order_by=order_by,
+            descending=descending,
+            **filters,
+        )
+
+    def refresh(self, page: int | None = None) -> None:
+        """Fetch the current page (or `page`) with the current filters and redraw the grid."""
+        if page is not None:
+            self.page = page
+        try:
+            result = self._fetch()
+        except CLIENT_ERRORS as error:
+            self.assets, self.total = [], 0
+            self.message.value = error_html(error)
+        else:
+            self.assets, self.total = list(result.items), result.total
+            self.message.value = "" if self.assets else "No assets match."
+        if not self.assets and self.page > 1 and self.total:  # the page emptied (deletes): show the last one
+            self.refresh(page=self.page_count)
+            return
+        self.checkboxes = {}
+        self.grid.children = [self._card(asset) for asset in self.assets]
+        self.page_label.value = f"Page {self.page} of {self.page_count} · {self.total} assets"
+        self.prev_button.disabled = self.page <= 1
+        self.next_button.disabled = self.page >= self.page_count
+
+    def next_page(self) -> None:
+        if self.page < self.page_count:
+            self.refresh(page=self.page + 1)
+
+    def prev_page(self) -> None:
+        if self.page > 1:
+            self.refresh(page=self.page - 1)
+
+    def _card(self, asset: Asset) -> w.VBox:
+        url = asset.thumbnail_url or asset.public_url
+        # Private assets have no URL the browser could load without the API token, so they show a placeholder.
+        picture = (
+            f'<img src="{esc(url)}" alt="{esc(asset.alt_text or asset.original_file_name)}" '
+            f'style="max-width:{THUMB_PX}px;max-height:{THUMB_PX}px">'
+            if url
+            else f'<div style="width:{THUMB_PX}px;height:{THUMB_PX // 2}px;background:#eee;text-align:center">'
+            f"{esc(asset.content_type)}<br>{esc(asset.width)}×{esc(asset.height)}</div>"
+        )
+        name_style = "font-size:smaller;overflow:hidden;text-overflow:ellipsis;white-space:nowrap"
+        name = f'<div style="{name_style}">{esc(asset.original_file_name)}</div>'
+        checkbox = w.Checkbox(value=asset.id in self.selected, indent=False, layout=w.Layout(width="24px"))
+        checkbox.observe(lambda change, asset_id=asset.id: self.select(asset_id, change["new"]), names="value")
+        self.checkboxes[asset.id] = checkbox
+        details = w.Button(description="details", layout=w.Layout(width="80px"))
+        details.on_click(lambda _, asset_id=asset.id: self.open_details(asset_id))
+        return w.VBox(
+            [w.HTML(picture + name), w.HBox([checkbox, details])], layout=w.Layout(width=f"{THUMB_PX + 24}px")
+        )
+
+    # -- selection and batch delete ---------------------------------------------------------------------------
+
+    def select(self, asset_id: str, selected: bool = True) -> None:
+        """Add an asset to the selection (or remove it); the card's checkbox follows."""
+        if selected:
+            self.selected.add(asset_id)
+        else:
+            self.selected.discard(asset_id)
+        checkbox = self.checkboxes.get(asset_id)
+        if checkbox is not None and checkbox.value != selected:
+            checkbox.value = selected
+        self.selection_label.value = f"{len(self.selected)} selected"
+        for callback in self.on_selection_change:
+            callback(set(self.selected))
+
+    def clear_selection(self) -> None:
+        for asset_id in list(self.selected):
+            self.select(asset_id, False)
+
+    def _confirm_bar(self, on_yes: Callable[[], None]) -> w.HBox:
+        question = w.Label()
+        yes = w.Button(description="Yes, delete", button_style="danger")
+        cancel = w.Button(description="Cancel")
+        bar = w.HBox([question, yes, cancel], layout=w.Layout(display="none"))
+        yes.on_click(lambda _: on_yes())
+        cancel.on_click(lambda _: self._hide(bar))
+        return bar
+
+    def _ask(self, bar: w.HBox, question: str) -> None:
+        bar.children[0].value = question
+        bar.layout.display = "flex"
+
+    @staticmethod
+    def _hide(bar: w.HBox) -> None:
+        bar.layout.display = "none"
+
+    def delete_selected(self, confirm: bool = True) -> None:
+        """Delete every selected asset; with confirm=False only ask (the button's first click)."""
+        if not self.selected:
+            self.message.value = "Nothing selected."
+            return
+        if not confirm:
+            self._ask(self.batch_confirm, f"Delete {len(self.selected)} selected assets?")
+            return
+        self._hide(self.batch_confirm)
+        try:
+            result = self.client.delete_many(sorted(self.selected))
+        except CLIENT_ERRORS as error:
+            self.message.value = error_html(error)
+            return
+        if self.detail is not None and self.detail.id in self.selected:
+            self._close_details()
+        self.clear_selection()
+        self.refresh(page=min(self.page, self.page_count))
+        self.message.value = f"Deleted {result['deletedCount']} assets." + (
+            f" Not found: {esc(', '.join(result['notFoundIds']))}" if result.get("notFoundIds") else ""
+        )
+
+    # -- details ----------------------------------------------------------------------------------------------
+
+    def open_details(self, asset_id: str) -> None:
+        """Load one asset in full and show it in the detail pane."""
+        try:
+            asset = self.client.get(asset_id)
+        except CLIENT_ERRORS as error:
+            self.message.value = error_html(error)
+            return
+        self.detail = asset
+        self.detail_title.value = (
+            f"<b>{esc(asset.original_file_name)}</b><br><code>{esc(asset.id)}</code><br>"
+            f"{esc(asset.content_type)} · {esc(asset.width)}×{esc(asset.height)} · {human_bytes(asset.size)} · "
+            f"{esc(asset.status)}"
+        )
+        self.detail_description.value = asset.description or ""
+        self.detail_alt_text.value = asset.alt_text or ""
+        self.detail_public.value = bool(asset.is_public)
+        self.detail_info.value = self._detail_info(asset)
+        self.detail_message.value = ""
+        self._hide(self.detail_confirm)
+        self.detail_pane.layout.display = "flex"
+
+    def _detail_info(self, asset: Asset) -> str:
+        content_url = asset.public_url or f"{self.client.url}/api/v1/assets/{asset.id}/content"
+        parts = [f'<p>Content: <a href="{esc(content_url)}" target="_blank">{esc(content_url)}</a></p>']
+        if asset.caption:
+            parts.append(f"<p>Caption: <i>{esc(asset.caption)}</i></p>")
+        if asset.tags:
+            tags = ", ".join(f"{esc(t['label'])} ({t['score']:.2f})" for t in asset.tags)
+            parts.append(f"<p>Tags: {tags}</p>")
+        if asset.derivatives:
+            rows = [
+                [esc(d["kind"]), esc(d["contentType"]), f"{d['width']}×{d['height']}", human_bytes(d["size"])]
+                for d in asset.derivatives
+            ]
+            parts.append("<p>Derivatives:</p>" + table(["Kind", "Type", "Size (px)", "Bytes"], rows))
+        execution = asset.latest_execution_summary
+        if execution:
+            rows = [
+                [esc(s["stepName"]), "✓" if s["succeeded"] else "✗", esc(s.get("errorMessage") or "")]
+                for s in execution["steps"]
+            ]
+            outcome = "succeeded" if execution["succeeded"] else "failed"
+            parts.append(
+                f"<p>Latest run: {esc(execution['skillName'])} ({esc(execution['triggerSource'])}), {outcome}</p>"
+                + table(["Step", "", "Error"], rows)
+            )
+        return "".join(parts)
+
+    def save_details(self) -> None:
+        """Save the detail pane's description, alt text and public flag."""
+        if self.detail is None:
+            return
+        try:
+            asset = self.client.update(
+                self.detail.id,
+                # None clears the field on the server, rather than storing an empty string
+                description=self.detail_description.value.strip() or None,
+                alt_text=self.detail_alt_text.value.strip() or None,
+                is_public=self.detail_public.value,
+            )
+        except CLIENT_ERRORS as error:
+            self.detail_message.value = error_html(error)
+            return
+        self.open_details(asset.id)
+        self.detail_message.value = "Saved."
+        self.refresh()
+
+    def delete_details(self, confirm: bool = True) -> None:
+        """Delete the asset in the detail pane; with confirm=False only ask (the button's first click)."""
+        if self.detail is None:
+            return
+        if not confirm:
+            self._ask(self.detail_confirm, f"Delete {self.detail.original_file_name}?")
+            return
+        try:
+            self.client.delete(self.detail.id)
+        except CLIENT_ERRORS as error:
+            self.detail_message.value = error_html(error)
+            return
+        self.select(self.detail.id, False)
+        self._close_details()
+        self.refresh(page=min(self.page, self.page_count))
+
+    def _close_details(self) -> None:
+        self.detail = None
+        self._hide(self.detail_confirm)
+        self.detail_pane.layout.display = "none"

@@ -1,0 +1,378 @@
+"""The notebook widgets, driven from plain Python against a real server: set values, press buttons, then check
+both what the widgets show and what the server holds."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import ipywidgets as w
+import pytest
+
+from jupyter_assets.client import Asset, AssetsClient
+from jupyter_assets.widgets import AssetBrowser, SkillPanel, UploadPanel, UsageDashboard, show
+from jupyter_assets.widgets.skills import SkillForm
+
+from conftest import ADMIN_KEY, StandaloneServer, jpeg_bytes, png_bytes
+
+
+@pytest.fixture
+def client(server: StandaloneServer) -> AssetsClient:
+    return AssetsClient(server.url, ADMIN_KEY)
+
+
+def file_value(name: str, data: bytes, content_type: str = "image/png") -> dict:
+    """One entry of FileUpload.value as ipywidgets 8 fills it from the browser."""
+    return {
+        "name": name,
+        "type": content_type,
+        "size": len(data),
+        "content": memoryview(data),
+        "last_modified": datetime.now(timezone.utc),
+    }
+
+
+def add(client: AssetsClient, name: str, data: bytes | None = None, **fields) -> Asset:
+    return client.upload(data or png_bytes(), file_name=name, run_enrichment=False, **fields)
+
+
+def wait_ready(client: AssetsClient, asset_id: str, timeout: float = 60) -> Asset:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        asset = client.get(asset_id)
+        if asset.status in ("ready", "failed"):
+            return asset
+        time.sleep(0.1)
+    raise AssertionError(f"asset {asset_id} never finished enrichment")
+
+
+def names(browser: AssetBrowser) -> list[str]:
+    return [asset.original_file_name for asset in browser.assets]
+
+
+# -- upload ---------------------------------------------------------------------------------------------------
+
+
+def test_upload_panel_sends_the_chosen_files_with_the_form_fields(client: AssetsClient) -> None:
+    panel = UploadPanel(client)
+    panel.files.value = (
+        file_value("kitten.png", png_bytes(40, 30)),
+        file_value("puppy.jpg", jpeg_bytes(), "image/jpeg"),
+        file_value("notes.png", b"not an image at all"),
+    )
+    panel.description.value = "From the widget"
+    panel.alt_text.value = "A small square"
+    panel.is_public.value = False
+    panel.run_enrichment.value = False
+    panel.button.click()
+
+    by_name = {asset.original_file_name: asset for asset in client.list().items}
+    assert set(by_name) == {"kitten.png", "puppy.jpg"}
+    for asset in by_name.values():
+        assert asset.id in panel.results.value
+        assert (asset.description, asset.alt_text, asset.is_public, asset.status) == (
+            "From the widget",
+            "A small square",
+            False,
+            "ready",
+        )
+    assert "notes.png" in panel.results.value and "asset_content_type_mismatch" in panel.results.value
+    assert "Traceback" not in panel.results.value
+    assert (panel.progress.value, panel.progress.max) == (3, 3)
+    assert panel.files.value == ()  # cleared, so pressing Upload again does not send them twice
+
+
+def test_upload_panel_uploads_a_kernel_side_folder_and_skips_what_is_there(client: AssetsClient, tmp_path: Path):
+    folder = tmp_path / "photos"
+    (folder / "nested").mkdir(parents=True)
+    (folder / "a.png").write_bytes(png_bytes(10, 10))
+    (folder / "b.png").write_bytes(png_bytes(20, 10))
+    (folder / "nested" / "c.jpg").write_bytes(jpeg_bytes())
+    (folder / "readme.txt").write_text("not an image")
+    panel = UploadPanel(client)
+    panel.folder.value = str(folder)
+    panel.run_enrichment.value = False
+    panel.upload()
+
+    assets = client.list().items
+    assert sorted(a.original_file_name for a in assets) == ["a.png", "b.png", "c.jpg"]
+    assert all(a.id in panel.results.value for a in assets)
+    assert "readme.txt" not in panel.results.value
+    assert (panel.progress.value, panel.progress.max) == (3, 3)
+
+    panel.upload()  # the same folder again: every file is already in the library
+    assert panel.results.value.count("skipped") == 3
+    assert client.list().total == 3
+
+
+def test_upload_panel_shows_error_codes_instead_of_tracebacks(client: AssetsClient, tmp_path: Path) -> None:
+    panel = UploadPanel(client)
+    panel.upload()
+    assert "Choose files" in panel.results.value
+
+    panel.folder.value = str(tmp_path / "missing")
+    panel.upload()
+    assert "FileNotFoundError" in panel.results.value and "missing" in panel.results.value
+
+    panel.folder.value = ""
+    panel.files.value = (file_value("kitten.png", png_bytes()),)
+    panel.storage_profile_id.value = "not-a-uuid"
+    panel.upload()
+    assert "request_invalid" in panel.results.value
+    assert client.list().total == 0
+
+
+# -- browser --------------------------------------------------------------------------------------------------
+
+
+def test_browser_pages_searches_filters_and_sorts(client: AssetsClient) -> None:
+    for i in range(5):
+        add(client, f"cat-{i}.png", png_bytes(10 + 10 * i, 10), description="a cat" if i == 0 else None)
+    add(client, "dog-0.jpg", jpeg_bytes(30, 30))
+    add(client, "dog-1.jpg", jpeg_bytes(60, 60))
+    browser = AssetBrowser(client, page_size=3)
+
+    assert browser.page_label.value == "Page 1 of 3 · 7 assets"
+    assert len(browser.grid.children) == 3 and browser.prev_button.disabled
+    assert names(browser) == ["dog-1.jpg", "dog-0.jpg", "cat-4.png"]  # newest first
+    browser.next_button.click()
+    browser.next_page()
+    assert browser.page_label.value == "Page 3 of 3 · 7 assets"
+    assert names(browser) == ["cat-0.png"] and browser.next_button.disabled
+    browser.prev_page()
+    assert browser.page == 2
+
+    browser.query.value = "dog"  # a filter change starts again at page 1
+    assert browser.page == 1 and sorted(names(browser)) == ["dog-0.jpg", "dog-1.jpg"]
+    browser.query.value = "A CAT"  # the description matches too, case-insensitively
+    assert names(browser) == ["cat-0.png"]
+    browser.query.value = ""
+    browser.content_type.value = "image/jpeg"
+    assert browser.total == 2 and all(a.content_type == "image/jpeg" for a in browser.assets)
+    browser.content_type.value = None
+    browser.status_filter.value = "failed"
+    assert browser.total == 0 and "No assets match" in browser.message.value
+    browser.status_filter.value = "ready"
+    browser.sort.value = "Smallest first"
+    sizes = [a.size for a in browser.assets]
+    assert sizes == sorted(sizes) and browser.total == 7
+    assert sizes[0] == min(a.size for a in client.list(page_size=100).items)
+
+
+def test_search_by_meaning_without_a_model_shows_the_409(client: AssetsClient) -> None:
+    add(client, "cat.png")
+    browser = AssetBrowser(client)
+    browser.by_meaning.value = True  # no text yet: still the ordinary listing
+    assert browser.total == 1
+    browser.query.value = "a cat on a sofa"
+    assert "model_unavailable" in browser.message.value and "Traceback" not in browser.message.value
+    assert browser.grid.children == () and browser.total == 0
+
+
+def test_browser_detail_pane_edits_are_saved_on_the_server(client: AssetsClient) -> None:
+    asset = wait_ready(
+        client, client.upload(png_bytes(300, 200), file_name="scene.png", description="old", is_public=False).id
+    )
+    browser = AssetBrowser(client)
+    assert browser.detail_pane.layout.display == "none"
+    card = browser.grid.children[0]
+    details_button = card.children[1].children[1]
+    details_button.click()
+
+    assert browser.detail_pane.layout.display == "flex"
+    assert "scene.png" in browser.detail_title.value and asset.id in browser.detail_title.value
+    assert browser.detail_description.value == "old" and browser.detail_public.value is False
+    assert "thumbnail_256" in browser.detail_info.value  # derivatives
+    assert "Latest run: thumbnail (upload), succeeded" in browser.detail_info.value
+    assert f"/api/v1/assets/{asset.id}/content" in browser.detail_info.value
+
+    browser.detail_description.value = "A wide orange scene"
+    browser.detail_alt_text.value = "orange"
+    browser.detail_public.value = True
+    browser.save_button.click()
+
+    saved = client.get(asset.id)
+    assert (saved.description, saved.alt_text, saved.is_public) == ("A wide orange scene", "orange", True)
+    assert "Saved." in browser.detail_message.value
+    assert saved.public_url in browser.detail_info.value  # a public asset links its public URL
+    assert browser.assets[0].description == "A wide orange scene"  # the grid was re-read
+
+    browser.detail_description.value = ""
+    browser.save_details()
+    assert client.get(asset.id).description is None
+
+
+def test_browser_deletes_the_selection_only_after_confirmation(client: AssetsClient) -> None:
+    assets = [add(client, f"img-{i}.png") for i in range(4)]
+    browser = AssetBrowser(client, page_size=2)
+    browser.checkboxes[browser.assets[0].id].value = True  # ticking a card's box selects it
+    browser.select(assets[0].id)  # selection spans pages: img-0 is on page 2
+    assert browser.selected == {assets[3].id, assets[0].id}
+    assert browser.selection_label.value == "2 selected"
+
+    browser.delete_selected_button.click()
+    assert browser.batch_confirm.layout.display == "flex"
+    assert "Delete 2 selected assets?" in browser.batch_confirm.children[0].value
+    assert client.list().total == 4  # nothing is deleted before the confirmation
+    browser.batch_confirm.children[2].click()  # Cancel
+    assert browser.batch_confirm.layout.display == "none" and client.list().total == 4
+
+    browser.delete_selected_button.click()
+    browser.batch_confirm.children[1].click()  # Yes, delete
+    remaining = {a.id for a in client.list().items}
+    assert remaining == {assets[1].id, assets[2].id}
+    assert "Deleted 2 assets." in browser.message.value
+    assert browser.selected == set() and browser.selection_label.value == "0 selected"
+    assert {a.id for a in browser.assets} == remaining
+
+    browser.open_details(assets[1].id)
+    browser.delete_button.click()
+    assert browser.detail_confirm.layout.display == "flex" and client.list().total == 2
+    browser.detail_confirm.children[1].click()
+    assert {a.id for a in client.list().items} == {assets[2].id}
+    assert browser.detail_pane.layout.display == "none" and names(browser) == ["img-2.png"]
+
+    browser.open_details(assets[1].id)  # already gone: the code is shown, nothing raised
+    assert "asset_not_found" in browser.message.value
+
+
+def test_browser_batch_delete_on_the_last_page_goes_back_a_page(client: AssetsClient) -> None:
+    assets = [add(client, f"img-{i}.png") for i in range(3)]
+    browser = AssetBrowser(client, page_size=2)
+    browser.next_page()
+    assert names(browser) == ["img-0.png"]
+    browser.select(assets[0].id)
+    browser.delete_selected(confirm=True)
+    assert browser.page == 1 and browser.page_label.value == "Page 1 of 1 · 2 assets"
+
+
+# -- skills ---------------------------------------------------------------------------------------------------
+
+
+def test_skill_panel_builds_the_watermark_form_and_runs_it(client: AssetsClient) -> None:
+    first = add(client, "one.png", png_bytes(200, 100))
+    second = add(client, "two.png", png_bytes(120, 80))
+    before = client.content(first.id)
+    panel = SkillPanel(client)
+    assert {"watermark", "thumbnail"} <= set(panel.skill.options)
+    panel.skill.value = "watermark"
+
+    fields = panel.form.fields
+    assert list(fields) == ["text", "opacity", "fontSize", "position"]
+    assert isinstance(fields["text"], w.Text) and fields["text"].value == "jupyter-assets"
+    assert isinstance(fields["opacity"], w.FloatText) and fields["opacity"].value == 0.5
+    assert isinstance(fields["fontSize"], w.IntText) and fields["fontSize"].value == 36
+    assert isinstance(fields["position"], w.Dropdown) and fields["position"].value == "bottomRight"
+    assert "topLeft" in fields["position"].options
+    assert "draw_watermark" in panel.skill_description.value
+
+    fields["text"].value = "© widgets"
+    fields["fontSize"].value = 12
+    fields["position"].value = "topLeft"
+    panel.asset_ids.value = f"{first.id}\n{second.id}"
+    panel.run_button.click()
+
+    assert "✓ draw_watermark" in panel.results.value and "one.png" in panel.results.value
+    assert (panel.progress.value, panel.progress.max) == (2, 2)
+    assert client.content(first.id) != before
+    for asset_id in (first.id, second.id):
+        execution = client.get(asset_id).latest_execution_summary
+        assert (execution["skillName"], execution["triggerSource"], execution["succeeded"]) == (
+            "watermark",
+            "manual",
+            True,
+        )
+
+    fields["opacity"].value = 5.0  # out of range: the server refuses before running
+    results = panel.run([first.id])
+    assert results == [] and "skill_parameters_invalid" in panel.results.value and "opacity" in panel.results.value
+
+
+def test_skill_form_sends_defaults_required_and_changed_values_only() -> None:
+    form = SkillForm(
+        {
+            "type": "object",
+            "properties": {
+                "vocabulary": {"type": "array", "items": {"type": "string"}},
+                "topK": {"type": "integer", "default": 5, "minimum": 1},
+                "threshold": {"type": "number", "minimum": 0},
+                "note": {"type": "string"},
+                "strict": {"type": "boolean"},
+                "format": {"type": "string", "enum": ["png", "jpeg"]},
+            },
+            "required": ["format"],
+        }
+    )
+    assert isinstance(form.fields["vocabulary"], w.Textarea) and isinstance(form.fields["strict"], w.Checkbox)
+    assert form.values() == {"topK": 5, "format": "png"}
+    form.fields["vocabulary"].value = "cat\n\n dog \n"
+    form.fields["threshold"].value = 0.25
+    form.fields["strict"].value = True
+    expected = {"vocabulary": ["cat", "dog"], "topK": 5, "threshold": 0.25, "strict": True, "format": "png"}
+    assert form.values() == expected
+    assert SkillForm({"type": "object", "properties": {}}).values() == {}
+
+
+# -- usage ----------------------------------------------------------------------------------------------------
+
+
+def test_usage_dashboard_shows_the_servers_numbers(client: AssetsClient) -> None:
+    empty = UsageDashboard(client)
+    assert "No assets yet." in empty.breakdown.value and "No skill has run yet." in empty.most_active.value
+
+    png = [add(client, f"p{i}.png", png_bytes(20 + i, 20)) for i in range(2)]
+    add(client, "j.jpg", jpeg_bytes())
+    client.run_skill(png[0].id, "watermark", text="x")
+    dashboard = UsageDashboard(client)
+    stats = client.usage_stats()
+
+    assert dashboard.stats == stats
+    assert f"<b>{stats['totalAssets']}</b> assets" in dashboard.totals.value
+    assert f"({stats['totalBytes']} bytes)" in dashboard.totals.value
+    assert f"<b>{stats['totalDerivatives']}</b> derivatives" in dashboard.totals.value
+    for row in stats["contentTypeBreakdown"]:
+        assert row["contentType"] in dashboard.breakdown.value
+    assert "width:240px" in dashboard.breakdown.value and "width:120px" in dashboard.breakdown.value  # 2 : 1
+    assert "<b>watermark</b> (1 runs)" in dashboard.most_active.value
+
+    add(client, "later.png")
+    dashboard.refresh_button.click()
+    assert "<b>4</b> assets" in dashboard.totals.value
+
+
+def test_panels_show_api_errors_for_a_bad_credential(server: StandaloneServer) -> None:
+    client = AssetsClient(server.url, "not-a-key")
+    assert "api_key_invalid" in UsageDashboard(client).totals.value
+    assert "api_key_invalid" in AssetBrowser(client).message.value
+    assert "api_key_invalid" in SkillPanel(client).results.value
+
+
+# -- all together ---------------------------------------------------------------------------------------------
+
+
+def test_show_builds_four_tabs_and_the_skill_panel_runs_on_the_browsers_selection(client: AssetsClient) -> None:
+    asset = add(client, "one.png", png_bytes(100, 100))
+    tab = show(client)
+    assert isinstance(tab, w.Tab) and len(tab.children) == 4
+    assert tab.titles == ("Browse", "Upload", "Skills", "Usage")
+    browser, upload, skills, usage = tab.panels
+    assert [p.widget for p in tab.panels] == list(tab.children)
+
+    assert "0 asset(s)" in skills.target.value
+    browser.select(asset.id)
+    assert "1 asset(s)" in skills.target.value
+    skills.skill.value = "watermark"
+    skills.run()
+    assert client.get(asset.id).latest_execution_summary["skillName"] == "watermark"
+
+    upload.files.value = (file_value("two.png", png_bytes(50, 50)),)
+    upload.run_enrichment.value = False
+    upload.upload()
+    tab.selected_index = 3  # showing a tab re-reads it
+    assert "<b>2</b> assets" in usage.totals.value
+    tab.selected_index = 0
+    assert browser.total == 2
+
+    bundle = browser._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
