@@ -24,6 +24,8 @@ from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 if TYPE_CHECKING:
     import pandas
@@ -400,6 +402,11 @@ class AssetsClient:
 
     def _new_session(self) -> requests.Session:
         session = requests.Session()
+        # A kept-alive connection can be closed by the server just as the next request goes out on it (Tornado
+        # closes one after answering an error before the request body was read): repeat idempotent requests.
+        retry = Retry(total=2, connect=2, read=2, status=0, other=0, raise_on_status=False)
+        session.mount("http://", HTTPAdapter(max_retries=retry))
+        session.mount("https://", HTTPAdapter(max_retries=retry))
         session.headers["User-Agent"] = "jupyter-assets-client"
         if self.token:
             session.headers["Authorization"] = f"Bearer {self.token}"
