@@ -320,6 +320,7 @@ def test_skill_form_sends_defaults_required_and_changed_values_only() -> None:
 def test_usage_dashboard_shows_the_servers_numbers(client: AssetsClient) -> None:
     empty = UsageDashboard(client)
     assert "No assets yet." in empty.breakdown.value and "No skill has run yet." in empty.most_active.value
+    assert "No activity yet." in empty.activity.value
 
     png = [add(client, f"p{i}.png", png_bytes(20 + i, 20)) for i in range(2)]
     add(client, "j.jpg", jpeg_bytes())
@@ -335,6 +336,13 @@ def test_usage_dashboard_shows_the_servers_numbers(client: AssetsClient) -> None
         assert row["contentType"] in dashboard.breakdown.value
     assert "width:240px" in dashboard.breakdown.value and "width:120px" in dashboard.breakdown.value  # 2 : 1
     assert "<b>watermark</b> (1 runs)" in dashboard.most_active.value
+    # Activity per day, counted from the events the server exports.
+    events = client.export("events").to_pylist()
+    (day,) = {event["occurred_at"].date().isoformat() for event in events}
+    counts = [sum(event["kind"] == kind for event in events) for kind in ("upload", "delete", "skill_run")]
+    assert counts[0] == 3 and counts[2] >= 1
+    cells = [f'<td style="padding:2px 8px">{value}</td>' for value in (day, *counts)]
+    assert "".join(cells) in dashboard.activity.value
 
     add(client, "later.png")
     dashboard.refresh_button.click()
