@@ -43,7 +43,7 @@ import boto3
 import psutil
 from benchlib import LOOPBACK, ServerProcess, fmt_ratio, free_port, percentile, tool, write_json
 from botocore.config import Config
-from upload_throughput import MULTIPART_TYPE, make_pngs, multipart_body
+from upload_throughput import MULTIPART_TYPE, _suspicious, make_pngs, multipart_body
 
 API_KEY = "bench-key"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -336,10 +336,6 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
     return status
-
-
-def _suspicious(line: str) -> bool:
-    return any(word in line for word in ("Traceback", "ERROR", "Error", " 500 ", "Exception"))
 
 
 def summarize(targets: list[Target], args: argparse.Namespace, duration: float, rounds: int) -> dict:

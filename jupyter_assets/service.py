@@ -39,7 +39,6 @@ from .skills.context import SkillContext, SkillEnvironment
 from .skills.models import ClipModel, ModelHub, ModelSettings, ModelUnavailableError, not_configured
 from .storage import Storage, profiles, storage_key
 from .storage.local import LocalStorage, fsync_directory, fsync_file
-from .storage.s3 import S3Storage
 from .vectors import VectorIndex, hamming_groups, similar_groups
 
 MAX_TEXT_LENGTH = 1000
@@ -511,10 +510,8 @@ class AssetService:
         if storage.size(asset.storage_key) is None:
             raise asset_not_found(asset_id)
         if asset.is_public:
-            url = storage.public_url(asset.storage_key)
-            if url is None and isinstance(storage, S3Storage):
-                url = storage.presigned_url(asset.storage_key)  # a bucket without a public base URL
-            return Content(redirect_url=url or self._public_url(storage, asset.storage_key))
+            url = storage.redirect_url(asset.storage_key) or self._public_url(storage, asset.storage_key)
+            return Content(redirect_url=url)
         return self._content(storage, asset.storage_key, asset.content_type, asset.size, asset.checksum_sha256)
 
     def open_public_content(self, storage_key: str) -> Content:

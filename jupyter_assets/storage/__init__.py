@@ -38,6 +38,9 @@ class Storage(Protocol):
     def public_url(self, key: str) -> str | None:
         """Where anyone can read the file when its asset is public, or None."""
 
+    def redirect_url(self, key: str) -> str | None:
+        """Where a client may fetch the file of a public asset directly (possibly a short-lived URL), or None."""
+
 
 def storage_key(file_id: str, extension: str, moment: datetime) -> str:
     """``yyyy/MM/dd/<32 hex of the id><ext>`` (UTC date): unique because the id is, and never from a file name."""

@@ -20,10 +20,10 @@ from urllib.parse import quote, urlsplit
 
 from ..errors import ApiError
 from . import check_key
+from .local import read_range
 
 log = logging.getLogger(__name__)
 
-CHUNK_SIZE = 256 * 1024
 DEFAULT_RAW_BASE_URL = "https://raw.githubusercontent.com"
 VISIBILITY_POLICIES = ("public-only", "private-token")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
@@ -127,16 +127,7 @@ class GitRepoStorage:
         )
 
     def open(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-        with open(self._readable(key), "rb") as handle:
-            handle.seek(start)
-            remaining = None if end is None else end - start
-            while remaining is None or remaining > 0:
-                chunk = handle.read(CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining))
-                if not chunk:
-                    return
-                if remaining is not None:
-                    remaining -= len(chunk)
-                yield chunk
+        yield from read_range(self._readable(key), start, end)
 
     def read(self, key: str) -> bytes:
         return self._readable(key).read_bytes()
@@ -151,6 +142,9 @@ class GitRepoStorage:
         """Remove the file with a commit; a file the branch does not have is not an error (and makes no commit)."""
         path = self.repository_path(key)
         self._write(lambda: self._remove(path), message or f"Delete {path} via jupyter-assets")
+
+    def redirect_url(self, key: str) -> str | None:
+        return self.public_url(key)
 
     def public_url(self, key: str) -> str | None:
         path = self.repository_path(key)

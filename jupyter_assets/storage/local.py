@@ -55,16 +55,7 @@ class LocalStorage:
         fsync_directory(destination.parent)
 
     def open(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-        with open(self.path_for(key), "rb") as handle:
-            handle.seek(start)
-            remaining = None if end is None else end - start
-            while remaining is None or remaining > 0:
-                chunk = handle.read(CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining))
-                if not chunk:
-                    return
-                if remaining is not None:
-                    remaining -= len(chunk)
-                yield chunk
+        yield from read_range(self.path_for(key), start, end)
 
     def read(self, key: str) -> bytes:
         return self.path_for(key).read_bytes()
@@ -78,10 +69,27 @@ class LocalStorage:
     def delete(self, key: str, message: str | None = None) -> None:
         self.path_for(key).unlink(missing_ok=True)
 
+    def redirect_url(self, key: str) -> str | None:
+        return self.public_url(key)
+
     def public_url(self, key: str) -> str | None:
         if not self.public_base_url:
             return None
         return f"{self.public_base_url}/{quote(key)}"
+
+
+def read_range(path: Path, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+    """The bytes of a file from ``start`` to ``end`` (exclusive), in chunks."""
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        remaining = None if end is None else end - start
+        while remaining is None or remaining > 0:
+            chunk = handle.read(CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining))
+            if not chunk:
+                return
+            if remaining is not None:
+                remaining -= len(chunk)
+            yield chunk
 
 
 def fsync_file(path: Path) -> None:

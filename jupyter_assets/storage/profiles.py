@@ -9,9 +9,7 @@ from urllib.parse import urlsplit
 from ..errors import ApiError
 from ..model import StorageProfile, iso
 from . import Storage
-from .git import GitRepoStorage
 from .local import LocalStorage
-from .s3 import S3Storage
 
 # providerType as clients may send it -> as stored and shown (also the asset's storageProvider)
 _MATCHES_DEFAULT = "runtime_matches_db_default_provider_type"
@@ -143,8 +141,13 @@ def build(
         _check_local(configuration, secrets)
         root = Path(configuration["rootPath"]).expanduser()
         return LocalStorage(root, configuration.get("publicBaseUrl") or content_url)
+    # Imported here: only S3 and git profiles need boto3 and the git driver.
     if provider_type == "s3":
+        from .s3 import S3Storage
+
         return S3Storage.from_configuration(configuration, secrets)
+    from .git import GitRepoStorage
+
     return GitRepoStorage.from_configuration(configuration, secrets, cache_dir)
 
 

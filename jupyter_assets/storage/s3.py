@@ -232,6 +232,10 @@ class S3Storage:
             return None
         return f"{self.public_base_url}/{quote(object_key)}"
 
+    def redirect_url(self, key: str) -> str | None:
+        """The public URL, or a presigned one for a bucket without a public base URL."""
+        return self.public_url(key) or self.presigned_url(key)
+
     def presigned_url(self, key: str) -> str:
         """A GET URL valid for presignSeconds that needs no credentials (signed locally, no request is sent)."""
         object_key = self.object_key(key)
