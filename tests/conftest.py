@@ -24,6 +24,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from PIL import Image
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
+from traitlets.config import Config
 
 pytest_plugins = ("pytest_jupyter.jupyter_server",)
 
@@ -180,6 +181,24 @@ def truncated_png() -> bytes:
 
 
 # -- a real standalone server ---------------------------------------------------------------------------------
+
+
+def jupyter_server_config(root: Path, monkeypatch: pytest.MonkeyPatch, **assets: object) -> Config:
+    """pytest-jupyter's server config for the extension: no JUPYTER_ASSETS_* from the environment, unauthenticated
+    access refused (undecorated handlers then warn), the library under ``root``, and these AssetsApp traits."""
+    for name in list(os.environ):
+        if name.startswith("JUPYTER_ASSETS_"):
+            monkeypatch.delenv(name)
+    return Config(
+        {
+            "ServerApp": {
+                # Terminals off: pytest-jupyter would add them, and they are not what these tests are about.
+                "jpserver_extensions": {"jupyter_assets": True, "jupyter_server_terminals": False},
+                "allow_unauthenticated_access": False,
+            },
+            "AssetsApp": {"root_dir": str(root), **assets},
+        }
+    )
 
 
 def free_port() -> int:

@@ -22,7 +22,7 @@ import requests
 from jupyter_assets import AssetsApiError, AssetsClient
 from jupyter_assets.client import Asset, AssetList, Page, UploadReport, sniff_content_type
 
-from conftest import ADMIN_KEY, StandaloneServer, png_bytes, stored_files, truncated_png
+from conftest import ADMIN_KEY, StandaloneServer, jupyter_server_config, png_bytes, stored_files, truncated_png
 
 MiB = 1024 * 1024
 
@@ -497,20 +497,7 @@ def test_upload_over_the_limit_is_refused_with_the_code(make_server, tmp_path: P
 
 @pytest.fixture
 def jp_server_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from traitlets.config import Config
-
-    for name in list(os.environ):
-        if name.startswith("JUPYTER_ASSETS_"):
-            monkeypatch.delenv(name)
-    return Config(
-        {
-            "ServerApp": {
-                "jpserver_extensions": {"jupyter_assets": True, "jupyter_server_terminals": False},
-                "allow_unauthenticated_access": False,
-            },
-            "AssetsApp": {"root_dir": str(tmp_path / "lib")},
-        }
-    )
+    return jupyter_server_config(tmp_path / "lib", monkeypatch)
 
 
 async def test_client_with_jupyters_own_token(jp_serverapp, jp_http_port, jp_base_url, jp_fetch) -> None:

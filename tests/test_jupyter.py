@@ -16,13 +16,12 @@ import tornado.web
 from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.utils import JupyterServerAuthWarning
 from tornado.httpclient import HTTPClientError
-from traitlets.config import Config
 from urllib3 import encode_multipart_formdata
 
 from jupyter_assets.app import jupyter_handler
 from jupyter_assets.http.handlers import PublicContentHandler, routes
 
-from conftest import png_bytes, schema_validator
+from conftest import jupyter_server_config, png_bytes, schema_validator
 
 JUPYTER_API_KEY = "jupyter-side-config-key"
 HTTP_VERBS = ("get", "post", "patch", "delete", "put", "head")
@@ -30,19 +29,7 @@ HTTP_VERBS = ("get", "post", "patch", "delete", "put", "head")
 
 @pytest.fixture
 def jp_server_config(tmp_path, monkeypatch):
-    for name in list(os.environ):
-        if name.startswith("JUPYTER_ASSETS_"):
-            monkeypatch.delenv(name)
-    return Config(
-        {
-            "ServerApp": {
-                # Terminals off: pytest-jupyter would add them, and they are not what these tests are about.
-                "jpserver_extensions": {"jupyter_assets": True, "jupyter_server_terminals": False},
-                "allow_unauthenticated_access": False,
-            },
-            "AssetsApp": {"root_dir": str(tmp_path / "lib"), "api_keys": [JUPYTER_API_KEY]},
-        }
-    )
+    return jupyter_server_config(tmp_path / "lib", monkeypatch, api_keys=[JUPYTER_API_KEY])
 
 
 # -- helpers --------------------------------------------------------------------------------------------------
