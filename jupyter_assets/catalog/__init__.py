@@ -112,6 +112,10 @@ class Catalog:
             ) from error
         self.path = path
         self._local = threading.local()
+        # Every upload asks for the default profile; it changes only through the profile methods below.
+        self._default_profile: tuple[StorageProfile | None] | None = None
+        self._profiles_generation = 0
+        self._profiles_cache_lock = threading.Lock()
         self._migrate()
         self._writer = GroupCommitWriter(Cursor(self._db.cursor()))
 
@@ -466,6 +470,10 @@ class Catalog:
         return [_profile(row) for row in rows]
 
     def default_storage_profile(self) -> StorageProfile | None:
+        cached = self._default_profile
+        if cached is not None:
+            return cached[0]
+        generation = self._profiles_generation
         row = (
             self._cursor()
             .execute(
@@ -473,7 +481,17 @@ class Catalog:
             )
             .fetchone()
         )
-        return _profile(row) if row else None
+        profile = _profile(row) if row else None
+        with self._profiles_cache_lock:
+            if generation == self._profiles_generation:  # no profile write committed meanwhile: safe to keep
+                self._default_profile = (profile,)
+        return profile
+
+    def _profiles_changed(self) -> None:
+        """Called once a profile write has committed: the cached default may be stale."""
+        with self._profiles_cache_lock:
+            self._profiles_generation += 1
+            self._default_profile = None
 
     def storage_profile(self, profile_id: str) -> StorageProfile | None:
         row = (
@@ -499,7 +517,10 @@ class Catalog:
                 ],
             )  # fmt: skip
 
-        self._write(work)
+        try:
+            self._write(work)
+        finally:
+            self._profiles_changed()
 
     def delete_storage_profile(self, profile_id: str) -> str:
         """Remove a profile, or only disable it (and take its default flag) while assets still use it. Returns
@@ -516,7 +537,10 @@ class Catalog:
             tx.execute("DELETE FROM storage_profiles WHERE id = ?", [profile_id])
             return "deleted"
 
-        return self._write(work)
+        try:
+            return self._write(work)
+        finally:
+            self._profiles_changed()
 
     # -- storage cleanup ---------------------------------------------------------------------------------
 
