@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import uuid
+import zlib
 from pathlib import Path
 
 import pandas
@@ -439,17 +440,16 @@ def test_import_stays_light() -> None:
 # -- large files ----------------------------------------------------------------------------------------------
 
 
-def _peak_rss_during(action) -> tuple[int, object]:
-    """Run action while sampling this process's RSS; the growth over the start, and the action's result."""
-    process = psutil.Process()
-    before = process.memory_info().rss
-    peak = before
+def _peak_rss_growth(action, processes: list[psutil.Process]) -> tuple[list[int], object]:
+    """Run action while sampling the RSS of each process; each one's growth over its start, and the result."""
+    before = [process.memory_info().rss for process in processes]
+    peaks = list(before)
     done = threading.Event()
 
     def sample() -> None:
-        nonlocal peak
         while not done.is_set():
-            peak = max(peak, process.memory_info().rss)
+            for index, process in enumerate(processes):
+                peaks[index] = max(peaks[index], process.memory_info().rss)
             time.sleep(0.005)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -459,25 +459,54 @@ def _peak_rss_during(action) -> tuple[int, object]:
     finally:
         done.set()
         sampler.join()
-    return peak - before, result
+    return [peak - start for peak, start in zip(peaks, before, strict=True)], result
 
 
-def test_large_upload_streams_from_disk(make_server, tmp_path: Path) -> None:
-    server = make_server(JUPYTER_ASSETS_MAX_UPLOAD_BYTES=str(200 * MiB)).start()
+def write_big_png(path: Path, width: int, height: int) -> None:
+    """A valid 16-bit RGB PNG (6 bytes a pixel, stored uncompressed) written row by row, so that neither this
+    process nor any other ever holds the image: ~500 MB at 10000 x 8334, under the server's pixel limit."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+    compressor = zlib.compressobj(level=0)
+    rows = [b"\x00" + os.urandom(width * 6) for _ in range(7)]  # filter byte 0, then the pixels
+    with open(path, "wb") as handle:
+        handle.write(b"\x89PNG\r\n\x1a\n")
+        handle.write(chunk(b"IHDR", width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([16, 2, 0, 0, 0])))
+        for y in range(height):
+            data = compressor.compress(rows[y % len(rows)])
+            if data:
+                handle.write(chunk(b"IDAT", data))
+        handle.write(chunk(b"IDAT", compressor.flush()))
+        handle.write(chunk(b"IEND", b""))
+
+
+def test_a_500_mb_upload_keeps_client_and_server_memory_flat(make_server, tmp_path: Path) -> None:
+    server = make_server(JUPYTER_ASSETS_MAX_UPLOAD_BYTES=str(600 * MiB)).start()
     client = AssetsClient(server.url, ADMIN_KEY)
-    path = tmp_path / "noise.png"
-    # Made in another process, so that this one's memory holds none of it.
-    script = (
-        "import os, sys; from PIL import Image; "
-        "Image.frombytes('RGB', (5000, 4000), os.urandom(5000 * 4000 * 3)).save(sys.argv[1], compress_level=0)"
-    )
-    subprocess.run([sys.executable, "-c", script, str(path)], check=True, timeout=120)
+    path = tmp_path / "big.png"
+    write_big_png(path, 10000, 8334)
     size = path.stat().st_size
-    assert size > 55 * MiB
-    client.upload(png_bytes(), run_enrichment=False)  # warm up: connections, imports
-    growth, asset = _peak_rss_during(lambda: client.upload(path, run_enrichment=False))
-    assert asset.size == size
-    assert growth < 20 * MiB, f"RSS grew by {growth / MiB:.1f} MiB"
+    assert size > 500 * 1000 * 1000
+    client.upload(png_bytes(), run_enrichment=False)  # warm up: connections, imports, the server's first upload
+    processes = [psutil.Process(), psutil.Process(server.process.pid)]
+    growth, asset = _peak_rss_growth(lambda: client.upload(path, run_enrichment=False), processes)
+    assert (asset.size, asset.width, asset.height) == (size, 10000, 8334)
+    assert asset.checksum_sha256 == sha256_of_file(path)
+    client_growth, server_growth = growth
+    assert client_growth < 20 * MiB, f"the client's RSS grew by {client_growth / MiB:.1f} MiB"
+    assert server_growth < 30 * MiB, f"the server's RSS grew by {server_growth / MiB:.1f} MiB"
+    downloaded = client.download(asset.id, tmp_path / "back.png")
+    assert sha256_of_file(downloaded) == asset.checksum_sha256
+
+
+def sha256_of_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(MiB):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def test_upload_over_the_limit_is_refused_with_the_code(make_server, tmp_path: Path) -> None:

@@ -250,6 +250,50 @@ def test_browser_batch_delete_on_the_last_page_goes_back_a_page(client: AssetsCl
 # -- skills ---------------------------------------------------------------------------------------------------
 
 
+def card_html(browser: AssetBrowser, index: int = 0) -> str:
+    return browser.grid.children[index].children[0].value
+
+
+def test_browser_refreshes_assets_being_processed_by_itself(make_server) -> None:
+    """An upload waits in the queue of a server without workers; the browser shows it pending and keeps
+    re-reading it, through a server restart, until the restarted server's worker has made it ready."""
+    server = make_server().start("--workers", "0")
+    client = AssetsClient(server.url, ADMIN_KEY)
+    done = add(client, "done.png")
+    queued = client.upload(png_bytes(300, 200), file_name="queued.png", run_enrichment=True)
+    browser = AssetBrowser(client, auto_refresh=0.1)
+    assert names(browser) == ["queued.png", "done.png"]
+    assert "pending" in card_html(browser, 0) and "pending" not in card_html(browser, 1)
+    watcher = browser._watcher
+    assert watcher is not None and watcher.is_alive()
+    browser.open_details(queued.id)
+
+    server.stop()
+    time.sleep(0.5)  # polls fail meanwhile; the watcher keeps going
+    assert watcher.is_alive()
+    server.start()  # two workers: the queued job runs
+    watcher.join(timeout=60)
+    assert not watcher.is_alive(), "the watcher should stop once nothing is in progress"
+    assert [asset.status for asset in browser.assets] == ["ready", "ready"]
+    assert "pending" not in card_html(browser, 0)
+    assert "<img" in card_html(browser, 0)  # the thumbnail made by the worker
+    assert "ready" in browser.detail_title.value  # the open detail pane follows
+    assert browser.assets[1].id == done.id
+
+
+def test_browser_watcher_stops_when_closed(make_server) -> None:
+    server = make_server().start("--workers", "0")
+    client = AssetsClient(server.url, ADMIN_KEY)
+    client.upload(png_bytes(), file_name="queued.png", run_enrichment=True)
+    browser = AssetBrowser(client, auto_refresh=0.1)
+    watcher = browser._watcher
+    assert watcher is not None and watcher.is_alive()
+    browser.close()
+    watcher.join(timeout=5)
+    assert not watcher.is_alive()
+    assert AssetBrowser(client, auto_refresh=None)._watcher is None
+
+
 def test_skill_panel_builds_the_watermark_form_and_runs_it(client: AssetsClient) -> None:
     first = add(client, "one.png", png_bytes(200, 100))
     second = add(client, "two.png", png_bytes(120, 80))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import ipywidgets as w
 
-from ..client import Asset, AssetsClient, Page
+from ..client import Asset, AssetsApiError, AssetsClient, Page
 from ._base import CLIENT_ERRORS, Panel, error_html, esc, human_bytes, table
 
 CONTENT_TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp", "image/tiff"]
@@ -17,12 +18,21 @@ SORTS = {
     "Largest first": ("size", True),
     "Smallest first": ("size", False),
 }
+IN_PROGRESS = ("pending", "processing")
+STATUS_BADGES = {"pending": "⏳ pending", "processing": "⚙ processing", "failed": "✗ failed"}
 THUMB_PX = 128
 
 
 class AssetBrowser(Panel):
-    def __init__(self, client: AssetsClient | None = None, page_size: int = 12) -> None:
+    """``auto_refresh``: seconds between re-reads of the page's pending and processing assets (None: never).
+    They are re-read in a background thread until none is left, so enrichment shows up without a click."""
+
+    def __init__(self, client: AssetsClient | None = None, page_size: int = 12, auto_refresh: float | None = 2.0):
         super().__init__(client)
+        self.auto_refresh = auto_refresh
+        self._watcher: threading.Thread | None = None
+        self._closed = threading.Event()
+        self._lock = threading.RLock()  # the kernel's thread and the watcher both redraw cards
         self.page_size = page_size
         self.page = 1
         self.total = 0
@@ -123,6 +133,11 @@ class AssetBrowser(Panel):
 
     def refresh(self, page: int | None = None) -> None:
         """Fetch the current page (or `page`) with the current filters and redraw the grid."""
+        with self._lock:
+            self._refresh(page)
+        self._watch_in_progress()
+
+    def _refresh(self, page: int | None) -> None:
         if page is not None:
             self.page = page
         try:
@@ -134,13 +149,68 @@ class AssetBrowser(Panel):
             self.assets, self.total = list(result.items), result.total
             self.message.value = "" if self.assets else "No assets match."
         if not self.assets and self.page > 1 and self.total:  # the page emptied (deletes): show the last one
-            self.refresh(page=self.page_count)
+            self._refresh(page=self.page_count)
             return
         self.checkboxes = {}
         self.grid.children = [self._card(asset) for asset in self.assets]
         self.page_label.value = f"Page {self.page} of {self.page_count} · {self.total} assets"
         self.prev_button.disabled = self.page <= 1
         self.next_button.disabled = self.page >= self.page_count
+
+    # -- automatic refresh of assets being processed -----------------------------------------------------------
+
+    def _in_progress(self) -> list[str]:
+        return [asset.id for asset in self.assets if asset.status in IN_PROGRESS]
+
+    def poll_in_progress(self) -> bool:
+        """Re-read this page's pending and processing assets and redraw the cards that changed. True while some
+        are still in progress (or the server could not be reached: it is tried again later)."""
+        with self._lock:
+            waiting = self._in_progress()
+        for asset_id in waiting:
+            try:
+                fresh = self.client.get(asset_id)
+            except AssetsApiError:  # deleted meanwhile: the next refresh drops it
+                fresh = None
+            except OSError:
+                return True
+            with self._lock:
+                index = next((i for i, asset in enumerate(self.assets) if asset.id == asset_id), None)
+                if index is None or fresh is None or fresh.status == self.assets[index].status:
+                    continue
+                self.assets[index] = fresh
+                cards = list(self.grid.children)
+                cards[index] = self._card(fresh)
+                self.grid.children = tuple(cards)
+                if self.detail is not None and self.detail.id == asset_id:
+                    self.open_details(asset_id)
+        with self._lock:
+            return bool(self._in_progress())
+
+    def _watch_in_progress(self) -> None:
+        with self._lock:
+            if not self.auto_refresh or self._closed.is_set() or self._watcher is not None:
+                return
+            if not self._in_progress():
+                return
+            self._watcher = threading.Thread(target=self._watch, name="asset-browser-refresh", daemon=True)
+            self._watcher.start()
+
+    def _watch(self) -> None:
+        while not self._closed.wait(self.auto_refresh):
+            if self.poll_in_progress():
+                continue
+            with self._lock:  # a refresh may have shown new pending assets since the poll
+                if not self._in_progress():
+                    self._watcher = None
+                    return
+        with self._lock:
+            self._watcher = None
+
+    def close(self) -> None:
+        """Stop refreshing and close the widgets."""
+        self._closed.set()
+        self.widget.close()
 
     def next_page(self) -> None:
         if self.page < self.page_count:
@@ -162,6 +232,9 @@ class AssetBrowser(Panel):
         )
         name_style = "font-size:smaller;overflow:hidden;text-overflow:ellipsis;white-space:nowrap"
         name = f'<div style="{name_style}">{esc(asset.original_file_name)}</div>'
+        badge = STATUS_BADGES.get(asset.status)
+        if badge:
+            name += f'<div class="jupyter-assets-status" style="font-size:smaller">{esc(badge)}</div>'
         checkbox = w.Checkbox(value=asset.id in self.selected, indent=False, layout=w.Layout(width="24px"))
         checkbox.observe(lambda change, asset_id=asset.id: self.select(asset_id, change["new"]), names="value")
         self.checkboxes[asset.id] = checkbox
