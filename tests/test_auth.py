@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import http.client
 import io
 import json
 import re
@@ -122,6 +123,21 @@ def test_unknown_key_and_wrong_scheme_are_401(shared):
     # The scheme name is case-insensitive (RFC 9110), the key is not.
     assert shared(None).get("/api/v1/assets", headers={"Authorization": f"bearer {ADMIN_KEY}"}).status_code == 200
     assert_401(shared(ADMIN_KEY.upper()).get("/api/v1/assets"), "api_key_invalid")
+
+
+def test_a_refused_request_does_not_break_a_kept_alive_connection(shared_server):
+    """Requests sent one after another on one connection, the way browsers and HTTP libraries reuse them: a
+    refusal either keeps the connection usable or says it closes it, never drops it silently."""
+    connection = http.client.HTTPConnection("127.0.0.1", shared_server.port, timeout=10)
+    for credential in ("not-a-key", ADMIN_KEY, None, ADMIN_KEY):
+        headers = {"Authorization": f"Bearer {credential}"} if credential else {}
+        connection.request("GET", "/api/v1/assets", headers=headers)
+        response = connection.getresponse()
+        response.read()
+        assert response.status == (200 if credential == ADMIN_KEY else 401)
+        if response.will_close:
+            connection.close()  # announced: http.client reconnects for the next request
+    connection.close()
 
 
 def test_config_keys_are_comma_separated_and_each_has_every_scope(make_server):

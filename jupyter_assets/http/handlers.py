@@ -64,7 +64,13 @@ class AssetCollectionHandler(AssetsHandler):
         self._discarded = 0
         self._answered = False
         if self.request.method != "POST":
-            await super().prepare()
+            try:
+                await super().prepare()
+            except ApiError as error:
+                # Answered from prepare, a streaming handler leaves the (empty) body unread and Tornado then drops
+                # the connection; saying so keeps a kept-alive client from sending its next request into it.
+                error.headers["Connection"] = "close"
+                raise
             return
         limit = self.service.config.max_upload_bytes + MULTIPART_OVERHEAD
         declared = self.request.headers.get("Content-Length")
