@@ -6,25 +6,42 @@ PORT ?= 8888
 SERVE_PORT ?= 5121
 # Jupyter refuses to start as root without --allow-root (CI and containers run as root).
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+# The JupyterLab panel: TypeScript in labextension/, built into the Python package (and its wheel).
+LAB_BUNDLE := jupyter_assets/labextension/static/style.js
+LAB_SOURCES := $(shell find labextension/src labextension/style -type f) \
+	labextension/package.json labextension/tsconfig.json labextension/yarn.lock
+JLPM := PATH="$(abspath $(BIN)):$$PATH" jlpm
 
-.PHONY: run serve test bench lint install install-test clean
+.PHONY: run serve test bench lint install install-test lab-test-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# The stamp is rebuilt whenever the project's metadata changes.
+# The stamp is rebuilt whenever the project's metadata changes. Installing builds the panel if it is missing;
+# `labextension develop` then links JupyterLab to the build folder, so later rebuilds need no reinstall.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[lab,ai]"
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/jupyter labextension develop --overwrite . > /dev/null
 	touch $@
+
+# Rebuilt when any of its sources is newer than the bundle.
+$(LAB_BUNDLE): $(LAB_SOURCES) | $(VENV)/.installed
+	cd labextension && $(JLPM) install && $(JLPM) build:prod
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	$(BIN)/pip install --quiet -e ".[lab,ai,test]"
 	touch $@
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed $(LAB_BUNDLE)
 
-install-test: $(VENV)/.installed-test
+install-test: $(VENV)/.installed-test $(LAB_BUNDLE) lab-test-deps
+
+# The panel's browser tests drive Debian's Chromium with playwright-core (from labextension/node_modules).
+lab-test-deps:
+	@command -v chromium > /dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium > /dev/null; }
 
 ## JupyterLab with the extension; the asset API is at http://localhost:$(PORT)/api/v1/assets
 run: install
@@ -48,6 +65,7 @@ serve: install
 
 test: install-test
 	$(BIN)/ruff check jupyter_assets tests bench
+	cd labextension && $(JLPM) test
 	$(BIN)/pytest -q -ra
 
 bench: install-test
@@ -58,4 +76,4 @@ lint: install-test
 	$(BIN)/ruff format --check jupyter_assets tests bench
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) build dist *.egg-info jupyter_assets/labextension labextension/lib labextension/node_modules

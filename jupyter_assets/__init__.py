@@ -23,3 +23,8 @@ def _jupyter_server_extension_points() -> list[dict[str, Any]]:
     from .app import AssetsApp
 
     return [{"module": "jupyter_assets", "app": AssetsApp}]
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    # The prebuilt JupyterLab panel (built from labextension/ by `make`, shipped in the wheel).
+    return [{"src": "labextension", "dest": "jupyter-assets"}]

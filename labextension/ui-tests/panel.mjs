@@ -1,0 +1,321 @@
+// The "Assets" panel in a real JupyterLab, driven through Debian's Chromium with playwright-core.
+// Started by tests/test_labextension.py, which seeds the library, passes what to do in PLAN, and afterwards checks on
+// the server what the browser did. Only the panel's data-testid hooks (labextension/README.md) are used, plus
+// JupyterLab's own commands and DOM for the notebook and the dialog.
+//
+// Environment: LAB_URL (http://127.0.0.1:<port>/), TOKEN (Jupyter's), ARTIFACTS (folder for screenshots and logs),
+// PLAN (JSON, see the test), CHROMIUM (default /usr/bin/chromium).
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+function required(name) {
+  const value = process.env[name];
+  if (!value) {
+    throw new Error(`${name} is not set`);
+  }
+  return value;
+}
+
+const LAB_URL = required('LAB_URL').replace(/\/?$/, '/');
+const TOKEN = required('TOKEN');
+const ARTIFACTS = required('ARTIFACTS');
+const PLAN = JSON.parse(required('PLAN'));
+const TIMEOUT = 30_000; // generous: a loaded CI machine, and a first JupyterLab load
+const tid = id => `[data-testid="${id}"]`;
+const card = id => `${tid('assets-grid')} ${tid('asset-card')}[data-asset-id="${id}"]`;
+
+fs.mkdirSync(ARTIFACTS, { recursive: true });
+
+// -- the server, as the test sees it (Jupyter's token, like the panel's session) ----------------------------------
+
+async function api(pathname) {
+  const response = await fetch(new URL(pathname, LAB_URL), { headers: { Authorization: `token ${TOKEN}` } });
+  const body = (response.headers.get('content-type') || '').includes('json') ? await response.json() : null;
+  return { status: response.status, body };
+}
+
+/** Polls `probe` until it returns something truthy: for server state that the UI changes asynchronously. */
+async function until(what, probe, timeout = TIMEOUT) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    last = await probe();
+    if (last) {
+      return last;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
+    }
+    await new Promise(resolve => setTimeout(resolve, 200));
+  }
+}
+
+const asset = async id => (await api(`api/v1/assets/${id}`)).body?.data;
+
+// -- the browser ----------------------------------------------------------------------------------------------
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync'
+  ]
+});
+const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+const page = await context.newPage();
+page.setDefaultTimeout(TIMEOUT);
+
+// Every console message goes to the log, with the step it came in; errors are collected and fail the run.
+let current = '(start)';
+const consoleLog = [];
+const errors = [];
+page.on('console', message => {
+  const where = message.location();
+  const line = `[${message.type()}] during "${current}": ${message.text()} (${where.url}:${where.lineNumber})`;
+  consoleLog.push(line);
+  if (message.type() === 'error') {
+    errors.push(line);
+  }
+});
+page.on('pageerror', error => {
+  const line = `[uncaught] during "${current}": ${error.stack || error}`;
+  consoleLog.push(line);
+  errors.push(line);
+});
+
+async function step(name, body) {
+  current = name;
+  const started = Date.now();
+  await body();
+  console.log(`ok  ${name} (${Date.now() - started} ms)`);
+}
+
+/** Waits until exactly `count` elements match `selector`. */
+async function waitForCount(selector, count) {
+  await page.waitForFunction(
+    ([selector, count]) => document.querySelectorAll(selector).length === count,
+    [selector, count]
+  );
+}
+
+async function waitForTheme(name) {
+  await page.waitForFunction(theme => document.body.dataset.jpThemeName === theme, name);
+  // A theme change shows JupyterLab's splash screen over everything and removes it 200 ms after the new theme is in
+  // place. Until then it would cover the screenshot; and a second change within those 200 ms makes JupyterLab remove
+  // the splash twice (an uncaught NotFoundError from its own code).
+  await page.locator('#jupyterlab-splash').waitFor({ state: 'detached' });
+}
+
+async function runCommand(id, args = {}) {
+  // Resolves to true: what a command returns (a widget ...) cannot cross into Node.
+  return page.evaluate(([id, args]) => window.jupyterapp.commands.execute(id, args).then(() => true), [id, args]);
+}
+
+const panel = page.locator(tid('assets-panel'));
+const grid = page.locator(tid('assets-grid'));
+const cards = `${tid('assets-grid')} ${tid('asset-card')}`;
+const detail = page.locator(tid('asset-detail'));
+
+async function openDetail(id) {
+  await page.locator(card(id)).click();
+  await page.locator(`${tid('asset-detail')}[data-asset-id="${id}"]`).waitFor({ state: 'visible' });
+}
+
+async function backToGrid() {
+  await page.locator(tid('asset-back')).click();
+  await grid.waitFor({ state: 'visible' });
+}
+
+try {
+  await step('JupyterLab loads', async () => {
+    await page.goto(`${LAB_URL}lab?token=${TOKEN}`);
+    await page.waitForFunction(() => window.jupyterapp !== undefined, null, { timeout: 90_000 });
+    await page.evaluate(() => window.jupyterapp.restored.then(() => true));
+  });
+
+  await step('the panel opens from its sidebar tab', async () => {
+    // The sidebar tab of the widget whose id is jupyter-assets-panel (the README: the panel's root).
+    await page.locator('.jp-SideBar .lm-TabBar-tab[data-id="jupyter-assets-panel"]').click();
+    await panel.waitFor({ state: 'visible' });
+    assert.equal(await panel.getAttribute('id'), 'jupyter-assets-panel');
+  });
+
+  await step('the seeded thumbnails show', async () => {
+    await waitForCount(cards, PLAN.seededCount);
+    for (const element of await page.locator(cards).all()) {
+      assert.equal(await element.getAttribute('draggable'), 'true');
+      await element.scrollIntoViewIfNeeded(); // a lazily loaded image loads once in view
+      const image = element.locator('img').first();
+      await image.waitFor({ state: 'visible' });
+      await page.waitForFunction(img => img.complete && img.naturalWidth > 0, await image.elementHandle());
+    }
+  });
+
+  await step('the usage line counts them', async () => {
+    const usage = page.locator(tid('assets-usage'));
+    await page.waitForFunction(
+      ([selector, count]) => new RegExp(`\\b${count} assets\\b`).test(document.querySelector(selector)?.textContent ?? ''),
+      [tid('assets-usage'), PLAN.seededCount]
+    );
+    console.log(`    usage: ${(await usage.textContent()).trim()}`);
+  });
+
+  await step('a search by name narrows the grid', async () => {
+    const search = page.locator(tid('assets-search'));
+    await search.fill(PLAN.search.term);
+    await search.press('Enter');
+    await waitForCount(cards, 1);
+    await page.locator(card(PLAN.search.expectedId)).waitFor({ state: 'visible' });
+    await search.fill('');
+    await search.press('Enter');
+    await waitForCount(cards, PLAN.seededCount);
+  });
+
+  await step('screenshots in the light and the dark theme', async () => {
+    await waitForTheme('JupyterLab Light');
+    await panel.screenshot({ path: path.join(ARTIFACTS, 'panel-light.png') });
+    await runCommand('apputils:change-theme', { theme: 'JupyterLab Dark' });
+    await waitForTheme('JupyterLab Dark');
+    await page.waitForFunction(() => document.body.dataset.jpThemeLight === 'false');
+    await panel.screenshot({ path: path.join(ARTIFACTS, 'panel-dark.png') });
+    await runCommand('apputils:change-theme', { theme: 'JupyterLab Light' });
+    await waitForTheme('JupyterLab Light');
+  });
+
+  await step('a file dropped from the desktop is uploaded', async () => {
+    const bytes = [...fs.readFileSync(PLAN.drop.path)];
+    // What the browser does for a file dragged in from the desktop: drag events carrying a File.
+    await panel.evaluate(
+      (root, { bytes, name, type }) => {
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([new Uint8Array(bytes)], name, { type }));
+        const box = root.getBoundingClientRect();
+        const at = { clientX: box.x + box.width / 2, clientY: box.y + box.height / 2 };
+        for (const kind of ['dragenter', 'dragover', 'drop']) {
+          root.dispatchEvent(new DragEvent(kind, { bubbles: true, cancelable: true, dataTransfer: transfer, ...at }));
+        }
+      },
+      { bytes, name: PLAN.drop.name, type: PLAN.drop.type }
+    );
+    const item = page.locator(`${tid('assets-uploads')} ${tid('upload-item')}`);
+    await page.waitForFunction(
+      selector => ['done', 'error'].includes(document.querySelector(selector)?.dataset.state),
+      `${tid('assets-uploads')} ${tid('upload-item')}`
+    );
+    assert.equal(await item.count(), 1);
+    assert.equal(await item.getAttribute('data-state'), 'done', `upload failed: ${await item.textContent()}`);
+    // The new asset is listed.
+    const found = await until('the dropped file on the server', async () => {
+      const { body } = await api(`api/v1/assets?q=${encodeURIComponent(PLAN.drop.name)}`);
+      return body?.data?.items?.[0];
+    });
+    await page.locator(card(found.id)).waitFor({ state: 'visible' });
+    await waitForCount(cards, PLAN.seededCount + 1);
+  });
+
+  await step('the detail view edits the description', async () => {
+    await openDetail(PLAN.edit.id);
+    await page.locator(tid('asset-preview')).waitFor({ state: 'visible' });
+    const description = page.locator(tid('asset-description'));
+    await description.fill(PLAN.edit.description);
+    await page.locator(tid('asset-save')).click();
+    await until('the description saved', async () => (await asset(PLAN.edit.id))?.description === PLAN.edit.description);
+    await backToGrid();
+  });
+
+  await step('the watermark skill runs from the skill form', async () => {
+    await openDetail(PLAN.skill.id);
+    await page.locator(tid('asset-skill')).selectOption(PLAN.skill.name);
+    const text = page.locator(`${tid('asset-skill-form')} [data-param="text"]`);
+    await text.fill(PLAN.skill.text);
+    await page.locator(tid('asset-run-skill')).click();
+    const result = page.locator(tid('asset-skill-result'));
+    await page.waitForFunction(selector => document.querySelector(selector)?.textContent.trim(), tid('asset-skill-result'));
+    console.log(`    skill result: ${(await result.textContent()).trim()}`);
+    const summary = await until('the watermark execution on the server', async () => {
+      const latest = (await asset(PLAN.skill.id))?.latestExecutionSummary;
+      return latest?.skillName === PLAN.skill.name && latest.triggerSource === 'manual' ? latest : null;
+    });
+    assert.ok(summary.succeeded, JSON.stringify(summary));
+    await backToGrid();
+  });
+
+  await step('an asset is deleted after confirming', async () => {
+    await openDetail(PLAN.delete.id);
+    await page.locator(tid('asset-delete')).click();
+    const dialog = page.locator('.jp-Dialog');
+    await dialog.waitFor({ state: 'visible' });
+    await dialog.locator('.jp-Dialog-button.jp-mod-accept').click();
+    await dialog.waitFor({ state: 'detached' });
+    await until('the deleted asset gone from the server', async () => (await api(`api/v1/assets/${PLAN.delete.id}`)).status === 404);
+    await grid.waitFor({ state: 'visible' });
+    await page.locator(card(PLAN.delete.id)).waitFor({ state: 'detached' });
+    await waitForCount(cards, PLAN.seededCount);
+  });
+
+  await step('a card dragged onto a Markdown cell inserts an image link', async () => {
+    await runCommand('docmanager:open', { path: PLAN.notebook });
+    const notebook = page.locator('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook');
+    await notebook.locator('.jp-Cell').first().waitFor({ state: 'visible' });
+    // The first cell, as a Markdown cell.
+    await page.evaluate(async () => {
+      const panel = window.jupyterapp.shell.currentWidget;
+      await panel.context.ready;
+      panel.content.activeCellIndex = 0;
+    });
+    await runCommand('notebook:change-cell-to-markdown');
+    const cell = notebook.locator('.jp-Cell').first();
+    await page.waitForFunction(
+      () => window.jupyterapp.shell.currentWidget.content.widgets[0]?.model.type === 'markdown'
+    );
+    await cell.locator('.jp-InputArea-editor').waitFor({ state: 'visible' });
+    // A real HTML5 drag and drop, from the card to the cell's editor.
+    await page.dragAndDrop(card(PLAN.drag.id), '.jp-NotebookPanel .jp-Notebook .jp-Cell.jp-MarkdownCell .jp-InputArea-editor');
+    const source = await page.waitForFunction(
+      () => {
+        const text = window.jupyterapp.shell.currentWidget.content.widgets[0].model.sharedModel.getSource();
+        return text.includes('![') ? text : null;
+      }
+    ).then(handle => handle.jsonValue());
+    console.log(`    cell source: ${JSON.stringify(source)}`);
+    const match = source.trim().match(/^!\[([^\]]*)\]\(([^)\s]+)\)$/);
+    assert.ok(match, `not one Markdown image: ${JSON.stringify(source)}`);
+    assert.equal(match[1], PLAN.drag.altText);
+    // Rendered, the link shows the image.
+    await runCommand('notebook:run-cell');
+    const image = cell.locator('.jp-RenderedMarkdown img');
+    await image.waitFor({ state: 'visible' });
+    await page.waitForFunction(img => img.complete && img.naturalWidth > 0, await image.elementHandle());
+  });
+
+  await step('the notebook is saved', async () => {
+    await runCommand('docmanager:save');
+    await page.waitForFunction(() => window.jupyterapp.shell.currentWidget.context.model.dirty === false);
+    await until('the saved notebook on the server', async () => {
+      const { body } = await api(`api/contents/${PLAN.notebook}?content=1`);
+      const first = body?.content?.cells?.[0];
+      return first?.cell_type === 'markdown' && first.source.includes('![');
+    });
+  });
+
+  await step('no console errors', async () => {
+    // Nothing is ignored: the panel, JupyterLab and the kernel all run clean in this setup.
+    assert.deepEqual(errors, [], `console errors:\n${errors.join('\n')}`);
+  });
+} catch (error) {
+  console.error(`FAILED at step "${current}":\n${error.stack || error}`);
+  if (errors.length) {
+    console.error(`console errors so far:\n${errors.join('\n')}`);
+  }
+  await page.screenshot({ path: path.join(ARTIFACTS, 'failure.png') }).catch(() => {});
+  process.exitCode = 1;
+} finally {
+  fs.writeFileSync(path.join(ARTIFACTS, 'console.log'), consoleLog.join('\n') + '\n');
+  await browser.close();
+}

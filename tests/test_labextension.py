@@ -1,0 +1,365 @@
+"""The JupyterLab panel in a real browser: JupyterLab in a subprocess with a seeded library, driven through Debian's
+Chromium by ``labextension/ui-tests/panel.mjs`` (playwright-core, no downloaded browser). What the browser did is then
+checked on the server over HTTP and on disk. A second test runs JupyterLab's own ``browser_check`` with the extension
+installed, with Playwright pointed at the same Debian Chromium."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urljoin
+
+import nbformat
+import pytest
+import requests
+from PIL import Image, ImageStat
+
+from conftest import REPO, Api, free_port, jpeg_bytes, png_bytes
+
+LABEXTENSION = REPO / "labextension"
+UI_TESTS = LABEXTENSION / "ui-tests"
+ARTIFACTS = REPO / "test-artifacts" / "labextension"
+BUNDLE = REPO / "jupyter_assets" / "labextension"
+CHROMIUM_WRAPPER = Path("/usr/bin/chromium")  # Debian's launcher script
+CHROMIUM_BINARY = Path("/usr/lib/chromium/chromium")  # what it runs (Playwright needs the binary itself)
+NODE = shutil.which("node")
+NPM = shutil.which("npm")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+# The library the browser sees: (file name, bytes, content type, public?, description, alt text).
+SEED = [
+    ("harbour-sunset.png", png_bytes(96, 64, (230, 120, 40)), "image/png", True,
+     "Sunset over the harbour", "An orange harbour at dusk"),
+    ("forest-path.jpg", jpeg_bytes(80, 60), "image/jpeg", True, "A path through a pine forest", "A forest path"),
+    ("city-night.png", png_bytes(120, 80, (20, 30, 90)), "image/png", True, "City lights at night", "A dark city"),
+    ("mountain-lake.png", png_bytes(64, 64, noise=True), "image/png", False, "A private mountain lake", "A lake"),
+    ("obsolete-diagram.png", png_bytes(72, 48, (90, 160, 90)), "image/png", True, "To be deleted", "A diagram"),
+]  # fmt: skip
+DROPPED_NAME = "desktop-drop.png"
+DROPPED = png_bytes(150, 100, noise=True)  # noise: a size no other image here has
+EDITED_DESCRIPTION = "Described in the browser test"
+WATERMARK_TEXT = "UI TEST"
+
+
+def require_browser_tooling() -> None:
+    """The browser tests need Node, Debian's Chromium, playwright-core and the built panel. A missing piece is a
+    failure with the command that provides it, never a skip."""
+    missing = []
+    if not NODE or not NPM:
+        missing.append("node and npm (install Node.js >= 20)")
+    if not CHROMIUM_BINARY.exists():
+        missing.append(f"{CHROMIUM_BINARY} (`make lab-test-deps` installs Debian's chromium)")
+    if not (LABEXTENSION / "node_modules" / "playwright-core").is_dir():
+        missing.append("labextension/node_modules/playwright-core (`cd labextension && jlpm install`)")
+    if not (BUNDLE / "package.json").exists():
+        missing.append(f"the built panel in {BUNDLE} (`cd labextension && jlpm build:prod`)")
+    installed = Path(sys.prefix) / "share" / "jupyter" / "labextensions" / "jupyter-assets" / "package.json"
+    if not installed.exists():
+        missing.append(f"{installed} (`jupyter labextension develop --overwrite .` with the venv's bin on PATH)")
+    assert not missing, "cannot run the browser tests; missing: " + "; ".join(missing)
+
+
+def jupyter_env(home: Path, **extra: str) -> dict[str, str]:
+    """An environment isolated from the user's Jupyter setup: no JUPYTER_* / JPY_* from outside, fresh config,
+    data and runtime folders (so user settings and workspaces start empty). Extensions stay discoverable: the
+    server extension through the venv's etc/jupyter, the panel through the venv's share/jupyter/labextensions."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "JPY_"))}
+    for name in ("config", "data", "runtime"):
+        (home / name).mkdir(parents=True, exist_ok=True)
+    env.update(
+        JUPYTER_CONFIG_DIR=str(home / "config"),
+        JUPYTER_DATA_DIR=str(home / "data"),
+        JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+        # No AI model: an unset caption weight would be downloaded (slow, and offline here).
+        JUPYTER_ASSETS_CLIP_PRETRAINED="",
+        JUPYTER_ASSETS_CAPTION_PRETRAINED="",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Lab:
+    url: str  # http://127.0.0.1:<port>/ (base URL "/")
+    token: str
+    notebooks: Path
+    library: Path
+    log_path: Path
+    process: subprocess.Popen
+    seeded: dict[str, dict] = field(default_factory=dict)  # by file name, as the upload answered
+
+    @property
+    def api(self) -> Api:
+        """Requests as the Jupyter user, authenticated by Jupyter's token (the way the panel is)."""
+        api = Api(self.url, None)
+        api.session.headers["Authorization"] = f"token {self.token}"
+        return api
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def wait_for_lab(url: str, token: str, process: subprocess.Popen, log_path: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"JupyterLab exited early ({process.returncode}):\n{log_path.read_text()}")
+        try:
+            response = requests.get(url + "api/v1/assets", headers={"Authorization": f"token {token}"}, timeout=2)
+            if response.status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"JupyterLab did not answer /api/v1/assets in {timeout} s:\n{log_path.read_text()}")
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)  # Jupyter shuts its kernels down on SIGTERM
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """A real JupyterLab with the extension, a seeded library, and an empty notebook ``drop.ipynb``."""
+    require_browser_tooling()
+    base = tmp_path_factory.mktemp("lab")
+    notebooks, library = base / "notebooks", base / "library"
+    notebooks.mkdir()
+    # Empty, with the kernel named (as in the committed notebooks) so that JupyterLab does not ask for one.
+    kernelspec = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nbformat.write(nbformat.v4.new_notebook(metadata={"kernelspec": kernelspec}), notebooks / "drop.ipynb")
+    token = secrets.token_hex(24)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    command = [
+        sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+        f"--IdentityProvider.token={token}", "--allow-root", f"--ServerApp.root_dir={notebooks}",
+        "--LabApp.expose_app_in_browser=True",
+    ]  # fmt: skip
+    env = jupyter_env(base / "jupyter", JUPYTER_ASSETS_ROOT=str(library))
+    log_path = base / "jupyterlab.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=notebooks)
+    try:
+        wait_for_lab(url, token, process, log_path)
+        running = Lab(url, token, notebooks, library, log_path, process)
+        api = running.api
+        for name, data, content_type, public, description, alt_text in SEED:
+            response = api.upload(
+                data, name=name, content_type=content_type, isPublic=str(public).lower(),
+                description=description, altText=alt_text, runEnrichment="true",
+            )  # fmt: skip
+            assert response.status_code == 202, response.text
+            running.seeded[name] = api.wait_for_status(response.json()["data"]["id"], ("ready",))
+        yield running
+    finally:
+        stop(process)
+
+
+def run_node(script: Path, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [NODE, str(script)], cwd=LABEXTENSION, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def png_image(path: Path) -> Image.Image:
+    assert path.is_file(), f"{path} was not written"
+    data = path.read_bytes()
+    assert len(data) > 1000 and data.startswith(PNG_SIGNATURE), f"{path} is not a PNG ({len(data)} bytes)"
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    assert image.width > 50 and image.height > 50, image.size
+    return image
+
+
+def brightness(image: Image.Image) -> float:
+    return ImageStat.Stat(image.convert("L")).mean[0]
+
+
+# -- the panel, driven like a user would --------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(420)
+def test_panel_in_jupyterlab(lab: Lab) -> None:
+    seeded = lab.seeded
+    edited, watermarked = seeded["city-night.png"], seeded["forest-path.jpg"]
+    deleted, dragged = seeded["obsolete-diagram.png"], seeded["harbour-sunset.png"]
+    artifacts = ARTIFACTS
+    artifacts.mkdir(parents=True, exist_ok=True)
+    for name in ("panel-light.png", "panel-dark.png", "failure.png", "console.log"):
+        (artifacts / name).unlink(missing_ok=True)  # this run's files only, never an earlier run's
+    drop_file = artifacts / DROPPED_NAME
+    drop_file.write_bytes(DROPPED)
+    plan = {
+        "seededCount": len(SEED),
+        "search": {"term": "harbour", "expectedId": dragged["id"]},
+        "drop": {"path": str(drop_file), "name": DROPPED_NAME, "type": "image/png"},
+        "edit": {"id": edited["id"], "description": EDITED_DESCRIPTION},
+        "skill": {"id": watermarked["id"], "name": "watermark", "text": WATERMARK_TEXT},
+        "delete": {"id": deleted["id"]},
+        "drag": {"id": dragged["id"], "altText": dragged["altText"]},
+        "notebook": "drop.ipynb",
+    }
+    env = {
+        **os.environ,
+        "LAB_URL": lab.url,
+        "TOKEN": lab.token,
+        "ARTIFACTS": str(artifacts),
+        "CHROMIUM": str(CHROMIUM_WRAPPER),
+        "PLAN": json.dumps(plan),
+    }
+    started = time.monotonic()
+    result = run_node(UI_TESTS / "panel.mjs", env, timeout=300)
+    output = f"--- panel.mjs stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
+    assert result.returncode == 0, f"{output}\n--- JupyterLab log (tail) ---\n{lab.log()[-6000:]}"
+    print(f"panel.mjs took {time.monotonic() - started:.1f} s\n{result.stdout}")
+
+    api = lab.api
+    # The file dropped from the desktop is an asset, byte for byte.
+    response = api.get("/api/v1/assets", params={"q": "desktop-drop", "pageSize": 100})
+    assert response.status_code == 200, response.text
+    items = response.json()["data"]["items"]
+    assert [item["originalFileName"] for item in items] == [DROPPED_NAME], items
+    dropped = api.get(f"/api/v1/assets/{items[0]['id']}").json()["data"]
+    assert dropped["size"] == len(DROPPED)
+    assert dropped["checksumSha256"] == hashlib.sha256(DROPPED).hexdigest()
+    assert dropped["contentType"] == "image/png" and (dropped["width"], dropped["height"]) == (150, 100)
+
+    # The description edited and saved in the detail view.
+    assert api.get(f"/api/v1/assets/{edited['id']}").json()["data"]["description"] == EDITED_DESCRIPTION
+
+    # The watermark run from the skill form is the asset's latest execution, and it changed the bytes.
+    after = api.get(f"/api/v1/assets/{watermarked['id']}").json()["data"]
+    summary = after["latestExecutionSummary"]
+    assert summary["skillName"] == "watermark" and summary["triggerSource"] == "manual", summary
+    assert summary["succeeded"], summary
+    assert after["checksumSha256"] != watermarked["checksumSha256"]
+
+    # Deleted through the confirmation dialog.
+    response = api.get(f"/api/v1/assets/{deleted['id']}")
+    assert response.status_code == 404 and response.json()["error"]["code"] == "asset_not_found"
+
+    # Everything else is still there: 5 seeded + 1 dropped - 1 deleted.
+    response = api.get("/api/v1/assets", params={"pageSize": 100})
+    assert response.json()["data"]["total"] == len(SEED)
+
+    # The card dropped on the notebook's Markdown cell, saved to disk.
+    notebook = nbformat.read(lab.notebooks / "drop.ipynb", as_version=4)
+    markdown = [cell for cell in notebook.cells if cell.cell_type == "markdown"]
+    assert markdown and notebook.cells[0].cell_type == "markdown", notebook.cells
+    source = markdown[0].source
+    match = re.fullmatch(r"\s*!\[([^\]]*)\]\(([^)\s]+)\)\s*", source)
+    assert match, f"the Markdown cell is not one image link: {source!r}"
+    alt_text, url = match.groups()
+    assert alt_text == dragged["altText"]
+    assert dragged["publicUrl"], dragged
+    image_url = urljoin(lab.url, url)
+    assert image_url in (urljoin(lab.url, dragged["publicUrl"]), f"{lab.url}api/v1/assets/{dragged['id']}/content")
+    # The link works without Jupyter's credentials (a public asset; the notebook may be shared).
+    content = requests.get(image_url, timeout=30)
+    assert content.status_code == 200, content.status_code
+    assert hashlib.sha256(content.content).hexdigest() == dragged["checksumSha256"]
+
+    # Screenshots of the panel in both themes: real PNGs, and the dark one is darker.
+    light, dark = png_image(artifacts / "panel-light.png"), png_image(artifacts / "panel-dark.png")
+    assert brightness(dark) < brightness(light) - 40, (brightness(light), brightness(dark))
+
+
+# -- JupyterLab's own smoke test --------------------------------------------------------------------------------
+
+
+def lab_app_dir(env: dict[str, str]) -> Path:
+    """The folder where browser_check keeps its Playwright install: ``<jupyter lab path>/browser_test``."""
+    out = subprocess.run(
+        [sys.executable, "-c", "from jupyterlab.commands import get_app_dir; print(get_app_dir())"],
+        env=env, capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    return Path(out.strip())
+
+
+def install_browser_check_playwright(target: Path) -> None:
+    """What browser_check itself runs when ``browser_test/node_modules`` is missing (the npm registry is the only
+    network it needs). Done here first so that the browsers folder can be laid out for that very Playwright."""
+    if (target / "node_modules" / "playwright-core").is_dir():
+        return
+    target.mkdir(parents=True, exist_ok=True)
+    for command in (["npm", "init", "-y"], ["npm", "install", "playwright@^1.9.2"]):
+        result = subprocess.run(command, cwd=target, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, f"{command} failed in {target}:\n{result.stdout}\n{result.stderr}"
+
+
+@pytest.mark.timeout(600)
+def test_jupyterlab_browser_check(tmp_path: Path) -> None:
+    """``python -m jupyterlab.browser_check`` loads JupyterLab with our extension in headless Chromium and fails on
+    any console error, uncaught error or logged server error (a plugin that fails to activate logs a console error).
+
+    browser_check runs ``npx playwright install chromium``, which would download Playwright's own Chromium (not
+    possible here). ``PLAYWRIGHT_BROWSERS_PATH`` points at a folder laid out the way that Playwright expects
+    (``ui-tests/debian-chromium.mjs``, from Playwright's own registry), whose executables are Debian's Chromium and
+    whose marker files say installed: the install then finds everything present and the launch runs Debian's."""
+    require_browser_tooling()
+    env = jupyter_env(tmp_path / "jupyter", JUPYTER_ASSETS_ROOT=str(tmp_path / "library"))
+    target = lab_app_dir(env) / "browser_test"
+    install_browser_check_playwright(target)
+
+    browsers = tmp_path / "ms-playwright"
+    env["PLAYWRIGHT_BROWSERS_PATH"] = str(browsers)
+    layout = subprocess.run(
+        [NODE, str(UI_TESTS / "debian-chromium.mjs"), str(target), str(CHROMIUM_BINARY)],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert layout.returncode == 0, layout.stdout + layout.stderr
+    executables = json.loads(layout.stdout)
+    assert {"chromium", "ffmpeg"} <= set(executables), executables
+
+    output_dir = ARTIFACTS / "browser-check"
+    shutil.rmtree(output_dir, ignore_errors=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    env["JLAB_BROWSER_CHECK_OUTPUT"] = str(output_dir)  # a screenshot of the loaded JupyterLab
+    env["DEBUG"] = "pw:browser"  # Playwright logs the executable it launches
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "jupyterlab.browser_check", "--allow-root", "--log-level=DEBUG"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=480,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    (ARTIFACTS / "browser-check.log").write_text(output)
+    tail = f"exit {result.returncode} after {time.monotonic() - started:.0f} s; output (tail):\n{output[-12000:]}"
+    assert result.returncode == 0, tail
+    assert "Browser test complete" in output, tail
+    assert "Downloading" not in output, tail  # nothing was fetched: the browsers were already "installed"
+
+    # The browser that ran is Debian's Chromium, through the folder laid out above.
+    launched = re.findall(r"<launching> (\S+)", output)
+    assert launched, tail
+    assert all(Path(path).resolve() == CHROMIUM_BINARY.resolve() for path in launched), launched
+    assert all(path.startswith(str(browsers)) for path in launched), launched
+
+    # Our extension was loaded: JupyterLab fetched its remote entry and the module exposing the plugin (the access
+    # log, at debug level). JupyterLab activates every autoStart plugin before `restored`; an activation error is
+    # a console error, which fails browser_check above. So the plugin was activated, without error.
+    fetched = re.findall(r"\b200 GET /foo/lab/extensions/jupyter-assets/static/(\S+?)(?:\?\S*)? ", output)
+    assert any(name.startswith("remoteEntry.") for name in fetched), tail
+    assert any(not name.startswith(("remoteEntry.", "style")) for name in fetched), fetched
+    screenshots = sorted(output_dir.glob("*.png"))
+    assert screenshots, f"browser_check wrote no screenshot in {output_dir}"
+    png_image(screenshots[-1])
