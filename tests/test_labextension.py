@@ -49,6 +49,8 @@ SEED = [
 ]  # fmt: skip
 DROPPED_NAME = "desktop-drop.png"
 DROPPED = png_bytes(150, 100, noise=True)  # noise: a size no other image here has
+SERVER_FILE = "on-the-server.jpg"  # in the notebooks folder, added from the file browser's context menu
+SERVER_FILE_BYTES = jpeg_bytes(90, 70)
 EDITED_DESCRIPTION = "Described in the browser test"
 WATERMARK_TEXT = "UI TEST"
 
@@ -147,6 +149,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     # Empty, with the kernel named (as in the committed notebooks) so that JupyterLab does not ask for one.
     kernelspec = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     nbformat.write(nbformat.v4.new_notebook(metadata={"kernelspec": kernelspec}), notebooks / "drop.ipynb")
+    (notebooks / SERVER_FILE).write_bytes(SERVER_FILE_BYTES)
     token = secrets.token_hex(24)
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
@@ -218,6 +221,7 @@ def test_panel_in_jupyterlab(lab: Lab) -> None:
         "delete": {"id": deleted["id"]},
         "drag": {"id": dragged["id"], "altText": dragged["altText"]},
         "notebook": "drop.ipynb",
+        "serverFile": {"name": SERVER_FILE},
     }
     env = {
         **os.environ,
@@ -244,8 +248,10 @@ def test_panel_in_jupyterlab(lab: Lab) -> None:
     assert dropped["checksumSha256"] == hashlib.sha256(DROPPED).hexdigest()
     assert dropped["contentType"] == "image/png" and (dropped["width"], dropped["height"]) == (150, 100)
 
-    # The description edited and saved in the detail view.
-    assert api.get(f"/api/v1/assets/{edited['id']}").json()["data"]["description"] == EDITED_DESCRIPTION
+    # The description edited and saved in the detail view, and the asset made private there.
+    edited_now = api.get(f"/api/v1/assets/{edited['id']}").json()["data"]
+    assert edited_now["description"] == EDITED_DESCRIPTION
+    assert edited_now["isPublic"] is False and edited_now["publicUrl"] is None
 
     # The watermark run from the skill form is the asset's latest execution, and it changed the bytes.
     after = api.get(f"/api/v1/assets/{watermarked['id']}").json()["data"]
@@ -258,12 +264,21 @@ def test_panel_in_jupyterlab(lab: Lab) -> None:
     response = api.get(f"/api/v1/assets/{deleted['id']}")
     assert response.status_code == 404 and response.json()["error"]["code"] == "asset_not_found"
 
-    # Everything else is still there: 5 seeded + 1 dropped - 1 deleted.
+    # The server file added from the file browser's context menu, byte for byte.
+    response = api.get("/api/v1/assets", params={"q": SERVER_FILE})
+    (listed,) = response.json()["data"]["items"]
+    added = api.get(f"/api/v1/assets/{listed['id']}").json()["data"]
+    assert added["originalFileName"] == SERVER_FILE and added["contentType"] == "image/jpeg"
+    assert added["checksumSha256"] == hashlib.sha256(SERVER_FILE_BYTES).hexdigest()
+
+    # Everything else is still there: 5 seeded + 1 dropped + 1 from the file browser - 1 deleted.
     response = api.get("/api/v1/assets", params={"pageSize": 100})
-    assert response.json()["data"]["total"] == len(SEED)
+    assert response.json()["data"]["total"] == len(SEED) + 1
 
     # The card dropped on the notebook's Markdown cell, saved to disk.
     notebook = nbformat.read(lab.notebooks / "drop.ipynb", as_version=4)
+    assert [cell.cell_type for cell in notebook.cells] == ["markdown", "code"], notebook.cells
+    assert notebook.cells[1].source.strip() == f'client.get("{dragged["id"]}")'
     markdown = [cell for cell in notebook.cells if cell.cell_type == "markdown"]
     assert markdown and notebook.cells[0].cell_type == "markdown", notebook.cells
     source = markdown[0].source

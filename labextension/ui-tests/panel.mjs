@@ -68,6 +68,7 @@ const browser = await chromium.launch({
   ]
 });
 const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: new URL(LAB_URL).origin });
 const page = await context.newPage();
 page.setDefaultTimeout(TIMEOUT);
 
@@ -122,8 +123,13 @@ const grid = page.locator(tid('assets-grid'));
 const cards = `${tid('assets-grid')} ${tid('asset-card')}`;
 const detail = page.locator(tid('asset-detail'));
 
-async function openDetail(id) {
-  await page.locator(card(id)).click();
+async function openDetail(id, { keyboard = false } = {}) {
+  if (keyboard) {
+    await page.locator(card(id)).focus();
+    await page.keyboard.press('Enter');
+  } else {
+    await page.locator(card(id)).click();
+  }
   await page.locator(`${tid('asset-detail')}[data-asset-id="${id}"]`).waitFor({ state: 'visible' });
 }
 
@@ -219,13 +225,21 @@ try {
     await waitForCount(cards, PLAN.seededCount + 1);
   });
 
-  await step('the detail view edits the description', async () => {
-    await openDetail(PLAN.edit.id);
+  await step('the detail view, opened from the keyboard, edits the description and the visibility', async () => {
+    await openDetail(PLAN.edit.id, { keyboard: true });
     await page.locator(tid('asset-preview')).waitFor({ state: 'visible' });
     const description = page.locator(tid('asset-description'));
     await description.fill(PLAN.edit.description);
     await page.locator(tid('asset-save')).click();
     await until('the description saved', async () => (await asset(PLAN.edit.id))?.description === PLAN.edit.description);
+    const visibility = page.locator(tid('asset-public'));
+    assert.equal(await visibility.isChecked(), true);
+    await visibility.uncheck();
+    await until('the asset private on the server', async () => (await asset(PLAN.edit.id))?.isPublic === false);
+    // The copied URL of a private asset is its authenticated content URL.
+    await page.locator(tid('asset-copy-url')).click();
+    const copied = await page.evaluate(() => navigator.clipboard.readText());
+    assert.equal(copied, `${LAB_URL}api/v1/assets/${PLAN.edit.id}/content`);
     await backToGrid();
   });
 
@@ -267,6 +281,9 @@ try {
     await page.evaluate(async () => {
       const panel = window.jupyterapp.shell.currentWidget;
       await panel.context.ready;
+      // The kernel's first answer writes language_info into the notebook's metadata: let that happen before the
+      // edits, so that it cannot make the notebook dirty again after the save below.
+      await panel.sessionContext.ready;
       panel.content.activeCellIndex = 0;
     });
     await runCommand('notebook:change-cell-to-markdown');
@@ -294,14 +311,46 @@ try {
     await page.waitForFunction(img => img.complete && img.naturalWidth > 0, await image.elementHandle());
   });
 
+  await step('a card dragged onto a code cell inserts client.get', async () => {
+    await runCommand('notebook:insert-cell-below');
+    await page.waitForFunction(
+      () => window.jupyterapp.shell.currentWidget.content.widgets[1]?.model.type === 'code'
+    );
+    const editor = '.jp-NotebookPanel .jp-Notebook .jp-Cell.jp-CodeCell .jp-InputArea-editor';
+    await page.locator(editor).first().waitFor({ state: 'visible' });
+    await page.dragAndDrop(card(PLAN.drag.id), editor);
+    const source = await page.waitForFunction(
+      () => window.jupyterapp.shell.currentWidget.content.widgets[1].model.sharedModel.getSource() || null
+    ).then(handle => handle.jsonValue());
+    assert.equal(source.trim(), `client.get("${PLAN.drag.id}")`);
+  });
+
   await step('the notebook is saved', async () => {
     await runCommand('docmanager:save');
-    await page.waitForFunction(() => window.jupyterapp.shell.currentWidget.context.model.dirty === false);
     await until('the saved notebook on the server', async () => {
       const { body } = await api(`api/contents/${PLAN.notebook}?content=1`);
-      const first = body?.content?.cells?.[0];
-      return first?.cell_type === 'markdown' && first.source.includes('![');
+      const cells = body?.content?.cells ?? [];
+      return cells[0]?.source.includes('![') && cells[1]?.source.includes('client.get(');
     });
+  });
+
+  await step("the file browser's context menu adds a server file to the library", async () => {
+    await page.locator('.jp-SideBar .lm-TabBar-tab[data-id="filebrowser"]').click();
+    const item = page.locator('.jp-DirListing-item', {
+      has: page.locator('.jp-DirListing-itemText', { hasText: PLAN.serverFile.name })
+    });
+    await item.click({ button: 'right' });
+    await page.locator('.lm-Menu-item', { hasText: 'Add to asset library' }).click();
+    await panel.waitFor({ state: 'visible' }); // the panel shows itself with the upload's progress
+    const row = page.locator(`${tid('upload-item')}`, { hasText: PLAN.serverFile.name });
+    await page.waitForFunction(
+      ([selector, name]) =>
+        [...document.querySelectorAll(selector)].some(
+          element => element.textContent.includes(name) && ['done', 'error'].includes(element.dataset.state)
+        ),
+      [tid('upload-item'), PLAN.serverFile.name]
+    );
+    assert.equal(await row.getAttribute('data-state'), 'done', `upload failed: ${await row.textContent()}`);
   });
 
   await step('no console errors', async () => {
