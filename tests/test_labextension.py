@@ -216,6 +216,8 @@ def test_panel_in_jupyterlab(lab: Lab) -> None:
         "seededCount": len(SEED),
         "search": {"term": "harbour", "expectedId": dragged["id"]},
         "drop": {"path": str(drop_file), "name": DROPPED_NAME, "type": "image/png"},
+        # HTML in a file that says it is a PNG: refused, and the row says why.
+        "refusedDrop": {"name": "not-an-image.png", "text": "<html>nope</html>", "code": "asset_content_type_mismatch"},
         "edit": {"id": edited["id"], "description": EDITED_DESCRIPTION},
         "skill": {"id": watermarked["id"], "name": "watermark", "text": WATERMARK_TEXT},
         "delete": {"id": deleted["id"]},
@@ -247,6 +249,9 @@ def test_panel_in_jupyterlab(lab: Lab) -> None:
     assert dropped["size"] == len(DROPPED)
     assert dropped["checksumSha256"] == hashlib.sha256(DROPPED).hexdigest()
     assert dropped["contentType"] == "image/png" and (dropped["width"], dropped["height"]) == (150, 100)
+
+    # The refused file left nothing behind.
+    assert api.get("/api/v1/assets", params={"q": "not-an-image"}).json()["data"]["total"] == 0
 
     # The description edited and saved in the detail view, and the asset made private there.
     edited_now = api.get(f"/api/v1/assets/{edited['id']}").json()["data"]
