@@ -47,6 +47,7 @@ SEED = [
     ("mountain-lake.png", png_bytes(64, 64, noise=True), "image/png", False, "A private mountain lake", "A lake"),
     ("obsolete-diagram.png", png_bytes(72, 48, (90, 160, 90)), "image/png", True, "To be deleted", "A diagram"),
 ]  # fmt: skip
+BASE_URL = "/user/tester/"
 DROPPED_NAME = "desktop-drop.png"
 DROPPED = png_bytes(150, 100, noise=True)  # noise: a size no other image here has
 SERVER_FILE = "on-the-server.jpg"  # in the notebooks folder, added from the file browser's context menu
@@ -95,7 +96,7 @@ def jupyter_env(home: Path, **extra: str) -> dict[str, str]:
 
 @dataclass
 class Lab:
-    url: str  # http://127.0.0.1:<port>/ (base URL "/")
+    url: str  # http://127.0.0.1:<port>/user/tester/ (the server's base URL, as behind JupyterHub)
     token: str
     notebooks: Path
     library: Path
@@ -152,11 +153,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     (notebooks / SERVER_FILE).write_bytes(SERVER_FILE_BYTES)
     token = secrets.token_hex(24)
     port = free_port()
-    url = f"http://127.0.0.1:{port}/"
+    # Under a prefix, as JupyterHub serves a user's server: every URL the panel makes must carry it.
+    url = f"http://127.0.0.1:{port}{BASE_URL}"
     command = [
         sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
         f"--IdentityProvider.token={token}", "--allow-root", f"--ServerApp.root_dir={notebooks}",
-        "--LabApp.expose_app_in_browser=True",
+        "--LabApp.expose_app_in_browser=True", f"--ServerApp.base_url={BASE_URL}",
     ]  # fmt: skip
     env = jupyter_env(base / "jupyter", JUPYTER_ASSETS_ROOT=str(library))
     log_path = base / "jupyterlab.log"
