@@ -26,54 +26,16 @@ from jupyter_assets.processing import Job, WorkerPool
 from jupyter_assets.service import AssetService, ServiceConfig, UploadForm
 from jupyter_assets.skills.models import ModelHub, ModelSettings
 
-from conftest import JWT_SECRET, Api, StandaloneServer, assert_error, free_port, png_bytes, server_env
-
-TINY_CLIP = {
-    "embed_dim": 64,
-    "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 16, "head_width": 32},
-    "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
-}
-TINY_COCA = {
-    "embed_dim": 64,
-    "vision_cfg": {
-        **TINY_CLIP["vision_cfg"],
-        "attentional_pool": True,
-        "attn_pooler_heads": 2,
-        "output_tokens": True,
-    },
-    "text_cfg": {**TINY_CLIP["text_cfg"], "embed_cls": True, "output_tokens": True},
-    "multimodal_cfg": {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
-    "custom_text": True,
-}
-
-
-@pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Configs and checkpoints of a tiny CLIP and a tiny CoCa, as a user would point the settings at them."""
-    import open_clip
-    import torch
-
-    folder = tmp_path_factory.mktemp("models")
-    paths = {}
-    for name, config in (("tiny-clip", TINY_CLIP), ("tiny-coca", TINY_COCA)):
-        config_path = folder / f"{name}.json"
-        config_path.write_text(json.dumps(config))
-        open_clip.add_model_config(config_path)
-        torch.manual_seed(0)
-        checkpoint = folder / f"{name}.pt"
-        torch.save(open_clip.create_model(name).state_dict(), checkpoint)
-        paths[name] = str(config_path)
-        paths[f"{name}-weights"] = str(checkpoint)
-    return paths
-
-
-def model_env(tiny_models: dict[str, str], caption: bool = True) -> dict[str, str]:
-    return {
-        "JUPYTER_ASSETS_CLIP_MODEL": tiny_models["tiny-clip"],
-        "JUPYTER_ASSETS_CLIP_PRETRAINED": tiny_models["tiny-clip-weights"],
-        "JUPYTER_ASSETS_CAPTION_MODEL": tiny_models["tiny-coca"],
-        "JUPYTER_ASSETS_CAPTION_PRETRAINED": tiny_models["tiny-coca-weights"] if caption else "",
-    }
+from conftest import (
+    JWT_SECRET,
+    Api,
+    StandaloneServer,
+    assert_error,
+    free_port,
+    model_env,
+    png_bytes,
+    server_env,
+)
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ import pytest
 import requests
 from PIL import Image, ImageStat
 
-from conftest import REPO, Api, free_port, jpeg_bytes, png_bytes
+from conftest import REPO, Api, free_port, jpeg_bytes, model_env, png_bytes
 
 LABEXTENSION = REPO / "labextension"
 UI_TESTS = LABEXTENSION / "ui-tests"
@@ -85,7 +85,7 @@ def jupyter_env(home: Path, **extra: str) -> dict[str, str]:
         JUPYTER_CONFIG_DIR=str(home / "config"),
         JUPYTER_DATA_DIR=str(home / "data"),
         JUPYTER_RUNTIME_DIR=str(home / "runtime"),
-        # No AI model: an unset caption weight would be downloaded (slow, and offline here).
+        # No AI model unless the caller names one: a default weight would be downloaded (slow, and offline here).
         JUPYTER_ASSETS_CLIP_PRETRAINED="",
         JUPYTER_ASSETS_CAPTION_PRETRAINED="",
         PYTHONUNBUFFERED="1",
@@ -141,8 +141,9 @@ def stop(process: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    """A real JupyterLab with the extension, a seeded library, and an empty notebook ``drop.ipynb``."""
+def lab(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str, str]) -> Iterator[Lab]:
+    """A real JupyterLab with the extension, a seeded library (embedded and tagged by a tiny CLIP model, so that
+    search by meaning works), and an empty notebook ``drop.ipynb``."""
     require_browser_tooling()
     base = tmp_path_factory.mktemp("lab")
     notebooks, library = base / "notebooks", base / "library"
@@ -160,7 +161,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         f"--IdentityProvider.token={token}", "--allow-root", f"--ServerApp.root_dir={notebooks}",
         "--LabApp.expose_app_in_browser=True", f"--ServerApp.base_url={BASE_URL}",
     ]  # fmt: skip
-    env = jupyter_env(base / "jupyter", JUPYTER_ASSETS_ROOT=str(library))
+    env = jupyter_env(base / "jupyter", JUPYTER_ASSETS_ROOT=str(library), **model_env(tiny_models, caption=False))
     log_path = base / "jupyterlab.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=notebooks)
@@ -178,6 +179,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         yield running
     finally:
         stop(process)
+
+
+def tags_of(asset: dict) -> list[dict]:
+    (result,) = [r for r in asset["structuredResults"] if r["kind"] == "tags"]
+    return json.loads(result["payloadJson"])["tags"]
 
 
 def run_node(script: Path, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
@@ -217,6 +223,9 @@ def test_panel_in_jupyterlab(lab: Lab) -> None:
     plan = {
         "seededCount": len(SEED),
         "search": {"term": "harbour", "expectedId": dragged["id"]},
+        # No description holds these words, so only a search by meaning (every asset has an embedding) finds any.
+        "meaning": {"text": "a harbour at sunset"},
+        "tags": {"id": edited["id"], "labels": [tag["label"] for tag in tags_of(edited)]},
         "drop": {"path": str(drop_file), "name": DROPPED_NAME, "type": "image/png"},
         # HTML in a file that says it is a PNG: refused, and the row says why.
         "refusedDrop": {"name": "not-an-image.png", "text": "<html>nope</html>", "code": "asset_content_type_mismatch"},

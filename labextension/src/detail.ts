@@ -196,6 +196,9 @@ export class AssetDetail {
     }
     this.publicInput.checked = asset.isPublic;
 
+    // A list item carries no results or derivatives: until the full asset arrives, say so rather than "none".
+    const loading = asset.structuredResults === undefined;
+    const none = (text: string) => (loading ? 'Loading…' : text);
     const tags = tagsOf(asset.structuredResults);
     this.tagsEl.replaceChildren(
       ...(tags.length
@@ -206,10 +209,10 @@ export class AssetDetail {
               tag.score === null ? tag.label : `${tag.label} ${tag.score.toFixed(2)}`
             )
           )
-        : [h('span', { class: 'jp-AssetDetail-hint' }, 'No tags.')])
+        : [h('span', { class: 'jp-AssetDetail-hint' }, none('No tags.'))])
     );
     const caption = captionOf(asset.structuredResults);
-    this.captionEl.textContent = caption ?? 'No caption.';
+    this.captionEl.textContent = caption ?? none('No caption.');
     this.captionEl.classList.toggle('jp-AssetDetail-hint', caption === null);
 
     const derivatives = asset.derivatives ?? [];
@@ -223,7 +226,7 @@ export class AssetDetail {
               d.publicUrl && h('a', { href: d.publicUrl, target: '_blank', rel: 'noopener' }, 'open')
             )
           )
-        : [h('li', { class: 'jp-AssetDetail-hint' }, 'None.')])
+        : [h('li', { class: 'jp-AssetDetail-hint' }, none('None.'))])
     );
 
     const run = asset.latestExecutionSummary;
@@ -238,7 +241,7 @@ export class AssetDetail {
             ),
             stepList(run.steps.map(s => ({ name: s.stepName, succeeded: s.succeeded, errorMessage: s.errorMessage })))
           ]
-        : [h('span', { class: 'jp-AssetDetail-hint' }, 'No runs yet.')])
+        : [h('span', { class: 'jp-AssetDetail-hint' }, none('No runs yet.'))])
     );
 
     // Enrichment still running: look again, as the grid does.

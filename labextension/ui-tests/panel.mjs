@@ -190,6 +190,21 @@ try {
     await waitForCount(cards, PLAN.seededCount);
   });
 
+  await step('a search by meaning ranks the library', async () => {
+    const byMeaning = page.locator(tid('assets-by-meaning'));
+    const search = page.locator(tid('assets-search'));
+    await search.fill(PLAN.meaning.text);
+    await search.press('Enter');
+    await waitForCount(cards, 0); // by name: no description holds these words
+    await byMeaning.check();
+    await waitForCount(cards, PLAN.seededCount); // by meaning: every asset, ranked
+    assert.equal((await page.locator(tid('assets-message')).textContent()).trim(), '');
+    await byMeaning.uncheck();
+    await search.fill('');
+    await search.press('Enter');
+    await waitForCount(cards, PLAN.seededCount);
+  });
+
   await step('screenshots in the light and the dark theme', async () => {
     await waitForTheme('JupyterLab Light');
     await panel.screenshot({ path: path.join(ARTIFACTS, 'panel-light.png') });
@@ -242,6 +257,12 @@ try {
   await step('the detail view, opened from the keyboard, edits the description and the visibility', async () => {
     await openDetail(PLAN.edit.id, { keyboard: true });
     await page.locator(tid('asset-preview')).waitFor({ state: 'visible' });
+    // The zero-shot tags of the enrichment, once the full asset has loaded.
+    assert.ok(PLAN.tags.labels.length > 0);
+    await page.waitForFunction(
+      ([selector, labels]) => labels.every(label => document.querySelector(selector)?.textContent.includes(label)),
+      [tid('asset-tags'), PLAN.tags.labels]
+    );
     const description = page.locator(tid('asset-description'));
     await description.fill(PLAN.edit.description);
     await page.locator(tid('asset-save')).click();
