@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -360,3 +361,35 @@ def model_env(tiny_models: dict[str, str], caption: bool = True) -> dict[str, st
         "JUPYTER_ASSETS_CAPTION_MODEL": tiny_models["tiny-coca"],
         "JUPYTER_ASSETS_CAPTION_PRETRAINED": tiny_models["tiny-coca-weights"] if caption else "",
     }
+
+
+# -- S3 -----------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    """A real S3-compatible HTTP server (moto) on a loopback port, for one test module."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+def plain_s3_client(endpoint: str, region: str, access_key: str, secret_key: str) -> Any:
+    """A plain boto3 client (path-style), to make buckets and check what is really in them."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        config=Config(s3={"addressing_style": "path"}),
+    )

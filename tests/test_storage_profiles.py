@@ -19,8 +19,6 @@ import duckdb
 import jwt
 import pytest
 import requests
-from botocore.config import Config
-from moto.server import ThreadedMotoServer
 
 from conftest import (
     ADMIN_KEY,
@@ -29,6 +27,7 @@ from conftest import (
     StandaloneServer,
     assert_error,
     free_port,
+    plain_s3_client,
     png_bytes,
     server_env,
     stored_files,
@@ -225,27 +224,9 @@ def bucket_keys(raw: Any, bucket: str, prefix: str = "") -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    port = free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    moto.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        moto.stop()
-
-
-@pytest.fixture(scope="module")
 def raw(moto_endpoint: str) -> Any:
     """A plain boto3 client, to make buckets and check what is really in them."""
-    return boto3.client(
-        "s3",
-        endpoint_url=moto_endpoint,
-        region_name=REGION,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-        config=Config(s3={"addressing_style": "path"}),
-    )
+    return plain_s3_client(moto_endpoint, REGION, ACCESS_KEY, SECRET_KEY)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import hashlib
 import json
 import logging
 import os
-import socket
 import threading
 import time
 import uuid
@@ -17,12 +16,12 @@ from typing import Any
 import boto3
 import pytest
 import requests
-from botocore.config import Config
 from botocore.exceptions import ClientError
-from moto.server import ThreadedMotoServer
 
 from jupyter_assets.errors import ERROR_CODES, ApiError
 from jupyter_assets.storage.s3 import S3Storage
+
+from conftest import free_port, plain_s3_client
 
 REGION = "us-east-1"
 ACCESS_KEY = "test-access-key"
@@ -31,34 +30,10 @@ SECRET_KEY = "s3cr3t-Zq8vW2xK9pL4mN7bR1tY6uE3iO0aS5dF"
 MiB = 1024 * 1024
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-
-
 @pytest.fixture
-def raw(endpoint: str) -> Any:
+def raw(moto_endpoint: str) -> Any:
     """A plain boto3 client, to check what is really in the bucket."""
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-        config=Config(s3={"addressing_style": "path"}),
-    )
+    return plain_s3_client(moto_endpoint, REGION, ACCESS_KEY, SECRET_KEY)
 
 
 @pytest.fixture
@@ -68,17 +43,17 @@ def bucket(raw: Any) -> str:
     return name
 
 
-def make_storage(endpoint: str, bucket: str, **options: Any) -> S3Storage:
-    return S3Storage(endpoint, bucket, REGION, access_key=ACCESS_KEY, secret_key=SECRET_KEY, **options)
+def make_storage(moto_endpoint: str, bucket: str, **options: Any) -> S3Storage:
+    return S3Storage(moto_endpoint, bucket, REGION, access_key=ACCESS_KEY, secret_key=SECRET_KEY, **options)
 
 
 @pytest.fixture
-def storage(endpoint: str, bucket: str) -> S3Storage:
-    return make_storage(endpoint, bucket)
+def storage(moto_endpoint: str, bucket: str) -> S3Storage:
+    return make_storage(moto_endpoint, bucket)
 
 
-def configuration(endpoint: str, bucket: str, **overrides: Any) -> dict[str, Any]:
-    return {"endpoint": endpoint, "bucket": bucket, "region": REGION, **overrides}
+def configuration(moto_endpoint: str, bucket: str, **overrides: Any) -> dict[str, Any]:
+    return {"endpoint": moto_endpoint, "bucket": bucket, "region": REGION, **overrides}
 
 
 SECRETS = {"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}
@@ -171,8 +146,8 @@ def test_delete_removes_the_object_and_a_missing_one_is_fine(storage: S3Storage,
     storage.delete("never/was.png")
 
 
-def test_prefix_puts_objects_under_it(endpoint: str, bucket: str, raw: Any, tmp_path: Path) -> None:
-    storage = make_storage(endpoint, bucket, prefix="/tenant-a/images/")
+def test_prefix_puts_objects_under_it(moto_endpoint: str, bucket: str, raw: Any, tmp_path: Path) -> None:
+    storage = make_storage(moto_endpoint, bucket, prefix="/tenant-a/images/")
     storage.put_bytes("2026/03/04/one.png", b"one")
     source = tmp_path / "two"
     source.write_bytes(b"two")
@@ -187,8 +162,8 @@ def test_prefix_puts_objects_under_it(endpoint: str, bucket: str, raw: Any, tmp_
     ]
 
 
-def test_large_file_goes_up_in_parts(endpoint: str, bucket: str, raw: Any, tmp_path: Path) -> None:
-    storage = make_storage(endpoint, bucket, multipart_threshold=5 * MiB)
+def test_large_file_goes_up_in_parts(moto_endpoint: str, bucket: str, raw: Any, tmp_path: Path) -> None:
+    storage = make_storage(moto_endpoint, bucket, multipart_threshold=5 * MiB)
     data = os.urandom(12 * MiB)
     source = tmp_path / "big.bin"
     source.write_bytes(data)
@@ -230,12 +205,12 @@ def test_concurrent_use_from_threads(storage: S3Storage) -> None:
 # -- URLs -----------------------------------------------------------------------------------------------------
 
 
-def test_presigned_url_downloads_without_credentials(endpoint: str, bucket: str) -> None:
-    storage = make_storage(endpoint, bucket, prefix="p", presign_seconds=120)
+def test_presigned_url_downloads_without_credentials(moto_endpoint: str, bucket: str) -> None:
+    storage = make_storage(moto_endpoint, bucket, prefix="p", presign_seconds=120)
     data = os.urandom(4096)
     storage.put_bytes("2026/05/06/pic ture.png", data)
     url = storage.presigned_url("2026/05/06/pic ture.png")
-    assert url.startswith(f"{endpoint}/{bucket}/p/2026/05/06/pic%20ture.png?")
+    assert url.startswith(f"{moto_endpoint}/{bucket}/p/2026/05/06/pic%20ture.png?")
     assert "X-Amz-Expires=120" in url
     assert SECRET_KEY not in url
     response = requests.get(url, timeout=10)  # plain HTTP: no credentials, no signing
@@ -245,11 +220,11 @@ def test_presigned_url_downloads_without_credentials(endpoint: str, bucket: str)
     assert missing.status_code == 404
 
 
-def test_public_url(endpoint: str, bucket: str) -> None:
-    assert make_storage(endpoint, bucket).public_url("2026/01/01/a.png") is None
-    storage = make_storage(endpoint, bucket, public_base_url="https://cdn.example.com/assets/")
+def test_public_url(moto_endpoint: str, bucket: str) -> None:
+    assert make_storage(moto_endpoint, bucket).public_url("2026/01/01/a.png") is None
+    storage = make_storage(moto_endpoint, bucket, public_base_url="https://cdn.example.com/assets/")
     assert storage.public_url("2026/01/01/a b#c.png") == "https://cdn.example.com/assets/2026/01/01/a%20b%23c.png"
-    prefixed = make_storage(endpoint, bucket, prefix="tenant", public_base_url="https://cdn.example.com")
+    prefixed = make_storage(moto_endpoint, bucket, prefix="tenant", public_base_url="https://cdn.example.com")
     assert prefixed.public_url("2026/01/01/a.png") == "https://cdn.example.com/tenant/2026/01/01/a.png"
 
 
@@ -276,10 +251,10 @@ def test_unsafe_keys_are_refused(storage: S3Storage, key: str, tmp_path: Path) -
 # -- configuration --------------------------------------------------------------------------------------------
 
 
-def test_from_configuration_round_trip(endpoint: str, bucket: str, raw: Any) -> None:
+def test_from_configuration_round_trip(moto_endpoint: str, bucket: str, raw: Any) -> None:
     storage = S3Storage.from_configuration(
         configuration(
-            endpoint,
+            moto_endpoint,
             bucket,
             prefix="cfg",
             forcePathStyle=True,
@@ -295,13 +270,13 @@ def test_from_configuration_round_trip(endpoint: str, bucket: str, raw: Any) -> 
     assert "X-Amz-Expires=60" in storage.presigned_url("2026/01/01/x.png")
 
 
-def test_from_configuration_defaults(endpoint: str, bucket: str) -> None:
-    storage = S3Storage.from_configuration(configuration(endpoint, bucket), SECRETS)
+def test_from_configuration_defaults(moto_endpoint: str, bucket: str) -> None:
+    storage = S3Storage.from_configuration(configuration(moto_endpoint, bucket), SECRETS)
     assert storage.prefix == ""
     assert storage.public_base_url is None
     assert storage.presign_seconds == 3600
     assert storage._client.meta.config.s3 == {"addressing_style": "path"}
-    virtual = S3Storage.from_configuration(configuration(endpoint, bucket, forcePathStyle=False), SECRETS)
+    virtual = S3Storage.from_configuration(configuration(moto_endpoint, bucket, forcePathStyle=False), SECRETS)
     assert virtual._client.meta.config.s3 == {"addressing_style": "virtual"}
 
 
@@ -406,9 +381,9 @@ def test_endpoint_down_is_unavailable_quickly(tmp_path: Path, caplog: pytest.Log
         assert_secret_absent(caught.value, caplog)
 
 
-def test_missing_bucket(endpoint: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_missing_bucket(moto_endpoint: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    storage = make_storage(endpoint, f"no-such-bucket-{uuid.uuid4().hex[:8]}")
+    storage = make_storage(moto_endpoint, f"no-such-bucket-{uuid.uuid4().hex[:8]}")
     for operation in every_operation(storage, tmp_path):
         with pytest.raises(ApiError) as caught:
             operation()
@@ -418,35 +393,35 @@ def test_missing_bucket(endpoint: str, tmp_path: Path, caplog: pytest.LogCapture
 
 
 @pytest.fixture
-def moto_checks_credentials(endpoint: str, raw: Any) -> Iterator[tuple[str, str]]:
+def moto_checks_credentials(moto_endpoint: str, raw: Any) -> Iterator[tuple[str, str]]:
     """Turn on moto's request authentication (off by default) for one test, with one real IAM access key."""
     iam = boto3.client(
-        "iam", endpoint_url=endpoint, region_name=REGION, aws_access_key_id="x", aws_secret_access_key="y"
+        "iam", endpoint_url=moto_endpoint, region_name=REGION, aws_access_key_id="x", aws_secret_access_key="y"
     )
     user = f"user-{uuid.uuid4().hex[:8]}"
     iam.create_user(UserName=user)
     policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
     iam.put_user_policy(UserName=user, PolicyName="s3", PolicyDocument=json.dumps(policy))
     key = iam.create_access_key(UserName=user)["AccessKey"]
-    requests.post(f"{endpoint}/moto-api/reset-auth", data=b"0", timeout=10).raise_for_status()
+    requests.post(f"{moto_endpoint}/moto-api/reset-auth", data=b"0", timeout=10).raise_for_status()
     try:
         yield key["AccessKeyId"], key["SecretAccessKey"]
     finally:
-        requests.post(f"{endpoint}/moto-api/reset-auth", data=b"inf", timeout=10).raise_for_status()
+        requests.post(f"{moto_endpoint}/moto-api/reset-auth", data=b"inf", timeout=10).raise_for_status()
 
 
 def test_valid_credentials_pass_when_checked(
-    endpoint: str, bucket: str, moto_checks_credentials: tuple[str, str]
+    moto_endpoint: str, bucket: str, moto_checks_credentials: tuple[str, str]
 ) -> None:
     access_key, secret_key = moto_checks_credentials
-    storage = S3Storage(endpoint, bucket, REGION, access_key=access_key, secret_key=secret_key)
+    storage = S3Storage(moto_endpoint, bucket, REGION, access_key=access_key, secret_key=secret_key)
     storage.put_bytes("ok.png", b"checked")
     assert storage.read("ok.png") == b"checked"
 
 
 @pytest.mark.parametrize("wrong", ["unknown-access-key", "wrong-secret"])
 def test_wrong_credentials_are_access_denied(
-    endpoint: str,
+    moto_endpoint: str,
     bucket: str,
     tmp_path: Path,
     moto_checks_credentials: tuple[str, str],
@@ -457,7 +432,7 @@ def test_wrong_credentials_are_access_denied(
     access_key, _ = moto_checks_credentials
     if wrong == "unknown-access-key":
         access_key = "AKIAUNKNOWNUNKNOWN00"
-    storage = S3Storage(endpoint, bucket, REGION, access_key=access_key, secret_key=SECRET_KEY)
+    storage = S3Storage(moto_endpoint, bucket, REGION, access_key=access_key, secret_key=SECRET_KEY)
     for operation in every_operation(storage, tmp_path):
         with pytest.raises(ApiError) as caught:
             operation()
@@ -467,21 +442,21 @@ def test_wrong_credentials_are_access_denied(
 
 
 def test_without_keys_the_standard_chain_is_used(
-    endpoint: str, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    moto_endpoint: str, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     isolate_credentials(monkeypatch, tmp_path)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-    storage = S3Storage.from_configuration(configuration(endpoint, bucket), {})
+    storage = S3Storage.from_configuration(configuration(moto_endpoint, bucket), {})
     storage.put_bytes("chain.png", b"from the environment")
     assert storage.read("chain.png") == b"from the environment"
 
 
 def test_no_credentials_anywhere_is_access_denied(
-    endpoint: str, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    moto_endpoint: str, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     isolate_credentials(monkeypatch, tmp_path)
-    storage = S3Storage(endpoint, bucket, REGION)
+    storage = S3Storage(moto_endpoint, bucket, REGION)
     with pytest.raises(ApiError) as caught:
         storage.read("a.png")
     assert caught.value.code == "storage_provider_access_denied"
