@@ -63,6 +63,54 @@ def fmt_ratio(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}x"
 
 
+def fmt_number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
+
+
+def process_cpu_seconds(process: Any) -> float:
+    """User+system CPU seconds of a server process (a psutil.Process) and its children."""
+    import psutil
+
+    total = 0.0
+    for proc in [process, *process.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def load_row(results: list[Any]) -> dict[str, Any]:
+    """Throughput, latency and errors over the rounds of one load target (each result has ok, errors,
+    bytes_sent, latencies_ms, error_samples and elapsed_s)."""
+    ok = sum(r.ok for r in results)
+    elapsed = sum(r.elapsed_s for r in results)
+    latencies = [x for r in results for x in r.latencies_ms]
+    return {
+        "requests_per_s": ok / elapsed if elapsed else 0.0,
+        "mb_per_s": sum(r.bytes_sent for r in results) / elapsed / 1e6 if elapsed else 0.0,
+        "p50_ms": percentile(latencies, 50) if latencies else None,
+        "p95_ms": percentile(latencies, 95) if latencies else None,
+        "ok": ok,
+        "errors": sum(r.errors for r in results),
+        "error_samples": [s for r in results for s in r.error_samples][:5],
+        "per_round_requests_per_s": [r.ok / r.elapsed_s for r in results if r.elapsed_s],
+    }
+
+
+def print_suspicious_log_lines(name: str, log_path: Path) -> None:
+    """Tracebacks, errors and 500s in a server's log, the first few of them."""
+    if not log_path.exists():
+        return
+    words = ("Traceback", "ERROR", "Error", " 500 ", "Exception")
+    lines = [line for line in log_path.read_text(errors="replace").splitlines() if any(w in line for w in words)]
+    if lines:
+        print(f"  {name} log: {len(lines)} suspicious line(s), first ones:")
+        for line in lines[:8]:
+            print(f"    {line[:300]}")
+
+
 class ServerProcess:
     """A server started as a subprocess, its output in a log file; waits until a URL answers 200."""
 

@@ -41,9 +41,20 @@ from typing import Any
 
 import boto3
 import psutil
-from benchlib import LOOPBACK, ServerProcess, fmt_ratio, free_port, percentile, tool, write_json
+from benchlib import (
+    LOOPBACK,
+    ServerProcess,
+    fmt_number,
+    fmt_ratio,
+    free_port,
+    load_row,
+    print_suspicious_log_lines,
+    process_cpu_seconds,
+    tool,
+    write_json,
+)
 from botocore.config import Config
-from upload_throughput import MULTIPART_TYPE, _suspicious, make_pngs, multipart_body
+from upload_throughput import MULTIPART_TYPE, make_pngs, multipart_body
 
 API_KEY = "bench-key"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -118,28 +129,16 @@ def drive(target: Target, clients: int, duration: float, ours: psutil.Process, m
     threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
     for thread in threads:
         thread.start()
-    ours_before, moto_before = _cpu(ours), _cpu(moto)
+    ours_before, moto_before = process_cpu_seconds(ours), process_cpu_seconds(moto)
     started = time.perf_counter()
     deadline_holder.append(started + duration)
     start_barrier.wait()
     for thread in threads:
         thread.join()
     result.elapsed_s = time.perf_counter() - started
-    result.ours_cpu_s = _cpu(ours) - ours_before
-    result.moto_cpu_s = _cpu(moto) - moto_before
+    result.ours_cpu_s = process_cpu_seconds(ours) - ours_before
+    result.moto_cpu_s = process_cpu_seconds(moto) - moto_before
     return result
-
-
-def _cpu(process: psutil.Process) -> float:
-    """User+system CPU seconds of a server process and its children."""
-    total = 0.0
-    for proc in [process, *process.children(recursive=True)]:
-        try:
-            times = proc.cpu_times()
-        except psutil.Error:
-            continue
-        total += times.user + times.system
-    return total
 
 
 def ours_target(port: int, pngs: list[bytes]) -> Target:
@@ -325,12 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for server in reversed(servers):
             server.stop()
-        if ours.log_path.exists():
-            lines = [line for line in ours.log_path.read_text(errors="replace").splitlines() if _suspicious(line)]
-            if lines:
-                print(f"  ours log: {len(lines)} suspicious line(s), first ones:")
-                for line in lines[:8]:
-                    print(f"    {line[:300]}")
+        print_suspicious_log_lines("ours", ours.log_path)
         if args.workdir:
             print(f"  logs kept in {work}")
         else:
@@ -348,31 +342,19 @@ def summarize(targets: list[Target], args: argparse.Namespace, duration: float, 
     print(header)
     print("-" * len(header))
     for target in targets:
-        ok = sum(r.ok for r in target.results)
-        errors = sum(r.errors for r in target.results)
-        elapsed = sum(r.elapsed_s for r in target.results)
-        latencies = [x for r in target.results for x in r.latencies_ms]
-        sent = sum(r.bytes_sent for r in target.results)
+        row = load_row(target.results)
+        ok, errors = row["ok"], row["errors"]
         ours_cpu = sum(r.ours_cpu_s for r in target.results)
         moto_cpu = sum(r.moto_cpu_s for r in target.results)
-        row = {
-            "requests_per_s": ok / elapsed if elapsed else 0.0,
-            "mb_per_s": sent / elapsed / 1e6 if elapsed else 0.0,
-            "p50_ms": percentile(latencies, 50) if latencies else None,
-            "p95_ms": percentile(latencies, 95) if latencies else None,
-            # Our server is idle while the ceiling runs: its CPU is only meaningful for ours.
-            "ours_server_cpu_ms_per_request": ours_cpu * 1000 / ok if ok and target.name == "ours" else None,
-            "moto_cpu_ms_per_request": moto_cpu * 1000 / ok if ok else None,
-            "ok": ok,
-            "errors": errors,
-            "error_samples": [s for r in target.results for s in r.error_samples][:5],
-            "per_round_requests_per_s": [r.ok / r.elapsed_s for r in target.results if r.elapsed_s],
-        }
+        # Our server is idle while the ceiling runs: its CPU is only meaningful for ours.
+        row["ours_server_cpu_ms_per_request"] = ours_cpu * 1000 / ok if ok and target.name == "ours" else None
+        row["moto_cpu_ms_per_request"] = moto_cpu * 1000 / ok if ok else None
         rows[target.name] = row
         print(
-            f"{target.name:<9} {row['requests_per_s']:>8.1f} {row['mb_per_s']:>7.1f} {_num(row['p50_ms']):>8} "
-            f"{_num(row['p95_ms']):>8} {_num(row['ours_server_cpu_ms_per_request']):>16} "
-            f"{_num(row['moto_cpu_ms_per_request']):>16} {ok:>7} {errors:>7}"
+            f"{target.name:<9} {row['requests_per_s']:>8.1f} {row['mb_per_s']:>7.1f} "
+            f"{fmt_number(row['p50_ms']):>8} {fmt_number(row['p95_ms']):>8} "
+            f"{fmt_number(row['ours_server_cpu_ms_per_request']):>16} "
+            f"{fmt_number(row['moto_cpu_ms_per_request']):>16} {ok:>7} {errors:>7}"
         )
         for sample in row["error_samples"]:
             print(f"    {target.name} error: {sample}")
@@ -393,10 +375,6 @@ def summarize(targets: list[Target], args: argparse.Namespace, duration: float, 
         "targets": rows,
         "ratio": {"ratio": value, "goal": GOAL, "pass": passed},
     }
-
-
-def _num(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1f}"
 
 
 if __name__ == "__main__":

@@ -36,7 +36,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
-from benchlib import LOOPBACK, REPO, ServerProcess, fmt_ratio, free_port, percentile, tool, write_json
+from benchlib import (
+    LOOPBACK,
+    REPO,
+    ServerProcess,
+    fmt_number,
+    fmt_ratio,
+    free_port,
+    load_row,
+    print_suspicious_log_lines,
+    process_cpu_seconds,
+    tool,
+    write_json,
+)
 from PIL import Image
 
 API_KEY = "bench-key"
@@ -159,27 +171,15 @@ def drive(target: Target, clients: int, duration: float) -> LoadResult:
     for thread in threads:
         thread.start()
     process = psutil.Process(target.server.pid)
-    cpu_before = _cpu(process)
+    cpu_before = process_cpu_seconds(process)
     started = time.perf_counter()
     deadline_holder.append(started + duration)
     start_barrier.wait()
     for thread in threads:
         thread.join()
     result.elapsed_s = time.perf_counter() - started
-    result.server_cpu_s = _cpu(process) - cpu_before
+    result.server_cpu_s = process_cpu_seconds(process) - cpu_before
     return result
-
-
-def _cpu(process: psutil.Process) -> float:
-    """User+system CPU seconds of the server process and its children."""
-    total = 0.0
-    for proc in [process, *process.children(recursive=True)]:
-        try:
-            times = proc.cpu_times()
-        except psutil.Error:
-            continue
-        total += times.user + times.system
-    return total
 
 
 def start_targets(work: Path, pngs: list[bytes], ceiling_fsync: bool, only: set[str]) -> list[Target]:
@@ -323,26 +323,14 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for target in targets:
             target.server.stop()
-        logs = {t.name: t.server.log_path for t in targets}
-        problems = {
-            name: [line for line in path.read_text(errors="replace").splitlines() if _suspicious(line)]
-            for name, path in logs.items()
-            if path.exists()
-        }
-        for name, lines in problems.items():
-            if lines and name == "ours":
-                print(f"  {name} log: {len(lines)} suspicious line(s), first ones:")
-                for line in lines[:8]:
-                    print(f"    {line[:300]}")
+        ours = next((t for t in targets if t.name == "ours"), None)
+        if ours is not None:
+            print_suspicious_log_lines("ours", ours.server.log_path)
         if args.workdir:
             print(f"  logs kept in {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
     return status
-
-
-def _suspicious(line: str) -> bool:
-    return any(word in line for word in ("Traceback", "ERROR", "Error", " 500 ", "Exception"))
 
 
 def summarize(targets: list[Target], args: argparse.Namespace, duration: float, rounds: int) -> dict:
@@ -355,28 +343,15 @@ def summarize(targets: list[Target], args: argparse.Namespace, duration: float, 
     print(header)
     print("-" * len(header))
     for target in targets:
-        ok = sum(r.ok for r in target.results)
-        errors = sum(r.errors for r in target.results)
-        elapsed = sum(r.elapsed_s for r in target.results)
-        latencies = [x for r in target.results for x in r.latencies_ms]
+        row = load_row(target.results)
+        ok, errors = row["ok"], row["errors"]
         cpu = sum(r.server_cpu_s for r in target.results)
-        sent = sum(r.bytes_sent for r in target.results)
-        row = {
-            "requests_per_s": ok / elapsed if elapsed else 0.0,
-            "mb_per_s": sent / elapsed / 1e6 if elapsed else 0.0,
-            "p50_ms": percentile(latencies, 50) if latencies else None,
-            "p95_ms": percentile(latencies, 95) if latencies else None,
-            "server_cpu_ms_per_request": cpu * 1000 / ok if ok else None,
-            "ok": ok,
-            "errors": errors,
-            "error_samples": [s for r in target.results for s in r.error_samples][:5],
-            "per_round_requests_per_s": [r.ok / r.elapsed_s for r in target.results if r.elapsed_s],
-        }
+        row["server_cpu_ms_per_request"] = cpu * 1000 / ok if ok else None
         rows[target.name] = row
         print(
             f"{target.name:<14} {row['requests_per_s']:>8.1f} {row['mb_per_s']:>7.1f} "
-            f"{_num(row['p50_ms']):>8} {_num(row['p95_ms']):>8} {_num(row['server_cpu_ms_per_request']):>15} "
-            f"{ok:>7} {errors:>7}"
+            f"{fmt_number(row['p50_ms']):>8} {fmt_number(row['p95_ms']):>8} "
+            f"{fmt_number(row['server_cpu_ms_per_request']):>15} {ok:>7} {errors:>7}"
         )
         for sample in row["error_samples"]:
             print(f"    {target.name} error: {sample}")
@@ -403,10 +378,6 @@ def summarize(targets: list[Target], args: argparse.Namespace, duration: float, 
         "targets": rows,
         "ratios": ratios,
     }
-
-
-def _num(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1f}"
 
 
 if __name__ == "__main__":
