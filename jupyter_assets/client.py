@@ -493,18 +493,19 @@ class AssetsClient:
         workers: int = 8,
         progress: bool = True,
         skip_existing: bool = True,
+        stored: set[str] | None = None,
         **upload_fields: Any,
     ) -> UploadReport:
         """Upload a folder (recursively, image files only) or a list of paths, several at a time.
 
         With ``skip_existing``, files whose SHA-256 is already in the library are skipped, so running it again after
-        an interruption resumes. One bad file never stops the rest: it is reported under ``failed``.
+        an interruption resumes. ``stored``: the library's checksums from ``stored_checksums()``, for callers that
+        upload in several calls (it is kept up to date with what goes up). One bad file never stops the rest: it is
+        reported under ``failed``.
         """
-        paths = self._collect_paths(sources)
+        paths = collect_paths(sources)
         report = UploadReport()
-        existing: set[str] = set()
-        if skip_existing:
-            existing = {asset.data.get("checksumSha256") for asset in self._iter_full_checksums()} - {None}
+        existing = stored if stored is not None else self.stored_checksums() if skip_existing else set()
         seen_lock = threading.Lock()
         bar = None
         if progress:
@@ -561,32 +562,21 @@ class AssetsClient:
                 report.failed.append((paths[index], value))
         return report
 
-    def _iter_full_checksums(self) -> Iterator[Asset]:
-        """Every asset with its checksum. List items lack checksumSha256, so each is read once in full; the export
-        table has it for the whole library in one request, so that comes first."""
+    def stored_checksums(self) -> set[str]:
+        """The SHA-256 of every asset in the library. The export table has them all in one request; without it,
+        list items lack checksumSha256, so each asset is read once in full."""
         try:
             table = self.export("assets")
         except AssetsApiError:
             table = None
         if table is not None and "checksum_sha256" in table.column_names:
-            for checksum in table.column("checksum_sha256").to_pylist():
-                yield Asset({"checksumSha256": checksum})
-            return
-        for item in self.iter_assets():
-            yield item if "checksumSha256" in item.data else self.get(item.id)
-
-    @staticmethod
-    def _collect_paths(sources: str | Path | Iterable[str | Path]) -> list[Path]:
-        if isinstance(sources, (str, Path)):
-            sources = [sources]
-        paths: list[Path] = []
-        for source in sources:
-            path = Path(source).expanduser()
-            if path.is_dir():
-                paths += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-            else:
-                paths.append(path)  # a missing file is reported as failed, not dropped
-        return paths
+            checksums = table.column("checksum_sha256").to_pylist()
+        else:
+            checksums = [
+                item.data.get("checksumSha256") or self.get(item.id).data.get("checksumSha256")
+                for item in self.iter_assets()
+            ]
+        return set(checksums) - {None}
 
     # -- reading ----------------------------------------------------------------------------------------------
 
@@ -703,6 +693,20 @@ class AssetsClient:
         result = self._request("POST", f"/{asset_id}/skills/{skill_name}/run", json={"parameters": parameters})
         result["asset"] = Asset(result["asset"])
         return result
+
+
+def collect_paths(sources: str | Path | Iterable[str | Path]) -> list[Path]:
+    """The files to upload: a folder gives its image files (recursively, sorted), a file itself."""
+    if isinstance(sources, (str, Path)):
+        sources = [sources]
+    paths: list[Path] = []
+    for source in sources:
+        path = Path(source).expanduser()
+        if path.is_dir():
+            paths += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        else:
+            paths.append(path)  # a missing file is reported as failed, not dropped
+    return paths
 
 
 def _sha256(path: Path) -> str:

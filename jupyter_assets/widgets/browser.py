@@ -116,8 +116,7 @@ class AssetBrowser(Panel):
         return max(1, -(-self.total // self.page_size))
 
     def _fetch(self) -> Page:
-        filters = {"content_type": self.content_type.value, "status": self.status_filter.value}
-        filters = {k: v for k, v in filters.items() if v is not None}
+        filters = {"content_type": self.content_type.value, "status": self.status_filter.value}  # None: any
         text = self.query.value.strip()
         if self.by_meaning.value and text:
             return self.client.search(text, page=self.page, page_size=self.page_size, **filters)
@@ -183,7 +182,7 @@ class AssetBrowser(Panel):
                 cards[index] = self._card(fresh)
                 self.grid.children = tuple(cards)
                 if self.detail is not None and self.detail.id == asset_id:
-                    self.open_details(asset_id)
+                    self._show_details(fresh)
         with self._lock:
             return bool(self._in_progress())
 
@@ -311,6 +310,9 @@ class AssetBrowser(Panel):
         except CLIENT_ERRORS as error:
             self.message.value = error_html(error)
             return
+        self._show_details(asset)
+
+    def _show_details(self, asset: Asset) -> None:
         self.detail = asset
         self.detail_title.value = (
             f"<b>{esc(asset.original_file_name)}</b><br><code>{esc(asset.id)}</code><br>"
@@ -326,7 +328,7 @@ class AssetBrowser(Panel):
         self.detail_pane.layout.display = "flex"
 
     def _detail_info(self, asset: Asset) -> str:
-        content_url = asset.public_url or f"{self.client.url}/api/v1/assets/{asset.id}/content"
+        content_url = asset.public_url or f"{self.client.api_url}/{asset.id}/content"
         parts = [f'<p>Content: <a href="{esc(content_url)}" target="_blank">{esc(content_url)}</a></p>']
         if asset.caption:
             parts.append(f"<p>Caption: <i>{esc(asset.caption)}</i></p>")
@@ -367,7 +369,7 @@ class AssetBrowser(Panel):
         except CLIENT_ERRORS as error:
             self.detail_message.value = error_html(error)
             return
-        self.open_details(asset.id)
+        self._show_details(asset)
         self.detail_message.value = "Saved."
         self.refresh()
 

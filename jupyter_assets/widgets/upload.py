@@ -7,7 +7,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from ..client import IMAGE_EXTENSIONS, AssetsClient
+from ..client import AssetsClient, collect_paths
 from ._base import CLIENT_ERRORS, Panel, error_html, esc, table
 
 # upload_many runs in chunks so the progress bar moves while a large folder uploads.
@@ -54,12 +54,9 @@ class UploadPanel(Panel):
         if not text:
             return []
         root = Path(text).expanduser()
-        if root.is_file():
-            return [root]
-        if not root.is_dir():
+        if not (root.is_file() or root.is_dir()):
             raise FileNotFoundError(f"No such folder: {root}")
-        # The same choice upload_many makes for a folder, listed here so the upload can run in chunks.
-        return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        return collect_paths(root)  # listed here, as upload_many would, so that the upload can run in chunks
 
     def upload(self) -> None:
         """Upload the chosen files and the folder's files with the form's fields; what the button calls."""
@@ -87,10 +84,12 @@ class UploadPanel(Panel):
                     rows.append([esc(item["name"]), error_html(error)])
                 self.progress.value += 1
                 self._show(rows)
+            stored = None
             for start in range(0, len(paths), FOLDER_CHUNK):
                 chunk = paths[start : start + FOLDER_CHUNK]
                 try:
-                    report = self.client.upload_many(chunk, progress=False, **fields)
+                    stored = self.client.stored_checksums() if stored is None else stored  # read once, kept current
+                    report = self.client.upload_many(chunk, progress=False, stored=stored, **fields)
                 except CLIENT_ERRORS as error:
                     rows.extend([esc(path.name), error_html(error)] for path in chunk)
                 else:
