@@ -8,8 +8,6 @@ import { ApiError, cookieValue, parseResponse } from './http';
 import { listQuery, type ListState } from './query';
 import type { Asset, AssetPage, Skill, SkillRun, UsageStats } from './types';
 
-export { ApiError } from './http';
-
 export class AssetsApi {
   constructor(readonly settings: ServerConnection.ISettings = ServerConnection.makeSettings()) {}
 

@@ -6,20 +6,20 @@ import { caretLeftIcon, copyIcon, deleteIcon, runIcon, saveIcon } from '@jupyter
 import type { AssetsApi } from './api';
 import { h, iconButton } from './dom';
 import {
+  POLL_MS,
   blankToNull,
   captionOf,
   dimensions,
   formatDate,
   humanBytes,
   imageUrl,
+  inProgress,
   shareUrl,
   tagsOf
 } from './format';
 import { errorText } from './http';
 import { fieldsFromSchema, initialValue, parametersFromForm, type Field, type FormValues } from './schemaForm';
 import type { Asset, Skill, SkillRun } from './types';
-
-const POLL_MS = 2000;
 
 /** What the detail view asks of the panel that shows it. */
 export interface DetailHost {
@@ -159,15 +159,20 @@ export class AssetDetail {
   private async load(): Promise<void> {
     window.clearTimeout(this.pollTimer);
     try {
-      const asset = await this.api.get(this.assetId);
-      if (!this.disposed) {
-        this.render(asset);
-        this.host.changed(asset);
-      }
+      this.show(await this.api.get(this.assetId));
     } catch (error) {
       if (!this.disposed) {
         this.host.error(error);
       }
+    }
+  }
+
+  /** Show a fresh copy of the asset and tell the panel. */
+  private show(asset: Asset): void {
+    if (!this.disposed) {
+      window.clearTimeout(this.pollTimer);
+      this.render(asset);
+      this.host.changed(asset);
     }
   }
 
@@ -245,7 +250,7 @@ export class AssetDetail {
     );
 
     // Enrichment still running: look again, as the grid does.
-    if (asset.status === 'pending' || asset.status === 'processing') {
+    if (inProgress(asset)) {
       window.clearTimeout(this.pollTimer);
       this.pollTimer = window.setTimeout(() => void this.load(), POLL_MS);
     }
@@ -363,14 +368,15 @@ export class AssetDetail {
     try {
       const run = await this.api.runSkill(this.assetId, name, parameters);
       this.showRun(run);
+      this.show(run.asset); // the run answers with the asset in full, as a GET would
     } catch (error) {
       this.skillResult.dataset.state = 'error';
       this.skillResult.replaceChildren(errorText(error));
       this.host.error(error);
+      await this.load();
     } finally {
       this.runButton.disabled = false;
     }
-    await this.load();
   }
 
   private showRun(run: SkillRun): void {

@@ -60,3 +60,8 @@ export function select(testId: string, label: string, options: [value: string, t
     ...options.map(([value, text]) => h('option', { value }, text))
   );
 }
+
+/** Whether a drag carries data of this type ('Files' for files from the desktop). */
+export function dragCarries(event: DragEvent, type: string): boolean {
+  return !!event.dataTransfer && Array.from(event.dataTransfer.types).includes(type);
+}

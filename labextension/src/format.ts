@@ -188,3 +188,10 @@ export function formatDate(iso: string | null | undefined): string {
   const date = new Date(iso);
   return Number.isNaN(date.getTime()) ? iso : date.toLocaleString();
 }
+
+/** Re-read assets that are still being enriched this often (ms). */
+export const POLL_MS = 2000;
+
+export function inProgress(asset: Pick<Asset, 'status'>): boolean {
+  return asset.status === 'pending' || asset.status === 'processing';
+}

@@ -4,11 +4,12 @@
 import type { MarkdownCell } from '@jupyterlab/cells';
 import type { INotebookTracker, Notebook, NotebookPanel } from '@jupyterlab/notebook';
 
+import { dragCarries } from './dom';
 import { ASSET_MIME, appendLine, codeSnippet, markdownSnippet, parseDragPayload } from './format';
 import type { AssetDragPayload } from './types';
 
 function carriesAsset(event: DragEvent): boolean {
-  return !!event.dataTransfer && Array.from(event.dataTransfer.types).includes(ASSET_MIME);
+  return dragCarries(event, ASSET_MIME);
 }
 
 /** Listen on every notebook, in the capture phase so that CodeMirror and the cells never see our drags (the editor

@@ -6,8 +6,17 @@ import { Widget } from '@lumino/widgets';
 
 import type { AssetsApi } from './api';
 import { AssetDetail } from './detail';
-import { h, iconButton, select } from './dom';
-import { ASSET_MIME, dragPayload, guessContentType, humanBytes, imageUrl, markdownSnippet } from './format';
+import { dragCarries, h, iconButton, select } from './dom';
+import {
+  ASSET_MIME,
+  POLL_MS,
+  dragPayload,
+  guessContentType,
+  humanBytes,
+  imageUrl,
+  inProgress,
+  markdownSnippet
+} from './format';
 import { errorText } from './http';
 import { assetsIcon } from './icon';
 import {
@@ -22,8 +31,6 @@ import {
 } from './query';
 import type { Asset, Skill } from './types';
 
-/** Re-read in-progress assets this often (ms). */
-const POLL_MS = 2000;
 /** Uploads running at once; the rest wait their turn. */
 const PARALLEL_UPLOADS = 3;
 
@@ -39,10 +46,6 @@ export function fileSource(file: File): UploadSource {
     name: file.name,
     blob: async () => (file.type ? file : new Blob([file], { type: guessContentType(file.name) }))
   };
-}
-
-function inProgress(asset: Asset): boolean {
-  return asset.status === 'pending' || asset.status === 'processing';
 }
 
 export class AssetsPanel extends Widget {
@@ -551,5 +554,5 @@ function cardOf(target: EventTarget | null): HTMLElement | null {
 }
 
 function hasFiles(event: DragEvent): boolean {
-  return !!event.dataTransfer && Array.from(event.dataTransfer.types).includes('Files');
+  return dragCarries(event, 'Files');
 }
