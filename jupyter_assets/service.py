@@ -39,7 +39,7 @@ from .skills.context import SkillContext, SkillEnvironment
 from .skills.models import ClipModel, ModelHub, ModelSettings, ModelUnavailableError, not_configured
 from .storage import Storage, profiles, storage_key
 from .storage.local import LocalStorage, fsync_directory, fsync_file
-from .vectors import VectorIndex, hamming_groups, similar_groups
+from .vectors import VectorIndex, group_similar, hamming_groups
 
 MAX_TEXT_LENGTH = 1000
 MAX_FILE_NAME_LENGTH = 255
@@ -360,7 +360,7 @@ class AssetService:
                     if declared.get("isDefault") and not existing.is_default:
                         self.set_default_storage_profile(configuration, existing.id)
             except ApiError as error:
-                raise ValueError(
+                raise ConfigurationError(
                     f"Storage profile '{declared.get('name')}' in configuration: {error.message}"
                 ) from None
 
@@ -507,12 +507,19 @@ class AssetService:
         principal.require("assets:read")
         asset = self._visible(principal, asset_id)
         storage = self.storage_for(asset.storage_profile_id)
-        if storage.size(asset.storage_key) is None:
+        stored_size = storage.size(asset.storage_key)
+        if stored_size is None:
             raise asset_not_found(asset_id)
         if asset.is_public:
             url = storage.redirect_url(asset.storage_key) or self._public_url(storage, asset.storage_key)
             return Content(redirect_url=url)
-        return self._content(storage, asset.storage_key, asset.content_type, asset.size, asset.checksum_sha256)
+        return Content(
+            storage=storage,
+            storage_key=asset.storage_key,
+            content_type=asset.content_type,
+            size=stored_size,
+            etag=asset.checksum_sha256,
+        )
 
     def open_public_content(self, storage_key: str) -> Content:
         """The anonymous route: only public assets and their derivatives, whatever the key."""
@@ -523,14 +530,16 @@ class AssetService:
         asset, derivative = found
         item: Asset | Derivative = derivative or asset
         storage = self.storage_for(asset.storage_profile_id)
-        return self._content(storage, item.storage_key, item.content_type, item.size, item.checksum_sha256)
-
-    @staticmethod
-    def _content(storage: Storage, key: str, content_type: str, size: int, checksum: str) -> Content:
-        stored_size = storage.size(key)
+        stored_size = storage.size(item.storage_key)
         if stored_size is None:
             raise ApiError("asset_not_found", "The stored file is missing.", 404)
-        return Content(storage=storage, storage_key=key, content_type=content_type, size=stored_size, etag=checksum)
+        return Content(
+            storage=storage,
+            storage_key=item.storage_key,
+            content_type=item.content_type,
+            size=stored_size,
+            etag=item.checksum_sha256,
+        )
 
     def read_content(self, content: Content, start: int, end: int) -> Iterator[bytes]:
         return content.storage.open(content.storage_key, start, end)
@@ -778,19 +787,23 @@ class AssetService:
         key = self.models.clip_key()
         index = self._indexes.get(key) if key else None
         if index is not None and len(index):
-            if visible_to is not None:
-                index = _restricted(index, set(self.catalog.visible_ids(visible_to)))
-            if len(index) > MAX_SIMILAR_TIER:
-                self.log.warning("duplicates: similar tier left out for %d embeddings", len(index))
+            only = set(self.catalog.visible_ids(visible_to)) if visible_to is not None else None
+            ids, matrix = index.snapshot(only)
+            if len(ids) > MAX_SIMILAR_TIER:
+                self.log.warning("duplicates: similar tier left out for %d embeddings", len(ids))
             else:
-                for ids, score in similar_groups(index, threshold):
-                    groups.append({"reason": "similar", "assetIds": ids, "score": round(float(score), 6)})
-        # A group wholly inside a stronger one says nothing new.
+                for members, score in group_similar(ids, matrix, threshold):
+                    groups.append({"reason": "similar", "assetIds": members, "score": round(float(score), 6)})
+        # A group wholly inside a stronger one says nothing new. Such a group holds the first member too, so only
+        # the kept groups holding that member are compared.
         kept: list[dict[str, Any]] = []
+        kept_holding: dict[str, list[set[str]]] = {}
         for group in groups:
             members = set(group["assetIds"])
-            if not any(members <= set(stronger["assetIds"]) for stronger in kept):
+            if not any(members <= stronger for stronger in kept_holding.get(group["assetIds"][0], [])):
                 kept.append(group)
+                for asset_id in members:
+                    kept_holding.setdefault(asset_id, []).append(members)
         return kept
 
     # -- API keys -----------------------------------------------------------------------------------------
@@ -903,15 +916,6 @@ class AssetService:
             "skill_name": execution.skill_name if execution else None,
             "succeeded": execution.succeeded if execution else None,
         }
-
-
-def _restricted(index: VectorIndex, asset_ids: set[str]) -> VectorIndex:
-    """A copy of the index with only the given assets (those a caller may see)."""
-    ids, matrix = index.snapshot()
-    rows = [row for row, asset_id in enumerate(ids) if asset_id in asset_ids]
-    restricted = VectorIndex(index.dim)
-    restricted.load([ids[row] for row in rows], matrix[rows])
-    return restricted
 
 
 def _profile_objects(body: dict[str, Any], required: bool) -> tuple[dict[str, Any], dict[str, Any] | None]:

@@ -266,10 +266,14 @@ class VectorIndex:
             np.dot(matrix[:n], unit, out=scores)  # BLAS gemv straight on the live rows: no copy of the matrix
             return _top(scores, matrix, ids, unit, limit, exclude, scratch)
 
-    def snapshot(self) -> tuple[list[str], np.ndarray]:
-        """Copies of the ids and their (normalised) vectors, row i for ids[i]: for work too long to block writers."""
+    def snapshot(self, only: set[str] | None = None) -> tuple[list[str], np.ndarray]:
+        """Copies of the ids and their (normalised) vectors, row i for ids[i]: for work too long to block writers.
+        ``only``: just these assets (those a caller may see)."""
         with self._reading() as (matrix, ids, n):
-            return ids[:n], matrix[:n].copy()
+            if only is None:
+                return ids[:n], matrix[:n].copy()
+            rows = [row for row in range(n) if ids[row] in only]
+            return [ids[row] for row in rows], matrix[rows]
 
     @contextmanager
     def _reading(self) -> Iterator[tuple[np.ndarray, list[str], int]]:
@@ -455,9 +459,13 @@ def similar_groups(index: VectorIndex, threshold: float) -> list[tuple[list[str]
     Cost: every pair is scored, O(N^2 * d) (20k x 512: ~1 s; 1M: hours), in 1024 x 8192 tiles so memory stays at
     a copy of the index plus ~32 MB. Works on a snapshot, so the index stays writable meanwhile.
     """
+    return group_similar(*index.snapshot(), threshold)
+
+
+def group_similar(ids: list[str], matrix: np.ndarray, threshold: float) -> list[tuple[list[str], float]]:
+    """similar_groups over given rows (normalised vectors, row i for ids[i])."""
     if not -1.0 <= threshold <= 1.0:
         raise ValueError("threshold must be within [-1, 1]")
-    ids, matrix = index.snapshot()
     n = len(ids)
     parent = np.arange(n)
     weakest = np.full(n, np.inf, dtype=np.float32)  # lowest qualifying score touching each node

@@ -749,7 +749,7 @@ class Changes:
 
     def __init__(self) -> None:
         self._writes: list[Callable[[Cursor], None]] = []
-        self.replaced_keys: list[str] = []  # files of derivatives that were replaced: remove them once committed
+        self.replaced_keys: set[str] = set()  # files of derivatives that were replaced: remove them once committed
 
     def apply(self, tx: Cursor) -> None:
         for write in self._writes:
@@ -777,8 +777,12 @@ class Changes:
             )  # fmt: skip
             tx.execute("DELETE FROM storage_cleanup WHERE storage_key = ?", [derivative.storage_key])
             if old:
-                tx.execute("INSERT INTO storage_cleanup VALUES (?, NULL, 'replaced', ?)", [old[0], utc_now()])
-                self.replaced_keys.append(old[0])
+                # Noted under the asset's profile, so a sweep after a crash deletes it where it is stored.
+                tx.execute(
+                    "INSERT INTO storage_cleanup SELECT ?, storage_profile_id, 'replaced', ? FROM assets WHERE id = ?",
+                    [old[0], utc_now(), derivative.asset_id],
+                )
+                self.replaced_keys.add(old[0])  # a set: the writer may run this again after a failed batch
 
         self._writes.append(write)
 

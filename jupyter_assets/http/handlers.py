@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -155,15 +156,17 @@ class AssetCollectionHandler(AssetsHandler):
         )
         if query.meaning and len(query.meaning) > MAX_SEARCH_TEXT:
             raise request_invalid(f"The query parameter 'text' is longer than {MAX_SEARCH_TEXT} characters.")
-        page_result = await self.run_blocking(self.service.list_assets, self.principal, query)
-        self.send_data(
-            {
-                "items": [a.list_item_json(self.service.public_url(a)) for a in page_result.items],
+
+        def listing() -> dict[str, Any]:
+            page_result = self.service.list_assets(self.principal, query)
+            return {
+                "items": _list_json(self.service, page_result.items),
                 "page": page_result.page,
                 "pageSize": page_result.page_size,
                 "total": page_result.total,
             }
-        )
+
+        self.send_data(await self.run_blocking(listing))
 
     @tornado.web.authenticated
     async def post(self) -> None:
@@ -173,34 +176,33 @@ class AssetCollectionHandler(AssetsHandler):
         if self.deferred_error:
             raise self.deferred_error
         upload, self._upload = self._upload, None  # from here on a closed connection must not abort it
-        asset = await self.run_blocking(self._store_upload, upload, bytes(self._pending))
-        self.set_header("Location", f"{self.request.path.rstrip('/')}/{asset.id}")
-        self.send_data(asset.detail_json(self.service.public_url(asset), {}), 202)
+        created = await self.run_blocking(self._store_upload, upload, bytes(self._pending))
+        self.set_header("Location", f"{self.request.path.rstrip('/')}/{created['id']}")
+        self.send_data(created, 202)
 
-    def _store_upload(self, upload: MultipartUpload, rest: bytes) -> Any:
-        """Blocking: write the last bytes, close the file, then validate, store and catalog the asset."""
+    def _store_upload(self, upload: MultipartUpload, rest: bytes) -> dict[str, Any]:
+        """Blocking: write the last bytes, close the file, then validate, store and catalog the asset; its JSON."""
         try:
             upload.write(rest)
             form = upload.finish()
         except Exception:
             upload.abort()
             raise
-        return self.service.create_asset(self.principal, form)
+        asset = self.service.create_asset(self.principal, form)
+        return asset.detail_json(self.service.public_url(asset), {})  # no derivatives yet
 
 
 class AssetHandler(AssetsHandler):
     @tornado.web.authenticated
     async def get(self, asset_id: str) -> None:
-        asset = await self.run_blocking(self.service.get_asset, self.principal, asset_id)
-        self.send_asset(asset)
+        await self.send_asset(self.service.get_asset, self.principal, asset_id)
 
     @tornado.web.authenticated
     async def patch(self, asset_id: str) -> None:
         patch = self.json_body()
         if not isinstance(patch, dict):
             raise request_invalid("The body must be a JSON object.")
-        asset = await self.run_blocking(self.service.update_asset, self.principal, asset_id, patch)
-        self.send_asset(asset)
+        await self.send_asset(self.service.update_asset, self.principal, asset_id, patch)
 
     @tornado.web.authenticated
     async def delete(self, asset_id: str) -> None:
@@ -213,8 +215,9 @@ class AssetHandler(AssetsHandler):
         result = await self.run_blocking(self.service.delete_asset, self.principal, asset_id, message)
         self.send_data(result)
 
-    def send_asset(self, asset: Any) -> None:
-        self.send_data(asset.detail_json(self.service.public_url(asset), self.service.derivative_urls(asset)))
+    async def send_asset(self, fetch: Callable[..., Any], *args: Any) -> None:
+        """Send the asset a service call returns, in full; both run off the event loop."""
+        self.send_data(await self.run_blocking(lambda: _detail_json(self.service, fetch(*args))))
 
 
 class BatchDeleteHandler(AssetsHandler):
@@ -240,12 +243,12 @@ class SkillRunHandler(AssetsHandler):
         body = self.json_body({})
         if not isinstance(body, dict):
             raise request_invalid('The body must be a JSON object such as {"parameters": {...}}.')
-        result = await self.run_blocking(
-            self.service.run_skill, self.principal, asset_id, skill_name, body.get("parameters")
-        )
-        asset = result["asset"]
-        result["asset"] = asset.detail_json(self.service.public_url(asset), self.service.derivative_urls(asset))
-        self.send_data(result)
+
+        def run() -> dict[str, Any]:
+            result = self.service.run_skill(self.principal, asset_id, skill_name, body.get("parameters"))
+            return {**result, "asset": _detail_json(self.service, result["asset"])}
+
+        self.send_data(await self.run_blocking(run))
 
 
 class SimilarAssetsHandler(AssetsHandler):
@@ -255,9 +258,12 @@ class SimilarAssetsHandler(AssetsHandler):
         limit = DEFAULT_PAGE_SIZE if limit is None else limit
         if not 1 <= limit <= MAX_PAGE_SIZE:
             raise request_invalid(f"The query parameter 'limit' must be between 1 and {MAX_PAGE_SIZE}.")
-        result = await self.run_blocking(self.service.similar_assets, self.principal, asset_id, limit)
-        items = [asset.list_item_json(self.service.public_url(asset)) for asset in result["items"]]
-        self.send_data({"items": items, "model": result["model"]})
+
+        def similar() -> dict[str, Any]:
+            result = self.service.similar_assets(self.principal, asset_id, limit)
+            return {"items": _list_json(self.service, result["items"]), "model": result["model"]}
+
+        self.send_data(await self.run_blocking(similar))
 
 
 class DuplicatesHandler(AssetsHandler):
@@ -448,6 +454,16 @@ class PublicContentHandler(ByteStreamHandler):
     async def head(self, storage_key: str) -> None:
         content = await self.run_blocking(self.service.open_public_content, storage_key)
         await self.send_content(content, include_body=False)
+
+
+def _detail_json(service: Any, asset: Any) -> dict[str, Any]:
+    """An asset in full. Blocking: its URLs come from its storage, which is built (its profile read) on first use."""
+    return asset.detail_json(service.public_url(asset), service.derivative_urls(asset))
+
+
+def _list_json(service: Any, assets: list[Any]) -> list[dict[str, Any]]:
+    """List items. Blocking, as _detail_json."""
+    return [asset.list_item_json(service.public_url(asset)) for asset in assets]
 
 
 def routes(base_url: str) -> list[tuple[str, type[AssetsHandler]]]:
