@@ -53,12 +53,15 @@ class SkillContext:
         # What the skills write to the catalog, committed at the end of the run with its record (see commit).
         self.changes = Changes()
         self._after_commit: list[Callable[[], None]] = []
+        self._original: bytes | None = None  # read once per job: several steps look at the original
         self._image: Image.Image | None = None
         self._image_is_full = False
         self.decode_error: ImageDecodeError | None = None
 
     def original_bytes(self) -> bytes:
-        return self.storage.read(self.asset.storage_key)
+        if self._original is None:
+            self._original = self.storage.read(self.asset.storage_key)
+        return self._original
 
     def image(self, at_least: int | None = None) -> Image.Image:
         """The original decoded (bounded against bombs) and cached for every skill of the job. With ``at_least``,
@@ -88,11 +91,8 @@ class SkillContext:
         self, kind: str, data: bytes, content_type: str, extension: str, width: int, height: int
     ) -> Derivative:
         """Store a derivative's bytes now and record it at commit, replacing (and removing) an older one of the same
-        kind. The file is noted for the cleanup sweep before it is written, so a run that never commits leaks
-        nothing."""
-        key = storage_key(new_id(), extension, utc_now())
-        self.catalog.add_cleanup(key, self.asset.storage_profile_id, "derivative_in_flight")
-        self.storage.put_bytes(key, data)
+        kind."""
+        key = self._store_new(data, extension, "derivative_in_flight")
         derivative = Derivative(
             asset_id=self.asset.id,
             kind=kind,
@@ -121,9 +121,7 @@ class SkillContext:
         """Make ``data`` the asset's original. It is stored under a new key and the catalog switched to it in one
         commit, so a crash leaves either the old original or the new one, never a half-written file; the old file
         is then removed (or kept, for format-convert's keepOriginal)."""
-        key = storage_key(new_id(), extension, utc_now())
-        self.catalog.add_cleanup(key, self.asset.storage_profile_id, "original_in_flight")
-        self.storage.put_bytes(key, data)
+        key = self._store_new(data, extension, "original_in_flight")
         facts = {
             "content_type": content_type,
             "extension": extension,
@@ -141,7 +139,15 @@ class SkillContext:
         if not keep_old_file:
             self.remove_file(old_key)
         self.asset = dataclasses.replace(self.asset, **facts)
-        self._image = None  # the next step decodes the new original
+        self._original, self._image = data, None  # the next step decodes the new original
+
+    def _store_new(self, data: bytes, extension: str, reason: str) -> str:
+        """Store bytes under a new key, noted for the cleanup sweep first so that a run that never commits leaks
+        nothing; the key."""
+        key = storage_key(new_id(), extension, utc_now())
+        self.catalog.add_cleanup(key, self.asset.storage_profile_id, reason)
+        self.storage.put_bytes(key, data)
+        return key
 
     def save_image_hash(self, phash: int) -> None:
         self.changes.upsert_image_hash(self.asset.id, phash)

@@ -126,9 +126,8 @@ class ClipModel:
         self._model, self.preprocess, self.device = _create(
             settings.clip_model, settings.clip_pretrained, settings.device, "clip_pretrained"
         )
-        self._tokenizer = open_clip.get_tokenizer(_registered_model_name(settings.clip_model))
+        self._tokenizer = open_clip.get_tokenizer(self.model_name)  # a custom config was registered by _create
         self._vocabularies: dict[str, numpy.ndarray] = {}
-        self.dim = int(self.encode_texts(["a photo"]).shape[1])
 
     def encode_images(self, images: list[Image.Image]) -> numpy.ndarray:
         import torch

@@ -20,7 +20,7 @@ class Storage(Protocol):
     def put(self, key: str, source: Path, message: str | None = None) -> None:
         """Store the file at ``source`` under ``key`` (the source may be consumed)."""
 
-    def put_bytes(self, key: str, data: bytes, message: str | None = None) -> None:
+    def put_bytes(self, key: str, data: bytes) -> None:
         """Store ``data`` under ``key``, atomically."""
 
     def open(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:

@@ -117,14 +117,11 @@ class GitRepoStorage:
         def write(destination: Path) -> None:
             shutil.copyfile(source, destination)
 
-        self._commit_file(path, write, message or f"Add {path} via jupyter-assets")
+        self._commit_file(path, write, message)
         source.unlink(missing_ok=True)
 
-    def put_bytes(self, key: str, data: bytes, message: str | None = None) -> None:
-        path = self.repository_path(key)
-        self._commit_file(
-            path, lambda destination: destination.write_bytes(data), message or f"Add {path} via jupyter-assets"
-        )
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self._commit_file(self.repository_path(key), lambda destination: destination.write_bytes(data))
 
     def open(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         yield from read_range(self._readable(key), start, end)
@@ -198,7 +195,7 @@ class GitRepoStorage:
 
     # -- writes ---------------------------------------------------------------------------------------------------
 
-    def _commit_file(self, path: str, write: Callable[[Path], object], message: str) -> None:
+    def _commit_file(self, path: str, write: Callable[[Path], object], message: str | None = None) -> None:
         def apply() -> None:
             destination = self._work_file(path)
             destination.parent.mkdir(parents=True, exist_ok=True)
@@ -206,7 +203,7 @@ class GitRepoStorage:
             # -f: a .gitignore in the repository must not hide our files.
             self._check(self._git("add", "-f", "--", path))
 
-        self._write(apply, message)
+        self._write(apply, message or f"Add {path} via jupyter-assets")
 
     def _remove(self, path: str) -> None:
         if self._git("ls-files", "--error-unmatch", "--", path).returncode == 0:

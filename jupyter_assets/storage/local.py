@@ -39,7 +39,7 @@ class LocalStorage:
         destination.parent.mkdir(parents=True, exist_ok=True)
         os.replace(source, destination)
 
-    def put_bytes(self, key: str, data: bytes, message: str | None = None) -> None:
+    def put_bytes(self, key: str, data: bytes) -> None:
         destination = self.path_for(key)
         destination.parent.mkdir(parents=True, exist_ok=True)
         descriptor, temp_name = tempfile.mkstemp(dir=self.partial_dir)

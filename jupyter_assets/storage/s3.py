@@ -165,7 +165,7 @@ class S3Storage:
             # result() re-raises the underlying botocore error (boto3's upload_file would wrap it in a string).
             manager.upload(str(source), self.bucket, object_key).result()
 
-    def put_bytes(self, key: str, data: bytes, message: str | None = None) -> None:
+    def put_bytes(self, key: str, data: bytes) -> None:
         object_key = self.object_key(key)
         with self._errors():
             self._client.put_object(Bucket=self.bucket, Key=object_key, Body=data)
