@@ -92,6 +92,16 @@ def _check_complete(image: Image.Image) -> None:
         image.load()
 
 
+def sniff_extension(path: Path, max_pixels: int) -> str | None:
+    """The extension an upload of this file gets (see inspect_upload), or None if it is no image we accept."""
+    try:
+        with open_bounded(path, max_pixels) as image:
+            sniffed = FORMATS.get(image.format or "")
+    except (ImageTooLargeError, ImageDecodeError):
+        return None
+    return sniffed[1] if sniffed else None
+
+
 def inspect_upload(path: Path, declared_type: str, max_pixels: int) -> ImageFacts:
     """Check an uploaded file is a complete image of the declared type; return its real format and size."""
     try:

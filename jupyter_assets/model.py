@@ -24,6 +24,12 @@ def new_id() -> str:
     return str(uuid.UUID(int=value))
 
 
+def id_time(identifier: str) -> datetime:
+    """When new_id minted a UUIDv7, in UTC (naive, as utc_now)."""
+    millis = uuid.UUID(identifier).int >> 80
+    return datetime.fromtimestamp(millis / 1000, timezone.utc).replace(tzinfo=None)
+
+
 def parse_id(text: str) -> str | None:
     """The canonical lower-case form of a UUID given in any form the parser accepts, or None."""
     try:

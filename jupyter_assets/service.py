@@ -19,7 +19,7 @@ from urllib.parse import quote
 from .auth import ALL_SCOPES, Principal, generate_api_key, hash_api_key, parse_scopes
 from .catalog import EXPORTABLE_TABLES, Catalog
 from .errors import ApiError, asset_not_found, forbidden, request_invalid
-from .images import inspect_upload
+from .images import inspect_upload, sniff_extension
 from .model import (
     ApiKeyRecord,
     Asset,
@@ -77,7 +77,7 @@ class ServiceConfig:
     storage_profiles: tuple[dict[str, Any], ...] = ()  # declared in configuration: created or updated at start
 
 
-@dataclass
+@dataclass(eq=False)  # compared (and hashed) by identity: one per upload
 class UploadForm:
     """What the multipart parser received. The file is already on disk (``temp_path``), hashed and counted."""
 
@@ -141,7 +141,10 @@ class AssetService:
         config.root_dir.mkdir(parents=True, exist_ok=True)
         self.incoming_dir = config.root_dir / "incoming"
         self.incoming_dir.mkdir(exist_ok=True)
-        self.catalog = Catalog(config.root_dir / "catalog.duckdb")
+        # Uploads under way whose catalog row is not queued yet: the catalog's writer waits a moment for them,
+        # so that concurrent uploads share a commit.
+        self._uploads_before_commit: set[UploadForm] = set()
+        self.catalog = Catalog(config.root_dir / "catalog.duckdb", lambda: len(self._uploads_before_commit))
         self.content_url = f"{config.public_base_url.rstrip('/')}/content"
         # The configuration's storage: assets without a profile live here.
         self.storage: Storage = LocalStorage(config.root_dir / "files", self.content_url)
@@ -183,11 +186,16 @@ class AssetService:
 
     def _recover_incoming(self) -> None:
         """An incoming file is named after its asset: store it if its row was committed and the bytes are the
-        ones the row describes; a row whose bytes never became durable is forgotten (it was never acknowledged)."""
+        ones the row describes; a row whose bytes never became durable is forgotten (it was never acknowledged).
+        Without a row, the bytes may still have reached a storage that copies them while the commit is under
+        way (see _create_asset): what it holds under the upload's key is removed."""
         for leftover in self.incoming_dir.iterdir():
-            asset = self.catalog.get_asset(parse_id(leftover.stem) or "") if leftover.suffix == ".upload" else None
-            storage = self.storage_for(asset.storage_profile_id) if asset is not None else None
-            if asset is not None and storage.size(asset.storage_key) is None:
+            asset_id = parse_id(leftover.stem) if leftover.suffix == ".upload" else None
+            asset = self.catalog.get_asset(asset_id) if asset_id else None
+            if asset is None:
+                if asset_id:
+                    self._remove_uncommitted_upload(asset_id, leftover)
+            elif (storage := self.storage_for(asset.storage_profile_id)).size(asset.storage_key) is None:
                 if sha256_of(leftover) == asset.checksum_sha256:
                     self.log.info("storing upload %s that was committed before a crash", asset.id)
                     storage.put(asset.storage_key, leftover)
@@ -195,6 +203,18 @@ class AssetService:
                     self.log.warning("dropping upload %s: its bytes were not durable before a crash", asset.id)
                     self.catalog.undo_upload(asset.id)
             leftover.unlink(missing_ok=True)
+
+    def _remove_uncommitted_upload(self, asset_id: str, leftover: Path) -> None:
+        """Its key follows from its id and its format; which profile it went to is not recorded, so every
+        profile whose storage copies is asked (a missing object is not an error). An upload refused before
+        it was stored has no key: nothing to remove."""
+        extension = sniff_extension(leftover, self.config.max_image_pixels)
+        if extension is None:
+            return
+        key = storage_key(asset_id, extension)
+        for profile in self.catalog.storage_profiles():
+            if profiles.copies_on_put(profile.provider_type):
+                self._remove_file(key, profile.id)
 
     def close(self) -> None:
         self._closing.set()
@@ -211,6 +231,16 @@ class AssetService:
         path = self.incoming_dir / f"{new_id()}.upload"
         return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), path
 
+    def upload_started(self, form: UploadForm) -> None:
+        """An upload request began: its row is on its way (until create_asset or drop_upload)."""
+        self._uploads_before_commit.add(form)
+
+    def drop_upload(self, form: UploadForm) -> None:
+        """Forget an upload, whatever became of it, and remove its incoming file."""
+        self._uploads_before_commit.discard(form)
+        if form.temp_path is not None:
+            form.temp_path.unlink(missing_ok=True)
+
     def check_size(self, size: int) -> None:
         if size > self.config.max_upload_bytes:
             raise ApiError(
@@ -224,8 +254,7 @@ class AssetService:
         try:
             return self._create_asset(principal, form)
         finally:
-            if form.temp_path is not None:
-                form.temp_path.unlink(missing_ok=True)
+            self.drop_upload(form)
 
     def _create_asset(self, principal: Principal, form: UploadForm) -> Asset:
         principal.require("assets:write")
@@ -271,7 +300,7 @@ class AssetService:
             checksum_sha256=form.sha256,
             storage_provider=storage.name,
             storage_profile_id=profile_id,
-            storage_key=storage_key(asset_id, facts.extension, now),
+            storage_key=storage_key(asset_id, facts.extension),
             is_public=is_public,
             description=description or None,
             alt_text=alt_text or None,
@@ -279,15 +308,21 @@ class AssetService:
             updated_at=now,
         )
         skills = list(self.config.enrichment_skills) if run_enrichment else None
-        # The row is committed while the bytes are made durable in incoming/<id>.upload, both at once; only then
-        # are they moved into storage and acknowledged. After a crash the next start finishes the move or, if
-        # the bytes never became durable (checksum mismatch), forgets the row (_recover_incoming).
+        # The row is committed while the bytes are made durable in incoming/<id>.upload. A storage that copies
+        # them (S3) stores them meanwhile too; one that moves them (local, git) only once the row is committed.
+        # They are acknowledged when both are done. After a crash the next start stores the bytes of a committed
+        # row, forgets a row whose bytes never became durable, and removes what a storage that copies holds of
+        # an upload whose row never committed (_recover_incoming).
         committing = self.catalog.insert_asset(asset, skills, self._event("upload", principal, asset))
+        self._uploads_before_commit.discard(form)
         try:
             fsync_file(form.temp_path)
             fsync_directory(self.incoming_dir)
+            if storage.put_copies:
+                storage.put(asset.storage_key, form.temp_path)
             job_id = committing.result()
-            storage.put(asset.storage_key, form.temp_path, message=fields.get("commitmessage") or None)
+            if not storage.put_copies:
+                storage.put(asset.storage_key, form.temp_path, message=fields.get("commitmessage") or None)
         except BaseException:
             if committing.exception() is None:  # waits for the commit: undo a row that did commit
                 self.catalog.undo_upload(asset.id)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import random
+import time
 from datetime import timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from jupyter_assets.catalog import Catalog
+from jupyter_assets.catalog.cursor import Cursor
+from jupyter_assets.catalog.writer import GroupCommitWriter
 from jupyter_assets.model import Asset, ListQuery, new_id, utc_now
 
 
@@ -64,3 +68,25 @@ def test_every_page_in_every_order_matches_a_full_sort(catalog: Catalog) -> None
                     result = catalog.list_assets(query, viewer)
                     assert result.total == len(visible)
                     assert [a.id for a in result.items] == [a.id for a in expected[(page - 1) * 12 : page * 12]]
+
+
+def test_a_commit_waits_for_writes_on_their_way_but_a_lone_write_never_waits(tmp_path: Path) -> None:
+    coming = [1]  # one upload is still receiving its file
+    writer = GroupCommitWriter(
+        Cursor(duckdb.connect(str(tmp_path / "writer.duckdb")).cursor()), lambda: coming[0], gather_seconds=60
+    )
+
+    def transaction_id(cursor: Cursor) -> int:
+        return cursor.execute("SELECT txid_current()").fetchone()[0]
+
+    try:
+        first = writer.submit_nowait(transaction_id)
+        time.sleep(0.2)
+        assert not first.done()  # held back for the write on its way
+        coming[0] = 0
+        second = writer.submit_nowait(transaction_id)
+        assert first.result(timeout=10) == second.result(timeout=10)  # one commit for both
+        # With nothing on its way, a write is committed at once, not after the 60 s window.
+        assert writer.submit_nowait(transaction_id).result(timeout=10) != first.result()
+    finally:
+        writer.close()

@@ -12,9 +12,11 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow.parquet as pq
@@ -28,8 +30,10 @@ from jupyter_assets.catalog import Catalog
 from jupyter_assets.catalog.schema import MIGRATIONS
 from jupyter_assets.model import ListQuery, utc_now
 from jupyter_assets.service import IN_FLIGHT_GRACE, MAX_JOB_ATTEMPTS, AssetService, ServiceConfig, UploadForm
+from jupyter_assets.storage import storage_key
+from jupyter_assets.storage.s3 import S3Storage
 
-from conftest import ADMIN_KEY, StandaloneServer, assert_error, png_bytes, stored_files
+from conftest import ADMIN_KEY, StandaloneServer, assert_error, plain_s3_client, png_bytes, stored_files
 
 API = "/api/v1/assets"
 ADMIN = Principal("t", frozenset({"assets:read", "assets:write", "assets:delete", "assets:admin"}), "api_key")
@@ -684,6 +688,74 @@ def test_incoming_file_without_a_row_is_dropped_at_start(services, tmp_path) -> 
     restarted.start()
     assert not form.temp_path.exists()
     assert asset_count(restarted) == 0
+
+
+# -- S3 stores an upload while its row is being committed ------------------------------------------------------
+
+
+@pytest.fixture
+def bucket(moto_endpoint: str) -> tuple[Any, str]:
+    """A plain client and a new bucket on the moto server."""
+    raw = plain_s3_client(moto_endpoint, "us-east-1", "key", "secret")
+    name = f"durability-{uuid.uuid4().hex[:12]}"
+    raw.create_bucket(Bucket=name)
+    return raw, name
+
+
+def make_bucket_the_default(service: AssetService, moto_endpoint: str, bucket: str) -> str:
+    body = {
+        "name": "bucket",
+        "providerType": "s3",
+        "isDefault": True,
+        "configuration": {"endpoint": moto_endpoint, "bucket": bucket, "region": "us-east-1"},
+        "secretConfiguration": {"accessKey": "key", "secretKey": "secret"},
+    }
+    return service.create_storage_profile(ADMIN, body)["id"]
+
+
+def objects_in(raw: Any, bucket: str) -> list[str]:
+    return sorted(item["Key"] for item in raw.list_objects_v2(Bucket=bucket).get("Contents", []))
+
+
+def test_an_s3_upload_whose_commit_fails_leaves_nothing_in_the_bucket(
+    services, moto_endpoint: str, bucket, monkeypatch
+) -> None:
+    raw, name = bucket
+    service = services()
+    make_bucket_the_default(service, moto_endpoint, name)
+    failed: Future = Future()
+    failed.set_exception(RuntimeError("the catalog write failed"))
+    stored: list[str] = []
+    put = S3Storage.put
+    monkeypatch.setattr(S3Storage, "put", lambda self, key, *args: (stored.append(key), put(self, key, *args)))
+    monkeypatch.setattr(service.catalog, "insert_asset", lambda *args: failed)
+    with pytest.raises(RuntimeError, match="the catalog write failed"):
+        service.create_asset(ADMIN, upload_form(service))
+    assert len(stored) == 1  # the bytes went up while the row was being committed...
+    assert objects_in(raw, name) == []  # ...and were removed when the commit failed
+    assert not list((service.config.root_dir / "incoming").iterdir())
+    assert asset_count(service) == 0
+
+
+def test_bytes_an_s3_profile_received_before_a_crash_lost_the_commit_are_removed_at_start(
+    services, moto_endpoint: str, bucket
+) -> None:
+    raw, name = bucket
+    service = services()
+    profile_id = make_bucket_the_default(service, moto_endpoint, name)
+    kept = service.create_asset(ADMIN, upload_form(service, runenrichment="false"))
+    form = upload_form(service, png_bytes(40, 30))
+    asset_id = form.temp_path.stem
+    # The crash: the bytes reached the bucket while the row was being committed; the commit never landed.
+    service.storage_for(profile_id).put(storage_key(asset_id, ".png"), form.temp_path)
+    close(service)
+    assert len(objects_in(raw, name)) == 2
+
+    restarted = services()
+    restarted.start()
+    assert objects_in(raw, name) == [kept.storage_key]
+    assert not form.temp_path.exists()
+    assert [asset.id for asset in restarted.catalog.list_assets(ListQuery(), None).items] == [kept.id]
 
 
 # -- jobs that keep failing ------------------------------------------------------------------------------------

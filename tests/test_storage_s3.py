@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -180,6 +181,26 @@ def test_small_file_goes_up_in_one_request(storage: S3Storage, raw: Any, bucket:
     source.write_bytes(os.urandom(1024))
     storage.put("small.bin", source)
     assert "-" not in raw.head_object(Bucket=bucket, Key="small.bin")["ETag"]
+
+
+def test_single_request_puts_send_the_sha256_of_the_bytes(storage: S3Storage, tmp_path: Path) -> None:
+    # moto stores the bytes without checking x-amz-checksum-sha256 (AWS S3 refuses a body that does not match
+    # it), so what is checked here is what goes over the wire.
+    sent: dict[str, str] = {}  # object key -> header value
+
+    def capture(request: Any, **_: Any) -> None:
+        sent[request.url.rsplit("/", 1)[-1]] = request.headers["x-amz-checksum-sha256"].decode()
+
+    storage._client.meta.events.register("before-send.s3.PutObject", capture)
+    source = tmp_path / "small.bin"
+    source.write_bytes(os.urandom(50_000))
+    storage.put("from-file.bin", source)
+    storage.put_bytes("from-bytes.bin", b"some bytes")
+    assert sent == {
+        "from-file.bin": base64.b64encode(hashlib.sha256(source.read_bytes()).digest()).decode(),
+        "from-bytes.bin": base64.b64encode(hashlib.sha256(b"some bytes").digest()).decode(),
+    }
+    assert storage.read("from-file.bin") == source.read_bytes()
 
 
 def test_concurrent_use_from_threads(storage: S3Storage) -> None:

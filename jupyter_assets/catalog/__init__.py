@@ -102,7 +102,8 @@ def _filters(query: ListQuery, visible_to: str | None) -> tuple[str, list[Any]]:
 class Catalog:
     """All reads and writes of the DuckDB file. Thread-safe: a cursor per thread, writes serialised."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, writes_coming: Callable[[], int] = lambda: 0) -> None:
+        """``writes_coming``: how many writes are on their way (see GroupCommitWriter)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = duckdb.connect(str(path))
@@ -117,7 +118,7 @@ class Catalog:
         self._profiles_generation = 0
         self._profiles_cache_lock = threading.Lock()
         self._migrate()
-        self._writer = GroupCommitWriter(Cursor(self._db.cursor()))
+        self._writer = GroupCommitWriter(Cursor(self._db.cursor()), writes_coming)
 
     def close(self) -> None:
         self._writer.close()

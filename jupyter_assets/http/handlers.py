@@ -90,8 +90,10 @@ class AssetCollectionHandler(AssetsHandler):
             self._upload = MultipartUpload(
                 self.request.headers.get("Content-Type", ""),
                 self.service.new_incoming_file,
+                self.service.drop_upload,
                 self.service.check_size,
             )
+            self.service.upload_started(self._upload.form)
         except ApiError as error:
             self.defer_error(error)
 

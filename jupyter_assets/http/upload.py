@@ -30,6 +30,7 @@ class MultipartUpload:
         self,
         content_type_header: str,
         new_file: Callable[[], tuple[int, Path]],
+        drop: Callable[[UploadForm], None],
         check_size: Callable[[int], None],
     ) -> None:
         media_type, options = parse_options_header(content_type_header)
@@ -38,6 +39,7 @@ class MultipartUpload:
             raise request_invalid("The request must be multipart/form-data with a boundary.")
         self.form = UploadForm()
         self._new_file = new_file
+        self._drop = drop
         self._check_size = check_size
         self._hash = hashlib.sha256()
         self._file_descriptor: int | None = None
@@ -81,8 +83,7 @@ class MultipartUpload:
     def abort(self) -> None:
         """Drop whatever was received (used when the request fails half-way)."""
         self._close_file()
-        if self.form.temp_path is not None:
-            self.form.temp_path.unlink(missing_ok=True)
+        self._drop(self.form)
 
     # -- parser callbacks ---------------------------------------------------------------------------------
 

@@ -144,7 +144,7 @@ class SkillContext:
     def _store_new(self, data: bytes, extension: str, reason: str) -> str:
         """Store bytes under a new key, noted for the cleanup sweep first so that a run that never commits leaks
         nothing; the key."""
-        key = storage_key(new_id(), extension, utc_now())
+        key = storage_key(new_id(), extension)
         self.catalog.add_cleanup(key, self.asset.storage_profile_id, reason)
         self.storage.put_bytes(key, data)
         return key

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
 from ..errors import ApiError
+from ..model import id_time
 
 
 class Storage(Protocol):
     """A place that stores files under keys such as ``2026/11/28/<hex>.png``."""
 
     name: str
+    # put copies the source and leaves it in place (rather than moving or removing it).
+    put_copies: bool
 
     # ``message`` describes the change where a provider keeps history (the commit message of a git provider).
 
@@ -42,9 +44,10 @@ class Storage(Protocol):
         """Where a client may fetch the file of a public asset directly (possibly a short-lived URL), or None."""
 
 
-def storage_key(file_id: str, extension: str, moment: datetime) -> str:
-    """``yyyy/MM/dd/<32 hex of the id><ext>`` (UTC date): unique because the id is, and never from a file name."""
-    return f"{moment:%Y/%m/%d}/{file_id.replace('-', '')}{extension}"
+def storage_key(file_id: str, extension: str) -> str:
+    """``yyyy/MM/dd/<32 hex of the id><ext>``, dated by the id (a UUIDv7, UTC): unique because the id is, never
+    from a file name, and known from the id and the file's format alone (see AssetService._recover_incoming)."""
+    return f"{id_time(file_id):%Y/%m/%d}/{file_id.replace('-', '')}{extension}"
 
 
 def check_key(key: str) -> str:

@@ -45,6 +45,7 @@ class GitRepoStorage:
     """Files at ``<basePath>/<storageKey>`` on branch ``ref`` of a git remote."""
 
     name = "github-repo"
+    put_copies = False
 
     def __init__(
         self,

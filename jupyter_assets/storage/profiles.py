@@ -109,6 +109,11 @@ def overview(listed: list[StorageProfile], configured_type: str) -> dict[str, An
     }
 
 
+def copies_on_put(provider_type: str) -> bool:
+    """Whether the type's storage has put_copies (S3Storage), known without importing boto3."""
+    return PROVIDER_TYPES.get(provider_type) == "s3"
+
+
 def capabilities(provider_type: str) -> dict[str, bool]:
     return dict(zip(_FLAGS, CAPABILITIES[provider_type], strict=True))
 
