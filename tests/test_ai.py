@@ -13,6 +13,7 @@ import logging
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jwt
@@ -24,7 +25,7 @@ import jupyter_assets.service as service_module
 from jupyter_assets.auth import ALL_SCOPES, Principal
 from jupyter_assets.processing import Job, WorkerPool
 from jupyter_assets.service import AssetService, ServiceConfig, UploadForm
-from jupyter_assets.skills.models import ModelHub, ModelSettings
+from jupyter_assets.skills.models import ModelHub, ModelSettings, _save_atomically
 
 from conftest import (
     JWT_SECRET,
@@ -119,6 +120,22 @@ def test_importing_the_package_does_not_import_torch() -> None:
     code = "import sys, jupyter_assets.app, jupyter_assets.service; print('torch' in sys.modules)"
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.strip() == "False"
+
+
+def test_workers_saving_the_same_vocabulary_at_once_all_succeed(tmp_path: Path) -> None:
+    # Two enrichment workers that meet a vocabulary for the first time both compute and save it.
+    path = tmp_path / "text-embeddings.npy"
+    matrix = numpy.arange(12, dtype=numpy.float32).reshape(3, 4)
+
+    def save_many() -> None:
+        for _ in range(50):
+            _save_atomically(path, matrix)
+
+    with ThreadPoolExecutor(8) as pool:
+        for future in [pool.submit(save_many) for _ in range(8)]:
+            future.result()  # a save that lost its partial file to another one raises here
+    numpy.testing.assert_array_equal(numpy.load(path), matrix)
+    assert [p.name for p in tmp_path.iterdir()] == ["text-embeddings.npy"]
 
 
 def test_the_worker_takes_waiting_jobs_as_one_batch() -> None:

@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import os
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -170,10 +171,15 @@ class ClipModel:
 
 def _save_atomically(path: Path, matrix: numpy.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.partial")
-    with open(partial, "wb") as handle:
-        numpy.save(handle, matrix)
-    os.replace(partial, path)
+    # A name of its own: the workers of one process may save the same vocabulary at the same moment.
+    descriptor, partial = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".partial")
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            numpy.save(handle, matrix)
+        os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
 
 
 class CaptionModel:
