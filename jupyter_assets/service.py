@@ -308,16 +308,15 @@ class AssetService:
             updated_at=now,
         )
         skills = list(self.config.enrichment_skills) if run_enrichment else None
-        # The row is committed while the bytes are made durable in incoming/<id>.upload. A storage that copies
-        # them (S3) stores them meanwhile too; one that moves them (local, git) only once the row is committed.
-        # They are acknowledged when both are done. After a crash the next start stores the bytes of a committed
-        # row, forgets a row whose bytes never became durable, and removes what a storage that copies holds of
-        # an upload whose row never committed (_recover_incoming).
+        # The bytes are durable in incoming/<id>.upload before the row can commit. A storage that copies them
+        # (S3) stores them while the row is being committed; one that moves them (local, git) once it is. They
+        # are acknowledged when both are done. After a crash the next start stores the bytes of a committed row
+        # and removes what a storage that copies holds of an upload whose row never committed (_recover_incoming).
+        fsync_file(form.temp_path)
+        fsync_directory(self.incoming_dir)
         committing = self.catalog.insert_asset(asset, skills, self._event("upload", principal, asset))
         self._uploads_before_commit.discard(form)
         try:
-            fsync_file(form.temp_path)
-            fsync_directory(self.incoming_dir)
             if storage.put_copies:
                 storage.put(asset.storage_key, form.temp_path)
             job_id = committing.result()

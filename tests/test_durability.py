@@ -25,6 +25,7 @@ import requests
 from PIL import Image
 
 import jupyter_assets.catalog as catalog_module
+import jupyter_assets.service as service_module
 from jupyter_assets.auth import Principal
 from jupyter_assets.catalog import Catalog
 from jupyter_assets.catalog.schema import MIGRATIONS
@@ -678,6 +679,19 @@ def test_committed_row_whose_bytes_never_became_durable_is_forgotten_at_start(se
     assert restarted.catalog.get_asset(asset.id) is None
     assert not list((tmp_path / "library" / "incoming").iterdir())
     assert not (tmp_path / "library" / "files" / asset.storage_key).exists()
+
+
+def test_the_bytes_are_durable_before_the_row_can_commit(services, monkeypatch) -> None:
+    # A row is committed as soon as the writer gets to it: were its bytes made durable afterwards, a power cut in
+    # between could lose the incoming file's name and leave a committed row whose bytes exist nowhere.
+    service = services()
+    order: list[str] = []
+    fsync_directory = service_module.fsync_directory
+    monkeypatch.setattr(service_module, "fsync_directory", lambda path: (order.append("fsync"), fsync_directory(path)))
+    insert_asset = service.catalog.insert_asset
+    monkeypatch.setattr(service.catalog, "insert_asset", lambda *args: (order.append("insert"), insert_asset(*args))[1])
+    service.create_asset(ADMIN, upload_form(service, runenrichment="false"))
+    assert order == ["fsync", "insert"]
 
 
 def test_incoming_file_without_a_row_is_dropped_at_start(services, tmp_path) -> None:

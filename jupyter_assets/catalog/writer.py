@@ -13,8 +13,9 @@ from typing import Any
 from .cursor import Cursor
 
 MAX_BATCH = 64
-# How long a commit may wait for writes that are on their way (see GroupCommitWriter).
-GATHER_SECONDS = 0.005
+# How long a commit may wait for writes that are on their way (see GroupCommitWriter). With 8 clients uploading to
+# S3, 12 ms gave 0.59-0.65x boto3 against 0.49-0.59x for 5 ms in the same runs; an S3 upload's own put overlaps it.
+GATHER_SECONDS = 0.012
 NOTHING = object()  # _next_write found no write
 
 
