@@ -547,13 +547,7 @@ class AssetService:
         if asset.is_public:
             url = storage.redirect_url(asset.storage_key) or self._public_url(storage, asset.storage_key)
             return Content(redirect_url=url)
-        return Content(
-            storage=storage,
-            storage_key=asset.storage_key,
-            content_type=asset.content_type,
-            size=stored_size,
-            etag=asset.checksum_sha256,
-        )
+        return _stored_content(storage, asset, stored_size)
 
     def open_public_content(self, storage_key: str) -> Content:
         """The anonymous route: only public assets and their derivatives, whatever the key."""
@@ -567,13 +561,7 @@ class AssetService:
         stored_size = storage.size(item.storage_key)
         if stored_size is None:
             raise ApiError("asset_not_found", "The stored file is missing.", 404)
-        return Content(
-            storage=storage,
-            storage_key=item.storage_key,
-            content_type=item.content_type,
-            size=stored_size,
-            etag=item.checksum_sha256,
-        )
+        return _stored_content(storage, item, stored_size)
 
     def read_content(self, content: Content, start: int, end: int) -> Iterator[bytes]:
         return content.storage.open(content.storage_key, start, end)
@@ -950,6 +938,16 @@ class AssetService:
             "skill_name": execution.skill_name if execution else None,
             "succeeded": execution.succeeded if execution else None,
         }
+
+
+def _stored_content(storage: Storage, item: Asset | Derivative, stored_size: int) -> Content:
+    return Content(
+        storage=storage,
+        storage_key=item.storage_key,
+        content_type=item.content_type,
+        size=stored_size,
+        etag=item.checksum_sha256,
+    )
 
 
 def _profile_objects(body: dict[str, Any], required: bool) -> tuple[dict[str, Any], dict[str, Any] | None]:
