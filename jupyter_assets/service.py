@@ -198,7 +198,7 @@ class AssetService:
             elif (storage := self.storage_for(asset.storage_profile_id)).size(asset.storage_key) is None:
                 if sha256_of(leftover) == asset.checksum_sha256:
                     self.log.info("storing upload %s that was committed before a crash", asset.id)
-                    storage.put(asset.storage_key, leftover)
+                    storage.put(asset.storage_key, leftover, sha256=asset.checksum_sha256)
                 else:
                     self.log.warning("dropping upload %s: its bytes were not durable before a crash", asset.id)
                     self.catalog.undo_upload(asset.id)
@@ -318,7 +318,7 @@ class AssetService:
         self._uploads_before_commit.discard(form)
         try:
             if storage.put_copies:
-                storage.put(asset.storage_key, form.temp_path)
+                storage.put(asset.storage_key, form.temp_path, sha256=form.sha256)
             job_id = committing.result()
             if not storage.put_copies:
                 storage.put(asset.storage_key, form.temp_path, message=fields.get("commitmessage") or None)

@@ -134,7 +134,7 @@ def fail_half_way(service: AssetService, step: str, monkeypatch) -> list[str]:
     if step == "put":
         real_put = service.storage.put
 
-        def put_then_fail(key: str, source: Path, message: str | None = None) -> None:
+        def put_then_fail(key: str, source: Path, message: str | None = None, sha256: str | None = None) -> None:
             real_put(key, source, message)
             reached.append(key)
             raise OSError("disk full after the rename")
@@ -650,7 +650,8 @@ def test_committed_row_with_its_bytes_still_incoming_is_stored_and_enriched_at_s
     data = png_bytes(300, 200)
     service = services(workers=1)
     form = upload_form(service, data, runenrichment="true")
-    service.storage.put = lambda key, source, message=None: None  # the crash: the bytes never reach storage
+    # The crash: the bytes never reach storage.
+    service.storage.put = lambda key, source, message=None, sha256=None: None
     asset = service._create_asset(ADMIN, form)  # create_asset would also remove the incoming file
     close(service)
     root = tmp_path / "library"
@@ -669,7 +670,7 @@ def test_committed_row_with_its_bytes_still_incoming_is_stored_and_enriched_at_s
 def test_committed_row_whose_bytes_never_became_durable_is_forgotten_at_start(services, tmp_path) -> None:
     service = services(workers=1)
     form = upload_form(service, png_bytes(300, 200))
-    service.storage.put = lambda key, source, message=None: None
+    service.storage.put = lambda key, source, message=None, sha256=None: None
     asset = service._create_asset(ADMIN, form)
     close(service)
     form.temp_path.write_bytes(b"\x89PNG half of it")  # the crash lost the end of the file
@@ -741,7 +742,9 @@ def test_an_s3_upload_whose_commit_fails_leaves_nothing_in_the_bucket(
     failed.set_exception(RuntimeError("the catalog write failed"))
     stored: list[str] = []
     put = S3Storage.put
-    monkeypatch.setattr(S3Storage, "put", lambda self, key, *args: (stored.append(key), put(self, key, *args)))
+    monkeypatch.setattr(
+        S3Storage, "put", lambda self, key, *args, **kwargs: (stored.append(key), put(self, key, *args, **kwargs))
+    )
     monkeypatch.setattr(service.catalog, "insert_asset", lambda *args: failed)
     with pytest.raises(RuntimeError, match="the catalog write failed"):
         service.create_asset(ADMIN, upload_form(service))

@@ -5,6 +5,8 @@ reached by a file:// URL. Secrets are write-only: never in a response, never in 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import subprocess
@@ -561,6 +563,9 @@ def test_s3_profile_round_trip(
     assert private["storageProvider"] == "s3"
     key = f"tenant/pics/{private['storageKey']}"
     assert raw.get_object(Bucket=bucket, Key=key)["Body"].read() == data
+    # The object carries the asset's checksum (S3 checks the body against it and keeps it).
+    stored_checksum = raw.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")["ChecksumSHA256"]
+    assert base64.b64decode(stored_checksum).hex() == private["checksumSha256"] == hashlib.sha256(data).hexdigest()
     assert stored_files(srv.root) == before  # nothing on the server's disk
 
     content = api.get(f"/api/v1/assets/{private['id']}/content")

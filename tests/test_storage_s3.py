@@ -183,23 +183,36 @@ def test_small_file_goes_up_in_one_request(storage: S3Storage, raw: Any, bucket:
     assert "-" not in raw.head_object(Bucket=bucket, Key="small.bin")["ETag"]
 
 
-def test_single_request_puts_send_the_sha256_of_the_bytes(storage: S3Storage, tmp_path: Path) -> None:
+def test_single_request_puts_send_the_sha256_of_the_bytes_at_once(storage: S3Storage, tmp_path: Path) -> None:
     # moto stores the bytes without checking x-amz-checksum-sha256 (AWS S3 refuses a body that does not match
     # it), so what is checked here is what goes over the wire.
     sent: dict[str, str] = {}  # object key -> header value
+    asked_to_continue: list[str] = []
 
     def capture(request: Any, **_: Any) -> None:
-        sent[request.url.rsplit("/", 1)[-1]] = request.headers["x-amz-checksum-sha256"].decode()
+        key = request.url.rsplit("/", 1)[-1]
+        sent[key] = request.headers["x-amz-checksum-sha256"].decode()
+        if "Expect" in request.headers:
+            asked_to_continue.append(key)
 
     storage._client.meta.events.register("before-send.s3.PutObject", capture)
     source = tmp_path / "small.bin"
     source.write_bytes(os.urandom(50_000))
     storage.put("from-file.bin", source)
     storage.put_bytes("from-bytes.bin", b"some bytes")
+    # A caller that has the hash already (the upload hashed the bytes as they arrived) is trusted with it: it is
+    # sent as given, not computed again (AWS S3 would refuse the put if it were wrong).
+    given = hashlib.sha256(b"what the caller hashed").hexdigest()
+    storage.put("hash-given.bin", source, sha256=given)
+    storage.put_bytes("large.bin", os.urandom(3 * MiB))
     assert sent == {
         "from-file.bin": base64.b64encode(hashlib.sha256(source.read_bytes()).digest()).decode(),
         "from-bytes.bin": base64.b64encode(hashlib.sha256(b"some bytes").digest()).decode(),
+        "hash-given.bin": base64.b64encode(bytes.fromhex(given)).decode(),
+        "large.bin": sent["large.bin"],
     }
+    # Below 2 MiB the body goes at once, without an "Expect: 100-continue" round trip first.
+    assert asked_to_continue == ["large.bin"]
     assert storage.read("from-file.bin") == source.read_bytes()
 
 

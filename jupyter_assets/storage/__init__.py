@@ -19,8 +19,9 @@ class Storage(Protocol):
 
     # ``message`` describes the change where a provider keeps history (the commit message of a git provider).
 
-    def put(self, key: str, source: Path, message: str | None = None) -> None:
-        """Store the file at ``source`` under ``key`` (the source may be consumed)."""
+    def put(self, key: str, source: Path, message: str | None = None, sha256: str | None = None) -> None:
+        """Store the file at ``source`` under ``key`` (the source may be consumed). ``sha256``: the file's
+        SHA-256 (hex) when the caller has it, for a provider that sends one (so it need not hash again)."""
 
     def put_bytes(self, key: str, data: bytes) -> None:
         """Store ``data`` under ``key``, atomically."""
