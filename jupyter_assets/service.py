@@ -141,10 +141,16 @@ class AssetService:
         config.root_dir.mkdir(parents=True, exist_ok=True)
         self.incoming_dir = config.root_dir / "incoming"
         self.incoming_dir.mkdir(exist_ok=True)
-        # Uploads under way whose catalog row is not queued yet: the catalog's writer waits a moment for them,
-        # so that concurrent uploads share a commit.
+        # Uploads under way whose catalog row is not queued yet, and uploads storing their bytes in a storage that
+        # copies them while their row is committed: the catalog's writer waits a moment for more rows while there
+        # are some, so that concurrent uploads share a commit.
         self._uploads_before_commit: set[UploadForm] = set()
-        self.catalog = Catalog(config.root_dir / "catalog.duckdb", lambda: len(self._uploads_before_commit))
+        self._uploads_storing: set[UploadForm] = set()
+        self.catalog = Catalog(
+            config.root_dir / "catalog.duckdb",
+            lambda: len(self._uploads_before_commit),
+            lambda: len(self._uploads_storing),
+        )
         self.content_url = f"{config.public_base_url.rstrip('/')}/content"
         # The configuration's storage: assets without a profile live here.
         self.storage: Storage = LocalStorage(config.root_dir / "files", self.content_url)
@@ -318,12 +324,16 @@ class AssetService:
         self._uploads_before_commit.discard(form)
         try:
             if storage.put_copies:
-                storage.put(asset.storage_key, form.temp_path, sha256=form.sha256)
-            job_id = committing.result()
+                self._uploads_storing.add(form)
+                try:
+                    storage.put(asset.storage_key, form.temp_path, sha256=form.sha256)
+                finally:
+                    self._uploads_storing.discard(form)
+            job_id = self.catalog.settle(committing).result()
             if not storage.put_copies:
                 storage.put(asset.storage_key, form.temp_path, message=fields.get("commitmessage") or None)
         except BaseException:
-            if committing.exception() is None:  # waits for the commit: undo a row that did commit
+            if self.catalog.settle(committing).exception() is None:  # undo a row that did commit
                 self.catalog.undo_upload(asset.id)
             self._remove_file(asset.storage_key, profile_id)
             raise

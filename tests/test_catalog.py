@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -89,4 +90,35 @@ def test_a_commit_waits_for_writes_on_their_way_but_a_lone_write_never_waits(tmp
         # With nothing on its way, a write is committed at once, not after the 60 s window.
         assert writer.submit_nowait(transaction_id).result(timeout=10) != first.result()
     finally:
+        writer.close()
+
+
+def test_a_commit_waits_while_uploads_store_elsewhere_until_someone_waits_for_it(tmp_path: Path) -> None:
+    storing = [2]  # two S3 uploads are sending their bytes while their rows wait for a commit
+    writer = GroupCommitWriter(
+        Cursor(duckdb.connect(str(tmp_path / "writer.duckdb")).cursor()),
+        writes_storing=lambda: storing[0],
+        gather_seconds=60,
+    )
+
+    def transaction_id(cursor: Cursor) -> int:
+        return cursor.execute("SELECT txid_current()").fetchone()[0]
+
+    waiter = ThreadPoolExecutor(1)
+    try:
+        first = writer.submit_nowait(transaction_id)
+        second = writer.submit_nowait(transaction_id)
+        time.sleep(0.2)
+        assert not first.done()  # nobody waits for it yet: more rows may join
+        # Waiting for it commits it, not after the 60 s window.
+        assert waiter.submit(writer.settle, first).result(timeout=10) is first
+        assert first.result() == second.result()  # one commit for both
+        # A write that only one upload stores alongside (a lone upload) is committed at once.
+        storing[0] = 1
+        assert writer.submit_nowait(transaction_id).result(timeout=10) != first.result()
+        # A write someone waits for (submit) is never held back for uploads storing elsewhere.
+        storing[0] = 2
+        assert waiter.submit(writer.submit, transaction_id).result(timeout=10) != first.result()
+    finally:
+        waiter.shutdown()
         writer.close()

@@ -102,8 +102,14 @@ def _filters(query: ListQuery, visible_to: str | None) -> tuple[str, list[Any]]:
 class Catalog:
     """All reads and writes of the DuckDB file. Thread-safe: a cursor per thread, writes serialised."""
 
-    def __init__(self, path: Path, writes_coming: Callable[[], int] = lambda: 0) -> None:
-        """``writes_coming``: how many writes are on their way (see GroupCommitWriter)."""
+    def __init__(
+        self,
+        path: Path,
+        writes_coming: Callable[[], int] = lambda: 0,
+        writes_storing: Callable[[], int] = lambda: 0,
+    ) -> None:
+        """``writes_coming``: how many writes are on their way; ``writes_storing``: how many writers are busy
+        elsewhere while their write is committed (see GroupCommitWriter)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = duckdb.connect(str(path))
@@ -118,7 +124,7 @@ class Catalog:
         self._profiles_generation = 0
         self._profiles_cache_lock = threading.Lock()
         self._migrate()
-        self._writer = GroupCommitWriter(Cursor(self._db.cursor()), writes_coming)
+        self._writer = GroupCommitWriter(Cursor(self._db.cursor()), writes_coming, writes_storing)
 
     def close(self) -> None:
         self._writer.close()
@@ -131,6 +137,10 @@ class Catalog:
         if cursor is None:
             cursor = self._local.cursor = Cursor(self._db.cursor())
         return cursor
+
+    def settle(self, committing: Future) -> Future:
+        """Wait for a write queued by insert_asset to be committed (or to fail); returns its future."""
+        return self._writer.settle(committing)
 
     def _write(self, work: Callable[[Cursor], T]) -> T:
         """Run ``work`` in a write transaction and return its result once committed."""
