@@ -6,7 +6,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, wait
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,7 +98,7 @@ class GroupCommitWriter:
                 self._settling += 1
             self._queue.put(_WAKE)
             try:
-                wait([future])
+                future.exception()  # waits; the write's own error is the caller's to take
             finally:
                 with self._settling_lock:
                     self._settling -= 1
