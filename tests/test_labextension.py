@@ -162,6 +162,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str, str]) -
         "--LabApp.expose_app_in_browser=True", f"--ServerApp.base_url={BASE_URL}",
     ]  # fmt: skip
     env = jupyter_env(base / "jupyter", JUPYTER_ASSETS_ROOT=str(library), **model_env(tiny_models, caption=False))
+    # No "get notified about Jupyter news?" toast: it pops up at a moment of its own and can take the keyboard
+    # focus just as the test presses Enter in the search box (a run failed so, the toast on its screenshot).
+    news = base / "jupyter" / "config" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
+    news.mkdir(parents=True)
+    (news / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
     log_path = base / "jupyterlab.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=notebooks)
