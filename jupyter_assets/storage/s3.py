@@ -318,8 +318,9 @@ def _error_code(error: ClientError) -> str:
 def _send_small_body_at_once(request: Any, **_: Any) -> None:
     """botocore asks the server for "100 Continue" before sending any PutObject body, which costs a round trip
     per upload. It saves sending a large body that the server refuses anyway; below 2 MiB it is left out, as the
-    AWS SDKs for Go and Kotlin do."""
-    if "Expect" in request.headers and determine_content_length(request.body) < EXPECT_CONTINUE_FROM:
+    AWS SDKs for Go and Kotlin do (a body of unknown length keeps it)."""
+    length = determine_content_length(request.body)
+    if "Expect" in request.headers and length is not None and length < EXPECT_CONTINUE_FROM:
         del request.headers["Expect"]
 
 
