@@ -141,16 +141,10 @@ class AssetService:
         config.root_dir.mkdir(parents=True, exist_ok=True)
         self.incoming_dir = config.root_dir / "incoming"
         self.incoming_dir.mkdir(exist_ok=True)
-        # Uploads under way whose catalog row is not queued yet, and uploads storing their bytes in a storage that
-        # copies them while their row is committed: the catalog's writer waits a moment for more rows while there
-        # are some, so that concurrent uploads share a commit.
+        # Uploads under way whose catalog row is not queued yet: the catalog's writer waits a moment for them,
+        # so that concurrent uploads share a commit.
         self._uploads_before_commit: set[UploadForm] = set()
-        self._uploads_storing: set[UploadForm] = set()
-        self.catalog = Catalog(
-            config.root_dir / "catalog.duckdb",
-            lambda: len(self._uploads_before_commit),
-            lambda: len(self._uploads_storing),
-        )
+        self.catalog = Catalog(config.root_dir / "catalog.duckdb", lambda: len(self._uploads_before_commit))
         self.content_url = f"{config.public_base_url.rstrip('/')}/content"
         # The configuration's storage: assets without a profile live here.
         self.storage: Storage = LocalStorage(config.root_dir / "files", self.content_url)
@@ -194,13 +188,19 @@ class AssetService:
         """An incoming file is named after its asset: store it if its row was committed and the bytes are the
         ones the row describes; a row whose bytes never became durable is forgotten (it was never acknowledged).
         Without a row, the bytes may still have reached a storage that copies them while the commit is under
-        way (see _create_asset): what it holds under the upload's key is removed."""
-        for leftover in self.incoming_dir.iterdir():
+        way (see _create_asset): what such a profile holds under the upload's key is removed. Which profile it
+        went to is not recorded, so every one that copies is asked (a missing object is not an error)."""
+        leftovers = list(self.incoming_dir.iterdir())
+        if not leftovers:
+            return
+        listed = self.catalog.storage_profiles()
+        copying_profiles = [profile.id for profile in listed if profiles.copies_on_put(profile.provider_type)]
+        for leftover in leftovers:
             asset_id = parse_id(leftover.stem) if leftover.suffix == ".upload" else None
             asset = self.catalog.get_asset(asset_id) if asset_id else None
             if asset is None:
                 if asset_id:
-                    self._remove_uncommitted_upload(asset_id, leftover)
+                    self._remove_uncommitted_upload(asset_id, leftover, copying_profiles)
             elif (storage := self.storage_for(asset.storage_profile_id)).size(asset.storage_key) is None:
                 if sha256_of(leftover) == asset.checksum_sha256:
                     self.log.info("storing upload %s that was committed before a crash", asset.id)
@@ -210,17 +210,15 @@ class AssetService:
                     self.catalog.undo_upload(asset.id)
             leftover.unlink(missing_ok=True)
 
-    def _remove_uncommitted_upload(self, asset_id: str, leftover: Path) -> None:
-        """Its key follows from its id and its format; which profile it went to is not recorded, so every
-        profile whose storage copies is asked (a missing object is not an error). An upload refused before
-        it was stored has no key: nothing to remove."""
+    def _remove_uncommitted_upload(self, asset_id: str, leftover: Path, profile_ids: list[str]) -> None:
+        """Its key follows from its id and its format. An upload refused before it was stored has no key:
+        nothing to remove."""
         extension = sniff_extension(leftover, self.config.max_image_pixels)
         if extension is None:
             return
         key = storage_key(asset_id, extension)
-        for profile in self.catalog.storage_profiles():
-            if profiles.copies_on_put(profile.provider_type):
-                self._remove_file(key, profile.id)
+        for profile_id in profile_ids:
+            self._remove_file(key, profile_id)
 
     def close(self) -> None:
         self._closing.set()
@@ -320,16 +318,12 @@ class AssetService:
         # and removes what a storage that copies holds of an upload whose row never committed (_recover_incoming).
         fsync_file(form.temp_path)
         fsync_directory(self.incoming_dir)
-        committing = self.catalog.insert_asset(asset, skills, self._event("upload", principal, asset))
+        job_id, committing = self.catalog.insert_asset(asset, skills, self._event("upload", principal, asset))
         self._uploads_before_commit.discard(form)
         try:
             if storage.put_copies:
-                self._uploads_storing.add(form)
-                try:
-                    storage.put(asset.storage_key, form.temp_path, sha256=form.sha256)
-                finally:
-                    self._uploads_storing.discard(form)
-            job_id = self.catalog.settle(committing).result()
+                storage.put(asset.storage_key, form.temp_path, sha256=form.sha256)
+            self.catalog.settle(committing).result()
             if not storage.put_copies:
                 storage.put(asset.storage_key, form.temp_path, message=fields.get("commitmessage") or None)
         except BaseException:

@@ -53,7 +53,8 @@ def test_every_page_in_every_order_matches_a_full_sort(catalog: Catalog) -> None
                 moment,
             )  # fmt: skip
         )
-        catalog.insert_asset(assets[-1], None, {"kind": "upload"}).result()
+        _, committing = catalog.insert_asset(assets[-1], None, {"kind": "upload"})
+        catalog.settle(committing).result()
 
     for order_by, key in (("createdAtUtc", "created_at"), ("size", "size")):
         for descending in (True, False):
@@ -80,32 +81,32 @@ def test_a_commit_waits_for_writes_on_their_way_but_a_lone_write_never_waits(tmp
     def transaction_id(cursor: Cursor) -> int:
         return cursor.execute("SELECT txid_current()").fetchone()[0]
 
+    waiter = ThreadPoolExecutor(2)
     try:
         first = writer.submit_nowait(transaction_id)
         time.sleep(0.2)
         assert not first.done()  # held back for the write on its way
         coming[0] = 0
         second = writer.submit_nowait(transaction_id)
+        for future in (first, second):  # as uploads do, their callers come back for them
+            waiter.submit(writer.settle, future)
         assert first.result(timeout=10) == second.result(timeout=10)  # one commit for both
         # With nothing on its way, a write is committed at once, not after the 60 s window.
         assert writer.submit_nowait(transaction_id).result(timeout=10) != first.result()
     finally:
+        waiter.shutdown()
         writer.close()
 
 
 def test_a_commit_waits_while_uploads_store_elsewhere_until_someone_waits_for_it(tmp_path: Path) -> None:
-    storing = [2]  # two S3 uploads are sending their bytes while their rows wait for a commit
-    writer = GroupCommitWriter(
-        Cursor(duckdb.connect(str(tmp_path / "writer.duckdb")).cursor()),
-        writes_storing=lambda: storing[0],
-        gather_seconds=60,
-    )
+    writer = GroupCommitWriter(Cursor(duckdb.connect(str(tmp_path / "writer.duckdb")).cursor()), gather_seconds=60)
 
     def transaction_id(cursor: Cursor) -> int:
         return cursor.execute("SELECT txid_current()").fetchone()[0]
 
     waiter = ThreadPoolExecutor(1)
     try:
+        # Two S3 uploads queue their rows, then send their bytes: neither waits for the commit yet.
         first = writer.submit_nowait(transaction_id)
         second = writer.submit_nowait(transaction_id)
         time.sleep(0.2)
@@ -113,12 +114,16 @@ def test_a_commit_waits_while_uploads_store_elsewhere_until_someone_waits_for_it
         # Waiting for it commits it, not after the 60 s window.
         assert waiter.submit(writer.settle, first).result(timeout=10) is first
         assert first.result() == second.result()  # one commit for both
+        writer.settle(second)
         # A write that only one upload stores alongside (a lone upload) is committed at once.
-        storing[0] = 1
-        assert writer.submit_nowait(transaction_id).result(timeout=10) != first.result()
+        lone = writer.submit_nowait(transaction_id)
+        assert lone.result(timeout=10) != first.result()
+        writer.settle(lone)
         # A write someone waits for (submit) is never held back for uploads storing elsewhere.
-        storing[0] = 2
+        storing = [writer.submit_nowait(transaction_id), writer.submit_nowait(transaction_id)]
         assert waiter.submit(writer.submit, transaction_id).result(timeout=10) != first.result()
+        for future in storing:
+            writer.settle(future)
     finally:
         waiter.shutdown()
         writer.close()

@@ -745,7 +745,7 @@ def test_an_s3_upload_whose_commit_fails_leaves_nothing_in_the_bucket(
     monkeypatch.setattr(
         S3Storage, "put", lambda self, key, *args, **kwargs: (stored.append(key), put(self, key, *args, **kwargs))
     )
-    monkeypatch.setattr(service.catalog, "insert_asset", lambda *args: failed)
+    monkeypatch.setattr(service.catalog, "insert_asset", lambda *args: (None, failed))
     with pytest.raises(RuntimeError, match="the catalog write failed"):
         service.create_asset(ADMIN, upload_form(service))
     assert len(stored) == 1  # the bytes went up while the row was being committed...

@@ -106,10 +106,8 @@ class Catalog:
         self,
         path: Path,
         writes_coming: Callable[[], int] = lambda: 0,
-        writes_storing: Callable[[], int] = lambda: 0,
     ) -> None:
-        """``writes_coming``: how many writes are on their way; ``writes_storing``: how many writers are busy
-        elsewhere while their write is committed (see GroupCommitWriter)."""
+        """``writes_coming``: how many writes are on their way (see GroupCommitWriter)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = duckdb.connect(str(path))
@@ -124,7 +122,7 @@ class Catalog:
         self._profiles_generation = 0
         self._profiles_cache_lock = threading.Lock()
         self._migrate()
-        self._writer = GroupCommitWriter(Cursor(self._db.cursor()), writes_coming, writes_storing)
+        self._writer = GroupCommitWriter(Cursor(self._db.cursor()), writes_coming)
 
     def close(self) -> None:
         self._writer.close()
@@ -139,7 +137,7 @@ class Catalog:
         return cursor
 
     def settle(self, committing: Future) -> Future:
-        """Wait for a write queued by insert_asset to be committed (or to fail); returns its future."""
+        """Wait for the write insert_asset queued to be committed (or to fail); returns its future."""
         return self._writer.settle(committing)
 
     def _write(self, work: Callable[[Cursor], T]) -> T:
@@ -167,9 +165,12 @@ class Catalog:
 
     # -- assets -----------------------------------------------------------------------------------------
 
-    def insert_asset(self, asset: Asset, job_skills: list[str] | None, event: dict[str, Any]) -> Future:
-        """Commit a new asset, its enrichment job (if any) and its upload event together. Returns at once with a
-        future of the job id, so the caller can make the file durable while the commit is under way."""
+    def insert_asset(
+        self, asset: Asset, job_skills: list[str] | None, event: dict[str, Any]
+    ) -> tuple[str | None, Future]:
+        """Commit a new asset, its enrichment job (if any) and its upload event together. Returns at once with the
+        job id and the commit's future, so the caller can store the file while the commit is under way; the
+        caller must ``settle`` the future (see GroupCommitWriter)."""
         job_id = new_id() if job_skills else None
 
         row = [
@@ -191,12 +192,7 @@ class Catalog:
                     [job_id, asset.id, json.dumps(job_skills), "queued", 0, asset.created_at, asset.created_at],
                 )
             )
-        committed = self._writer.submit_nowait(inserts)
-        result: Future = Future()
-        committed.add_done_callback(
-            lambda done: result.set_exception(done.exception()) if done.exception() else result.set_result(job_id)
-        )
-        return result
+        return job_id, self._writer.submit_nowait(inserts)
 
     def get_asset(self, asset_id: str) -> Asset | None:
         row = self._cursor().execute(f"SELECT {ASSET_COLUMNS} FROM assets WHERE id = ?", [asset_id]).fetchone()

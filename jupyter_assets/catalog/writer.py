@@ -16,7 +16,7 @@ MAX_BATCH = 64
 # How long a commit may wait for more writes (see GroupCommitWriter); an S3 upload's own put overlaps it. With 8
 # clients uploading to S3: 5 ms gave 0.49-0.59x boto3 and 12 ms 0.59-0.65x; 25 ms commits about 5.8 uploads at
 # once against 4.4 for 12 ms (6% less server CPU per upload), and 40 or 60 ms no more. Waiting also while S3
-# uploads store their bytes (writes_storing) brings it to about 7.2, for another 4% less CPU.
+# uploads store their bytes (writes not settled yet) brings it to about 7.2, for another 4% less CPU.
 GATHER_SECONDS = 0.025
 
 
@@ -57,9 +57,10 @@ class GroupCommitWriter:
     of its own (a DuckDB commit costs as much CPU as several rows). So a commit waits, up to gather_seconds:
 
     * while writes are on their way (``writes_coming``: uploads whose row is not queued yet);
-    * while nobody waits for it yet (see ``settle``) and two or more writers are busy elsewhere
-      (``writes_storing``: S3 uploads storing their bytes while their row is committed). Waiting then delays
-      nobody, and under such a load new uploads arrive every few milliseconds.
+    * while nobody waits for it yet and two or more writers are busy elsewhere: they queued a write with
+      ``submit_nowait`` and have not come back for it with ``settle`` (S3 uploads storing their bytes while their
+      row is committed). Waiting then delays nobody, and under such a load new uploads arrive every few
+      milliseconds.
 
     A lone write never waits.
     """
@@ -68,15 +69,14 @@ class GroupCommitWriter:
         self,
         cursor: Cursor,
         writes_coming: Callable[[], int] = lambda: 0,
-        writes_storing: Callable[[], int] = lambda: 0,
         gather_seconds: float = GATHER_SECONDS,
     ) -> None:
         self._cursor = cursor
         self._writes_coming = writes_coming
-        self._writes_storing = writes_storing
         self._gather_seconds = gather_seconds
+        self._callers_lock = threading.Lock()
+        self._unsettled: set[Future] = set()  # queued with submit_nowait, not settled yet
         self._settling = 0  # callers blocked in settle()
-        self._settling_lock = threading.Lock()
         self._queue: queue.SimpleQueue[tuple[Work, Future] | object | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="jupyter-assets-catalog-writer", daemon=True)
         self._thread.start()
@@ -86,22 +86,27 @@ class GroupCommitWriter:
         return self.settle(self.submit_nowait(work)).result()
 
     def submit_nowait(self, work: Work) -> Future:
-        """Queue a write; the future resolves once it is committed. Wait for it with ``settle``."""
+        """Queue a write; the future resolves once it is committed. The caller must ``settle`` it, even when it
+        no longer cares: until then it counts as busy elsewhere."""
         future: Future = Future()
+        with self._callers_lock:
+            self._unsettled.add(future)
         self._queue.put((work, future))
         return future
 
     def settle(self, future: Future) -> Future:
-        """Wait until a queued write (or a future derived from one) is committed or has failed; returns it."""
-        if not future.done():
-            with self._settling_lock:
-                self._settling += 1
-            self._queue.put(_WAKE)
-            try:
-                future.exception()  # waits; the write's own error is the caller's to take
-            finally:
-                with self._settling_lock:
-                    self._settling -= 1
+        """Wait until a queued write is committed or has failed (settling twice is harmless); returns it."""
+        with self._callers_lock:
+            self._unsettled.discard(future)
+            if future.done():
+                return future
+            self._settling += 1
+        self._queue.put(_WAKE)
+        try:
+            future.exception()  # waits; the write's own error is the caller's to take
+        finally:
+            with self._callers_lock:
+                self._settling -= 1
         return future
 
     def close(self) -> None:
@@ -128,7 +133,7 @@ class GroupCommitWriter:
             self._commit(batch)
 
     def _worth_gathering(self) -> bool:
-        return self._writes_coming() > 0 or (self._settling == 0 and self._writes_storing() > 1)
+        return self._writes_coming() > 0 or (self._settling == 0 and len(self._unsettled) > 1)
 
     def _commit(self, batch: list[tuple[Work, Future]]) -> None:
         cursor = self._cursor
