@@ -102,10 +102,11 @@ def sniff_extension(path: Path, max_pixels: int) -> str | None:
     return sniffed[1] if sniffed else None
 
 
-def inspect_upload(path: Path, declared_type: str, max_pixels: int) -> ImageFacts:
-    """Check an uploaded file is a complete image of the declared type; return its real format and size."""
+def inspect_upload(source: Path | bytes, declared_type: str, max_pixels: int) -> ImageFacts:
+    """Check an uploaded file (its path, or its bytes) is a complete image of the declared type; return its real
+    format and size."""
     try:
-        image = open_bounded(path, max_pixels)
+        image = open_bounded(source, max_pixels)
     except ImageTooLargeError as error:
         raise ApiError("asset_image_too_large", f"The image is too large: {error}.", 400) from error
     except ImageDecodeError as error:

@@ -79,7 +79,8 @@ class ServiceConfig:
 
 @dataclass(eq=False)  # compared (and hashed) by identity: one per upload
 class UploadForm:
-    """What the multipart parser received. The file is already on disk (``temp_path``), hashed and counted."""
+    """What the multipart parser received. The file is already on disk (``temp_path``), hashed and counted; a
+    small one is also in memory (``data``)."""
 
     file_received: bool = False
     file_name: str | None = None
@@ -89,6 +90,7 @@ class UploadForm:
     sha256: str = ""
     fields: dict[str, str] = field(default_factory=dict)
     oversized_fields: set[str] = field(default_factory=set)
+    data: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -287,7 +289,8 @@ class AssetService:
         is_public = parse_bool("isPublic", fields.get("ispublic"), True)
         run_enrichment = parse_bool("runEnrichment", fields.get("runenrichment"), True)
         profile_id, storage = self._write_target(fields.get("storageproviderprofileid"))
-        facts = inspect_upload(form.temp_path, content_type, self.config.max_image_pixels)
+        source = form.temp_path if form.data is None else form.data
+        facts = inspect_upload(source, content_type, self.config.max_image_pixels)
 
         now = utc_now()
         asset_id = form.temp_path.stem
@@ -322,7 +325,7 @@ class AssetService:
         self._uploads_before_commit.discard(form)
         try:
             if storage.put_copies:
-                storage.put(asset.storage_key, form.temp_path, sha256=form.sha256)
+                storage.put(asset.storage_key, form.temp_path, sha256=form.sha256, data=form.data)
             self.catalog.settle(committing).result()
             if not storage.put_copies:
                 storage.put(asset.storage_key, form.temp_path, message=fields.get("commitmessage") or None)

@@ -29,6 +29,7 @@ import jupyter_assets.service as service_module
 from jupyter_assets.auth import Principal
 from jupyter_assets.catalog import Catalog
 from jupyter_assets.catalog.schema import MIGRATIONS
+from jupyter_assets.http.upload import KEEP_IN_MEMORY
 from jupyter_assets.model import ListQuery, utc_now
 from jupyter_assets.service import IN_FLIGHT_GRACE, MAX_JOB_ATTEMPTS, AssetService, ServiceConfig, UploadForm
 from jupyter_assets.storage import storage_key
@@ -66,7 +67,8 @@ def close(service: AssetService) -> None:
 
 
 def upload_form(service: AssetService, data: bytes | None = None, **fields: str) -> UploadForm:
-    """What the multipart parser would hand the service: a real temporary file, hashed and counted."""
+    """What the multipart parser would hand the service: a real temporary file, hashed and counted, and the
+    bytes themselves when the file is small."""
     data = data if data is not None else png_bytes()
     descriptor, path = service.new_incoming_file()
     with os.fdopen(descriptor, "wb") as handle:
@@ -79,6 +81,7 @@ def upload_form(service: AssetService, data: bytes | None = None, **fields: str)
         size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
         fields=dict(fields),
+        data=data if len(data) <= KEEP_IN_MEMORY else None,
     )
 
 

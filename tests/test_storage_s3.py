@@ -216,6 +216,13 @@ def test_single_request_puts_send_the_sha256_of_the_bytes_at_once(storage: S3Sto
     assert storage.read("from-file.bin") == source.read_bytes()
 
 
+def test_put_sends_the_bytes_it_is_given_without_reading_the_file(storage: S3Storage, tmp_path: Path) -> None:
+    # The upload keeps a small file in memory: put is then handed its bytes, and never opens the file.
+    data = os.urandom(50_000)
+    storage.put("in-memory.bin", tmp_path / "never-written.bin", data=data)
+    assert storage.read("in-memory.bin") == data
+
+
 def test_concurrent_use_from_threads(storage: S3Storage) -> None:
     payloads = {f"t/{n}.bin": os.urandom(20_000 + n) for n in range(16)}
     failures: list[BaseException] = []

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import os
 import re
 import select
 import socket
@@ -21,6 +22,9 @@ import psutil
 import pytest
 import requests
 from PIL import Image
+
+from jupyter_assets.http.upload import KEEP_IN_MEMORY, MultipartUpload
+from jupyter_assets.service import UploadForm
 
 from conftest import (
     ADMIN_KEY,
@@ -276,6 +280,12 @@ VALIDATION_CASES = [
     case("jpeg-as-png", _upload(jpeg_bytes(), name="a.png"), "asset_content_type_mismatch"),
     case("png-as-jpeg", _upload(png_bytes(), name="a.jpg", content_type="image/jpeg"), "asset_content_type_mismatch"),
     case("truncated-png", _upload(truncated_png(), name="a.png"), "asset_image_unreadable"),
+    # Over KEEP_IN_MEMORY the upload is checked from its incoming file, not from memory.
+    case(
+        "truncated-png-read-from-disk",
+        _upload(noise_png_of_about(2_600_000)[:1_300_000], name="a.png"),
+        "asset_image_unreadable",
+    ),
     case("bomb-over-the-pixel-limit", _upload(bomb_png(12_000, 12_000), name="bomb.png"), "asset_image_too_large"),
     case("decompression-bomb", _upload(bomb_png(), name="bomb.png"), "asset_image_too_large"),
     case("is-public-maybe", _upload(png_bytes(), isPublic="maybe"), "request_invalid"),
@@ -599,6 +609,31 @@ def test_nine_megabyte_upload_succeeds_with_flat_memory(shared_server: Standalon
     assert asset["checksumSha256"] == hashlib.sha256(data).hexdigest()
     assert (shared_server.root / "files" / asset["storageKey"]).read_bytes() == data
     assert growth < 30 * MiB, f"RSS grew by {growth / MiB:.1f} MiB"
+
+
+def read_multipart(body: bytes, folder: Path) -> UploadForm:
+    """Run the server's multipart reader over a whole body, as the upload handler does."""
+    created: list[Path] = []
+
+    def new_file() -> tuple[int, Path]:
+        path = folder / f"{len(created)}.upload"
+        created.append(path)
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), path
+
+    content_type = f"multipart/form-data; boundary={BOUNDARY}"
+    reader = MultipartUpload(content_type, new_file, lambda form: None, lambda size: None)
+    for start in range(0, len(body), 100_000):  # in pieces, as the body arrives
+        reader.write(body[start : start + 100_000])
+    return reader.finish()
+
+
+@pytest.mark.parametrize("size", [KEEP_IN_MEMORY, KEEP_IN_MEMORY + 1])
+def test_a_small_file_is_also_kept_in_memory_a_large_one_only_on_disk(tmp_path: Path, size: int) -> None:
+    data = os.urandom(size)
+    form = read_multipart(multipart(part("file", data, "a.png", "image/png")), tmp_path)
+    assert form.temp_path.read_bytes() == data
+    assert form.sha256 == hashlib.sha256(data).hexdigest()
+    assert form.data == (data if size <= KEEP_IN_MEMORY else None)
 
 
 def test_server_keeps_serving_after_every_bad_request(shared_server: StandaloneServer) -> None:

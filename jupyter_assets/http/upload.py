@@ -17,6 +17,9 @@ from ..errors import ApiError, request_invalid
 from ..service import UploadForm
 
 FILE_FIELD = "file"
+# A file part up to this size is also kept in memory (UploadForm.data): checking and storing it then reads no
+# file, and every read is a system call that gives up the GIL, which costs a thread switch under load.
+KEEP_IN_MEMORY = 1024 * 1024
 MAX_FIELD_BYTES = 16 * 1024  # text fields are at most 1000 characters; this leaves room for UTF-8
 
 
@@ -42,6 +45,7 @@ class MultipartUpload:
         self._drop = drop
         self._check_size = check_size
         self._hash = hashlib.sha256()
+        self._file_pieces: list[bytes] | None = []  # until the file is over KEEP_IN_MEMORY
         self._file_descriptor: int | None = None
         self._headers: dict[str, bytes] = {}
         self._header_name = b""
@@ -128,6 +132,10 @@ class MultipartUpload:
             self._check_size(self.form.size)  # stop as soon as the limit is crossed, not after the whole body
             self._hash.update(piece)
             os.write(self._file_descriptor, piece)
+            if self._file_pieces is not None:
+                self._file_pieces.append(piece)
+                if self.form.size > KEEP_IN_MEMORY:
+                    self._file_pieces = None
         elif self._part_name is not None:
             if len(self._field_value) + len(piece) > MAX_FIELD_BYTES:
                 self.form.oversized_fields.add(self._part_name)
@@ -137,6 +145,8 @@ class MultipartUpload:
     def _on_part_end(self) -> None:
         if self._part_is_file:
             self.form.sha256 = self._hash.hexdigest()
+            if self._file_pieces is not None:
+                self.form.data = b"".join(self._file_pieces)
         elif self._part_name is not None and self._part_name not in self.form.oversized_fields:
             self.form.fields[self._part_name] = self._field_value.decode("utf-8", "replace")
 

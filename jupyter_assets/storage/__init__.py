@@ -19,9 +19,12 @@ class Storage(Protocol):
 
     # ``message`` describes the change where a provider keeps history (the commit message of a git provider).
 
-    def put(self, key: str, source: Path, message: str | None = None, sha256: str | None = None) -> None:
+    def put(
+        self, key: str, source: Path, message: str | None = None, sha256: str | None = None, data: bytes | None = None
+    ) -> None:
         """Store the file at ``source`` under ``key`` (the source may be consumed). ``sha256``: the file's
-        SHA-256 (hex) when the caller has it, for a provider that sends one (so it need not hash again)."""
+        SHA-256 (hex) when the caller has it, for a provider that sends one (so it need not hash again); ``data``:
+        the file's bytes when the caller holds them, for a provider that copies them (so it need not read them)."""
 
     def put_bytes(self, key: str, data: bytes) -> None:
         """Store ``data`` under ``key``, atomically."""

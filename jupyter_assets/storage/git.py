@@ -111,7 +111,9 @@ class GitRepoStorage:
 
     # -- the Storage protocol -------------------------------------------------------------------------------------
 
-    def put(self, key: str, source: Path, message: str | None = None, sha256: str | None = None) -> None:
+    def put(
+        self, key: str, source: Path, message: str | None = None, sha256: str | None = None, data: bytes | None = None
+    ) -> None:
         """Commit the file at ``source`` under ``key`` and push it; the source is removed once the push landed."""
         path = self.repository_path(key)
 

@@ -31,7 +31,9 @@ class LocalStorage:
         """The file of a key. check_key refuses absolute keys and ``..``, so the path stays under the root."""
         return self.root / check_key(key)
 
-    def put(self, key: str, source: Path, message: str | None = None, sha256: str | None = None) -> None:
+    def put(
+        self, key: str, source: Path, message: str | None = None, sha256: str | None = None, data: bytes | None = None
+    ) -> None:
         """Move a complete, fsynced file into place: an atomic rename on the same filesystem.
 
         The rename itself is not fsynced: until it is durable the file is found under its old name, and the

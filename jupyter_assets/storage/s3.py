@@ -161,12 +161,15 @@ class S3Storage:
         check_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
-    def put(self, key: str, source: Path, message: str | None = None, sha256: str | None = None) -> None:
-        """Upload the file, in parts when it is over the multipart threshold. The source is left in place."""
-        if source.stat().st_size < self._transfer.multipart_threshold:
+    def put(
+        self, key: str, source: Path, message: str | None = None, sha256: str | None = None, data: bytes | None = None
+    ) -> None:
+        """Upload the file (from ``data``, its bytes, when given), in parts when it is over the multipart
+        threshold. The source is left in place."""
+        if (len(data) if data is not None else source.stat().st_size) < self._transfer.multipart_threshold:
             # One request, from memory: a transfer manager (threads, futures) costs more than the upload of a
             # small image, and a file body is sent in 16 KB blocks, each a round trip through the GIL.
-            self.put_bytes(key, source.read_bytes(), sha256)
+            self.put_bytes(key, source.read_bytes() if data is None else data, sha256)
             return
         object_key = self.object_key(key)
         with self._errors(), create_transfer_manager(self._client, self._transfer) as manager:
