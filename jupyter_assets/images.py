@@ -21,6 +21,7 @@ FORMATS: dict[str, tuple[str, str]] = {
     "TIFF": ("image/tiff", ".tiff"),
 }
 CONTENT_TYPE_FORMATS = {content_type: name for name, (content_type, _) in FORMATS.items()}
+EXTENSIONS = tuple(extension for _, extension in FORMATS.values())
 
 
 @dataclass(frozen=True)

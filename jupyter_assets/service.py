@@ -19,7 +19,7 @@ from urllib.parse import quote
 from .auth import ALL_SCOPES, Principal, generate_api_key, hash_api_key, parse_scopes
 from .catalog import EXPORTABLE_TABLES, Catalog
 from .errors import ApiError, asset_not_found, forbidden, request_invalid
-from .images import inspect_upload, sniff_extension
+from .images import EXTENSIONS, inspect_upload, sniff_extension
 from .model import (
     ApiKeyRecord,
     Asset,
@@ -213,14 +213,14 @@ class AssetService:
             leftover.unlink(missing_ok=True)
 
     def _remove_uncommitted_upload(self, asset_id: str, leftover: Path, profile_ids: list[str]) -> None:
-        """Its key follows from its id and its format. An upload refused before it was stored has no key:
-        nothing to remove."""
-        extension = sniff_extension(leftover, self.config.max_image_pixels)
-        if extension is None:
+        """Its key follows from its id and its format. The bytes of an upload to a storage that copies were not
+        fsynced (see _create_asset): when the crash lost them, the key of every format is removed."""
+        if not profile_ids:
             return
-        key = storage_key(asset_id, extension)
-        for profile_id in profile_ids:
-            self._remove_file(key, profile_id)
+        sniffed = sniff_extension(leftover, self.config.max_image_pixels)
+        for extension in [sniffed] if sniffed else EXTENSIONS:
+            for profile_id in profile_ids:
+                self._remove_file(storage_key(asset_id, extension), profile_id)
 
     def close(self) -> None:
         self._closing.set()
@@ -315,11 +315,14 @@ class AssetService:
             updated_at=now,
         )
         skills = list(self.config.enrichment_skills) if run_enrichment else None
-        # The bytes are durable in incoming/<id>.upload before the row can commit. A storage that copies them
-        # (S3) stores them while the row is being committed; one that moves them (local, git) once it is. They
-        # are acknowledged when both are done. After a crash the next start stores the bytes of a committed row
-        # and removes what a storage that copies holds of an upload whose row never committed (_recover_incoming).
-        fsync_file(form.temp_path)
+        # incoming/<id>.upload is durable before the row can commit: its name always, its bytes when the storage
+        # moves them (local, git) once the row is committed. A storage that copies them (S3) stores them while
+        # the row is being committed, and the upload is acknowledged only when both are done: the storage has
+        # the bytes by then, so they are not fsynced here. After a crash the next start stores the bytes of a
+        # committed row that its storage lacks, and removes what a storage that copies holds of an upload whose
+        # row never committed (_recover_incoming).
+        if not storage.put_copies:
+            fsync_file(form.temp_path)
         fsync_directory(self.incoming_dir)
         job_id, committing = self.catalog.insert_asset(asset, skills, self._event("upload", principal, asset))
         self._uploads_before_commit.discard(form)

@@ -35,7 +35,15 @@ from jupyter_assets.service import IN_FLIGHT_GRACE, MAX_JOB_ATTEMPTS, AssetServi
 from jupyter_assets.storage import storage_key
 from jupyter_assets.storage.s3 import S3Storage
 
-from conftest import ADMIN_KEY, StandaloneServer, assert_error, plain_s3_client, png_bytes, stored_files
+from conftest import (
+    ADMIN_KEY,
+    StandaloneServer,
+    assert_error,
+    jpeg_bytes,
+    plain_s3_client,
+    png_bytes,
+    stored_files,
+)
 
 API = "/api/v1/assets"
 ADMIN = Principal("t", frozenset({"assets:read", "assets:write", "assets:delete", "assets:admin"}), "api_key")
@@ -690,12 +698,15 @@ def test_the_bytes_are_durable_before_the_row_can_commit(services, monkeypatch) 
     # between could lose the incoming file's name and leave a committed row whose bytes exist nowhere.
     service = services()
     order: list[str] = []
-    fsync_directory = service_module.fsync_directory
-    monkeypatch.setattr(service_module, "fsync_directory", lambda path: (order.append("fsync"), fsync_directory(path)))
+    fsync_file, fsync_directory = service_module.fsync_file, service_module.fsync_directory
+    monkeypatch.setattr(service_module, "fsync_file", lambda path: (order.append("fsync file"), fsync_file(path)))
+    monkeypatch.setattr(
+        service_module, "fsync_directory", lambda path: (order.append("fsync directory"), fsync_directory(path))
+    )
     insert_asset = service.catalog.insert_asset
     monkeypatch.setattr(service.catalog, "insert_asset", lambda *args: (order.append("insert"), insert_asset(*args))[1])
     service.create_asset(ADMIN, upload_form(service, runenrichment="false"))
-    assert order == ["fsync", "insert"]
+    assert order == ["fsync file", "fsync directory", "insert"]
 
 
 def test_incoming_file_without_a_row_is_dropped_at_start(services, tmp_path) -> None:
@@ -757,17 +768,43 @@ def test_an_s3_upload_whose_commit_fails_leaves_nothing_in_the_bucket(
     assert asset_count(service) == 0
 
 
+def test_an_s3_upload_makes_only_the_incoming_name_durable_before_its_row_and_its_put(
+    services, moto_endpoint: str, bucket, monkeypatch
+) -> None:
+    # The bucket has the bytes before the upload is acknowledged; what a crash must not lose is the incoming
+    # file's name, which tells the next start what the bucket may hold of an upload whose row never committed.
+    raw, name = bucket
+    service = services()
+    make_bucket_the_default(service, moto_endpoint, name)
+    order: list[str] = []
+    fsync_directory = service_module.fsync_directory
+    monkeypatch.setattr(service_module, "fsync_file", lambda path: order.append("fsync file"))
+    monkeypatch.setattr(
+        service_module, "fsync_directory", lambda path: (order.append("fsync directory"), fsync_directory(path))
+    )
+    insert_asset = service.catalog.insert_asset
+    monkeypatch.setattr(service.catalog, "insert_asset", lambda *args: (order.append("insert"), insert_asset(*args))[1])
+    put = S3Storage.put
+    monkeypatch.setattr(S3Storage, "put", lambda self, *args, **kw: (order.append("put"), put(self, *args, **kw)))
+    asset = service.create_asset(ADMIN, upload_form(service, runenrichment="false"))
+    assert order == ["fsync directory", "insert", "put"]
+    assert objects_in(raw, name) == [asset.storage_key]
+
+
+@pytest.mark.parametrize("bytes_survived", [True, False], ids=["bytes-survived", "bytes-lost"])
 def test_bytes_an_s3_profile_received_before_a_crash_lost_the_commit_are_removed_at_start(
-    services, moto_endpoint: str, bucket
+    services, moto_endpoint: str, bucket, bytes_survived: bool
 ) -> None:
     raw, name = bucket
     service = services()
     profile_id = make_bucket_the_default(service, moto_endpoint, name)
     kept = service.create_asset(ADMIN, upload_form(service, runenrichment="false"))
-    form = upload_form(service, png_bytes(40, 30))
+    form = upload_form(service, jpeg_bytes())
     asset_id = form.temp_path.stem
     # The crash: the bytes reached the bucket while the row was being committed; the commit never landed.
-    service.storage_for(profile_id).put(storage_key(asset_id, ".png"), form.temp_path)
+    service.storage_for(profile_id).put(storage_key(asset_id, ".jpg"), form.temp_path)
+    if not bytes_survived:  # they were never fsynced: the next start cannot tell the format from them
+        form.temp_path.write_bytes(b"")
     close(service)
     assert len(objects_in(raw, name)) == 2
 
@@ -776,6 +813,25 @@ def test_bytes_an_s3_profile_received_before_a_crash_lost_the_commit_are_removed
     assert objects_in(raw, name) == [kept.storage_key]
     assert not form.temp_path.exists()
     assert [asset.id for asset in restarted.catalog.list_assets(ListQuery(), None).items] == [kept.id]
+
+
+def test_a_committed_s3_upload_whose_incoming_bytes_a_crash_lost_is_kept_at_start(
+    services, moto_endpoint: str, bucket
+) -> None:
+    raw, name = bucket
+    service = services()
+    make_bucket_the_default(service, moto_endpoint, name)
+    form = upload_form(service, runenrichment="false")
+    asset = service.create_asset(ADMIN, form)
+    # The crash: the removal of the incoming file did not last, and its bytes (never fsynced) were lost.
+    form.temp_path.write_bytes(b"")
+    close(service)
+
+    restarted = services()
+    restarted.start()
+    assert restarted.catalog.get_asset(asset.id) is not None
+    assert objects_in(raw, name) == [asset.storage_key]
+    assert not form.temp_path.exists()
 
 
 # -- jobs that keep failing ------------------------------------------------------------------------------------
