@@ -246,16 +246,16 @@ def count_objects(client: Any, prefix: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="~30 s version (two 3 s rounds per target)")
-    parser.add_argument("--duration", type=float, help="timed seconds per target (default 15; 6 with --quick)")
-    parser.add_argument("--rounds", type=int, help="targets take turns this many times (default 3; 2 quick)")
+    parser.add_argument("--duration", type=float, help="timed seconds per target (default 24; 6 with --quick)")
+    parser.add_argument("--rounds", type=int, help="targets take turns this many times (default 8; 2 quick)")
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per target (default 2)")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--pool", type=int, default=50, help="distinct PNGs")
     parser.add_argument("--workdir", help="keep server folders and logs here (default: a temp dir)")
     parser.add_argument("--json", help="write the results as JSON to this file")
     args = parser.parse_args(argv)
-    duration = args.duration or (6.0 if args.quick else 15.0)
-    rounds = args.rounds or (2 if args.quick else 3)
+    duration = args.duration or (6.0 if args.quick else 24.0)
+    rounds = args.rounds or (2 if args.quick else 8)
     warmup = args.warmup
 
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench-s3upload-"))
