@@ -147,6 +147,7 @@ class MultipartUpload:
             self.form.sha256 = self._hash.hexdigest()
             if self._file_pieces is not None:
                 self.form.data = b"".join(self._file_pieces)
+                self._file_pieces = None
         elif self._part_name is not None and self._part_name not in self.form.oversized_fields:
             self.form.fields[self._part_name] = self._field_value.decode("utf-8", "replace")
 
