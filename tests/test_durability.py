@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -91,6 +91,22 @@ def upload_form(service: AssetService, data: bytes | None = None, **fields: str)
         fields=dict(fields),
         data=data if len(data) <= KEEP_IN_MEMORY else None,
     )
+
+
+def recording(steps: list[str], step: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function``, noting ``step`` in ``steps`` each time it is called."""
+    return lambda *args, **kwargs: (steps.append(step), function(*args, **kwargs))[1]
+
+
+def record_upload_steps(service: AssetService, monkeypatch) -> list[str]:
+    """The durability steps of the service's uploads, in the order they run (each still does its work)."""
+    steps: list[str] = []
+    monkeypatch.setattr(service_module, "fsync_file", recording(steps, "fsync file", service_module.fsync_file))
+    monkeypatch.setattr(
+        service_module, "fsync_directory", recording(steps, "fsync directory", service_module.fsync_directory)
+    )
+    monkeypatch.setattr(service.catalog, "insert_asset", recording(steps, "insert", service.catalog.insert_asset))
+    return steps
 
 
 def asset_count(service: AssetService) -> int:
@@ -697,16 +713,9 @@ def test_the_bytes_are_durable_before_the_row_can_commit(services, monkeypatch) 
     # A row is committed as soon as the writer gets to it: were its bytes made durable afterwards, a power cut in
     # between could lose the incoming file's name and leave a committed row whose bytes exist nowhere.
     service = services()
-    order: list[str] = []
-    fsync_file, fsync_directory = service_module.fsync_file, service_module.fsync_directory
-    monkeypatch.setattr(service_module, "fsync_file", lambda path: (order.append("fsync file"), fsync_file(path)))
-    monkeypatch.setattr(
-        service_module, "fsync_directory", lambda path: (order.append("fsync directory"), fsync_directory(path))
-    )
-    insert_asset = service.catalog.insert_asset
-    monkeypatch.setattr(service.catalog, "insert_asset", lambda *args: (order.append("insert"), insert_asset(*args))[1])
+    steps = record_upload_steps(service, monkeypatch)
     service.create_asset(ADMIN, upload_form(service, runenrichment="false"))
-    assert order == ["fsync file", "fsync directory", "insert"]
+    assert steps == ["fsync file", "fsync directory", "insert"]
 
 
 def test_incoming_file_without_a_row_is_dropped_at_start(services, tmp_path) -> None:
@@ -776,18 +785,10 @@ def test_an_s3_upload_makes_only_the_incoming_name_durable_before_its_row_and_it
     raw, name = bucket
     service = services()
     make_bucket_the_default(service, moto_endpoint, name)
-    order: list[str] = []
-    fsync_directory = service_module.fsync_directory
-    monkeypatch.setattr(service_module, "fsync_file", lambda path: order.append("fsync file"))
-    monkeypatch.setattr(
-        service_module, "fsync_directory", lambda path: (order.append("fsync directory"), fsync_directory(path))
-    )
-    insert_asset = service.catalog.insert_asset
-    monkeypatch.setattr(service.catalog, "insert_asset", lambda *args: (order.append("insert"), insert_asset(*args))[1])
-    put = S3Storage.put
-    monkeypatch.setattr(S3Storage, "put", lambda self, *args, **kw: (order.append("put"), put(self, *args, **kw)))
+    steps = record_upload_steps(service, monkeypatch)
+    monkeypatch.setattr(S3Storage, "put", recording(steps, "put", S3Storage.put))
     asset = service.create_asset(ADMIN, upload_form(service, runenrichment="false"))
-    assert order == ["fsync directory", "insert", "put"]
+    assert steps == ["fsync directory", "insert", "put"]
     assert objects_in(raw, name) == [asset.storage_key]
 
 
