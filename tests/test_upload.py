@@ -1,6 +1,7 @@
 """Upload (`POST /api/v1/assets`) against a real `jupyter-assets serve` subprocess: the 202 and its fields, every
 validation code in the documented order, file names, booleans, the size limit while the body streams, nothing left
-behind by a refused request, and memory that stays flat whatever the body size."""
+behind by a refused request, and memory that stays flat whatever the body size. Also the multipart reader itself:
+which files it keeps in memory."""
 
 from __future__ import annotations
 
