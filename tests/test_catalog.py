@@ -98,6 +98,33 @@ def test_a_commit_waits_for_writes_on_their_way_but_a_lone_write_never_waits(tmp
         writer.close()
 
 
+def test_settling_a_write_already_committed_lets_a_held_commit_go(tmp_path: Path) -> None:
+    coming = [1]
+    writer = GroupCommitWriter(
+        Cursor(duckdb.connect(str(tmp_path / "writer.duckdb")).cursor()), lambda: coming[0], gather_seconds=60
+    )
+
+    def transaction_id(cursor: Cursor) -> int:
+        return cursor.execute("SELECT txid_current()").fetchone()[0]
+
+    try:
+        first = writer.submit_nowait(transaction_id)
+        second = writer.submit_nowait(transaction_id)  # held together with first while a write is coming
+        coming[0] = 0
+        writer.settle(first)  # commits both; second's caller has not come back for it yet (an S3 put)
+        assert second.result(timeout=10) == first.result()
+        third = writer.submit_nowait(transaction_id)
+        time.sleep(0.2)
+        assert not third.done()  # held: second and third count as busy elsewhere
+        # Second's caller comes back for a write already committed: only third is busy elsewhere now, and a lone
+        # write is not held, so it is committed at once, not after the 60 s window.
+        writer.settle(second)
+        assert third.result(timeout=10) != first.result()
+        writer.settle(third)
+    finally:
+        writer.close()
+
+
 def test_a_commit_waits_while_uploads_store_elsewhere_until_someone_waits_for_it(tmp_path: Path) -> None:
     writer = GroupCommitWriter(Cursor(duckdb.connect(str(tmp_path / "writer.duckdb")).cursor()), gather_seconds=60)
 

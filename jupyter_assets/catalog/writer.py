@@ -34,7 +34,8 @@ class Insert:
 
 
 Work = Callable[[Cursor], Any] | list[Insert]
-# Queued by settle(): "someone now waits for the commit", so a commit that is gathering goes at once.
+# Queued by settle(): a commit that is gathering looks again at whether to wait (someone now waits for it, or a
+# write stopped counting as busy elsewhere).
 _WAKE = object()
 
 
@@ -77,6 +78,7 @@ class GroupCommitWriter:
         self._callers_lock = threading.Lock()
         self._unsettled: set[Future] = set()  # queued with submit_nowait, not settled yet
         self._settling = 0  # callers blocked in settle()
+        self._gathering = False  # the writer waits for more writes (set with the callers lock held)
         self._queue: queue.SimpleQueue[tuple[Work, Future] | object | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="jupyter-assets-catalog-writer", daemon=True)
         self._thread.start()
@@ -98,10 +100,15 @@ class GroupCommitWriter:
         """Wait until a queued write is committed or has failed (settling twice is harmless); returns it."""
         with self._callers_lock:
             self._unsettled.discard(future)
-            if future.done():
-                return future
-            self._settling += 1
-        self._queue.put(_WAKE)
+            done = future.done()
+            if not done:
+                self._settling += 1
+            # An already committed write may be what a gathering commit still counted as busy elsewhere.
+            wake = not done or self._gathering
+        if wake:
+            self._queue.put(_WAKE)
+        if done:
+            return future
         try:
             future.exception()  # waits; the write's own error is the caller's to take
         finally:
@@ -130,10 +137,14 @@ class GroupCommitWriter:
                     return
                 if item is not _WAKE:
                     batch.append(item)
+            self._gathering = False  # an extra wake-up from a settle in between is harmless
             self._commit(batch)
 
     def _worth_gathering(self) -> bool:
-        return self._writes_coming() > 0 or (self._settling == 0 and len(self._unsettled) > 1)
+        # Under the callers lock: a settle() either changes what is counted here or sees _gathering and wakes us.
+        with self._callers_lock:
+            self._gathering = self._writes_coming() > 0 or (self._settling == 0 and len(self._unsettled) > 1)
+            return self._gathering
 
     def _commit(self, batch: list[tuple[Work, Future]]) -> None:
         cursor = self._cursor
