@@ -102,11 +102,7 @@ def _filters(query: ListQuery, visible_to: str | None) -> tuple[str, list[Any]]:
 class Catalog:
     """All reads and writes of the DuckDB file. Thread-safe: a cursor per thread, writes serialised."""
 
-    def __init__(
-        self,
-        path: Path,
-        writes_coming: Callable[[], int] = lambda: 0,
-    ) -> None:
+    def __init__(self, path: Path, writes_coming: Callable[[], int] = lambda: 0) -> None:
         """``writes_coming``: how many writes are on their way (see GroupCommitWriter)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         try:

@@ -67,10 +67,7 @@ class GroupCommitWriter:
     """
 
     def __init__(
-        self,
-        cursor: Cursor,
-        writes_coming: Callable[[], int] = lambda: 0,
-        gather_seconds: float = GATHER_SECONDS,
+        self, cursor: Cursor, writes_coming: Callable[[], int] = lambda: 0, gather_seconds: float = GATHER_SECONDS
     ) -> None:
         self._cursor = cursor
         self._writes_coming = writes_coming
