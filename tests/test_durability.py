@@ -740,27 +740,26 @@ def bucket(moto_endpoint: str) -> tuple[Any, str]:
     return raw, name
 
 
-def make_bucket_the_default(service: AssetService, moto_endpoint: str, bucket: str) -> str:
+@pytest.fixture
+def on_bucket(services, moto_endpoint: str, bucket) -> tuple[AssetService, str]:
+    """A service whose default storage profile is the test's bucket, and that profile's id."""
+    service = services()
     body = {
         "name": "bucket",
         "providerType": "s3",
         "isDefault": True,
-        "configuration": {"endpoint": moto_endpoint, "bucket": bucket, "region": "us-east-1"},
+        "configuration": {"endpoint": moto_endpoint, "bucket": bucket[1], "region": "us-east-1"},
         "secretConfiguration": {"accessKey": "key", "secretKey": "secret"},
     }
-    return service.create_storage_profile(ADMIN, body)["id"]
+    return service, service.create_storage_profile(ADMIN, body)["id"]
 
 
 def objects_in(raw: Any, bucket: str) -> list[str]:
     return sorted(item["Key"] for item in raw.list_objects_v2(Bucket=bucket).get("Contents", []))
 
 
-def test_an_s3_upload_whose_commit_fails_leaves_nothing_in_the_bucket(
-    services, moto_endpoint: str, bucket, monkeypatch
-) -> None:
-    raw, name = bucket
-    service = services()
-    make_bucket_the_default(service, moto_endpoint, name)
+def test_an_s3_upload_whose_commit_fails_leaves_nothing_in_the_bucket(bucket, on_bucket, monkeypatch) -> None:
+    (raw, name), (service, _) = bucket, on_bucket
     failed: Future = Future()
     failed.set_exception(RuntimeError("the catalog write failed"))
     stored: list[str] = []
@@ -778,13 +777,11 @@ def test_an_s3_upload_whose_commit_fails_leaves_nothing_in_the_bucket(
 
 
 def test_an_s3_upload_makes_only_the_incoming_name_durable_before_its_row_and_its_put(
-    services, moto_endpoint: str, bucket, monkeypatch
+    bucket, on_bucket, monkeypatch
 ) -> None:
     # The bucket has the bytes before the upload is acknowledged; what a crash must not lose is the incoming
     # file's name, which tells the next start what the bucket may hold of an upload whose row never committed.
-    raw, name = bucket
-    service = services()
-    make_bucket_the_default(service, moto_endpoint, name)
+    (raw, name), (service, _) = bucket, on_bucket
     steps = record_upload_steps(service, monkeypatch)
     monkeypatch.setattr(S3Storage, "put", recording(steps, "put", S3Storage.put))
     asset = service.create_asset(ADMIN, upload_form(service, runenrichment="false"))
@@ -794,11 +791,9 @@ def test_an_s3_upload_makes_only_the_incoming_name_durable_before_its_row_and_it
 
 @pytest.mark.parametrize("bytes_survived", [True, False], ids=["bytes-survived", "bytes-lost"])
 def test_bytes_an_s3_profile_received_before_a_crash_lost_the_commit_are_removed_at_start(
-    services, moto_endpoint: str, bucket, bytes_survived: bool
+    services, bucket, on_bucket, bytes_survived: bool
 ) -> None:
-    raw, name = bucket
-    service = services()
-    profile_id = make_bucket_the_default(service, moto_endpoint, name)
+    (raw, name), (service, profile_id) = bucket, on_bucket
     kept = service.create_asset(ADMIN, upload_form(service, runenrichment="false"))
     form = upload_form(service, jpeg_bytes())
     asset_id = form.temp_path.stem
@@ -816,12 +811,8 @@ def test_bytes_an_s3_profile_received_before_a_crash_lost_the_commit_are_removed
     assert [asset.id for asset in restarted.catalog.list_assets(ListQuery(), None).items] == [kept.id]
 
 
-def test_a_committed_s3_upload_whose_incoming_bytes_a_crash_lost_is_kept_at_start(
-    services, moto_endpoint: str, bucket
-) -> None:
-    raw, name = bucket
-    service = services()
-    make_bucket_the_default(service, moto_endpoint, name)
+def test_a_committed_s3_upload_whose_incoming_bytes_a_crash_lost_is_kept_at_start(services, bucket, on_bucket) -> None:
+    (raw, name), (service, _) = bucket, on_bucket
     form = upload_form(service, runenrichment="false")
     asset = service.create_asset(ADMIN, form)
     # The crash: the removal of the incoming file did not last, and its bytes (never fsynced) were lost.
