@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .auth import ALL_SCOPES, Principal, generate_api_key, hash_api_key, parse_scopes
+from .auth import ALL_SCOPES, Principal, api_key_owner, generate_api_key, hash_api_key, parse_scopes
 from .catalog import EXPORTABLE_TABLES, Catalog
 from .errors import ApiError, asset_not_found, forbidden, request_invalid
 from .images import EXTENSIONS, inspect_upload, sniff_extension
@@ -872,7 +872,7 @@ class AssetService:
             return None
         if record.revoked_at is not None:
             raise ApiError("api_key_invalid", "This API key has been revoked.", 401)
-        principal = Principal(f"key:{record.name}", parse_scopes(record.scopes), "api_key")
+        principal = Principal(api_key_owner(record.name), parse_scopes(record.scopes), "api_key")
         self._api_key_principals[key_hash] = principal
         return principal
 

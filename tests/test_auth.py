@@ -118,8 +118,10 @@ def test_unknown_key_and_wrong_scheme_are_401(shared):
     response = shared(None).get("/api/v1/assets", headers={"Authorization": basic})
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    # A valid key without the scheme is refused with the form the header must have, not as an invalid key.
     response = shared(None).get("/api/v1/assets", headers={"Authorization": ADMIN_KEY})
-    assert response.status_code == 401
+    error = assert_error(response, 401, "auth_required")
+    assert "Bearer <" in error["message"]
     # The scheme name is case-insensitive (RFC 9110), the key is not.
     assert shared(None).get("/api/v1/assets", headers={"Authorization": f"bearer {ADMIN_KEY}"}).status_code == 200
     assert_401(shared(ADMIN_KEY.upper()).get("/api/v1/assets"), "api_key_invalid")
@@ -153,6 +155,27 @@ def test_config_keys_are_comma_separated_and_each_has_every_scope(make_server):
     assert_401(server.api("first-config-key,second-config-key").get("/api/v1/assets"), "api_key_invalid")
     assert_401(server.api(ADMIN_KEY).get("/api/v1/assets"), "api_key_invalid")
     assert_log_clean(server, "first-config-key", "second-config-key", JWT_SECRET)
+
+
+def test_owners_of_different_credential_kinds_never_collide(make_server):
+    """A JWT whose subject spells an API key's owner ("key:svc") or the configured keys' ("config-key") owns
+    nothing of theirs: each kind of credential has its own namespace of owners."""
+    server = make_server(JUPYTER_ASSETS_JWT_SECRET=JWT_SECRET).start()
+    admin = server.api()
+    created = admin.post("/api/v1/system/api-keys", json={"name": "svc", "scopes": ALL_SCOPES.split()})
+    service = server.api(created.json()["data"]["key"])
+    by_key = service.upload_ok(png_bytes(20, 20, (9, 9, 9)), isPublic="false")
+    by_config = admin.upload_ok(png_bytes(21, 21, (8, 8, 8)), isPublic="false")
+    assert (by_key["owner"], by_config["owner"]) == ("key:svc", "config-key")
+
+    for subject in ("key:svc", "config-key", "svc"):
+        impostor = server.api(hs256(sub=subject))
+        for asset in (by_key, by_config):
+            assert_error(impostor.get(f"/api/v1/assets/{asset['id']}"), 404, "asset_not_found")
+            assert_error(impostor.delete(f"/api/v1/assets/{asset['id']}"), 404, "asset_not_found")
+        assert impostor.get("/api/v1/assets").json()["data"]["total"] == 0
+        assert impostor.upload_ok(isPublic="false")["owner"] == f"jwt:{subject}"
+    assert service.get(f"/api/v1/assets/{by_key['id']}").status_code == 200
 
 
 # -- stored API keys: jupyter-assets keys create / list / revoke ---------------------------------------------
@@ -237,8 +260,8 @@ def test_first_start_without_credentials_creates_and_prints_a_key(make_server):
 def test_valid_hs256_token_is_the_sub_and_owns_its_uploads(shared):
     api = shared(hs256(sub="hs-alice"))
     asset = api.upload_ok(isPublic="false")
-    assert asset["owner"] == "hs-alice"
-    assert api.get(f"/api/v1/assets/{asset['id']}").json()["data"]["owner"] == "hs-alice"
+    assert asset["owner"] == "jwt:hs-alice"
+    assert api.get(f"/api/v1/assets/{asset['id']}").json()["data"]["owner"] == "jwt:hs-alice"
     # Another subject does not see the private asset: the subject really is the caller.
     assert_error(shared(hs256(sub="hs-bob")).get(f"/api/v1/assets/{asset['id']}"), 404, "asset_not_found")
     assert api.delete(f"/api/v1/assets/{asset['id']}").status_code == 200
@@ -307,7 +330,7 @@ def test_cli_token_is_accepted_as_its_subject_with_its_scopes(shared, shared_ser
     assert 3500 <= decoded["exp"] - time.time() <= 3700
     api = shared(token)
     asset = api.upload_ok(isPublic="false")
-    assert asset["owner"] == "cli-alice"
+    assert asset["owner"] == "jwt:cli-alice"
     assert api.get(f"/api/v1/assets/{asset['id']}").status_code == 200
     assert_error(api.delete(f"/api/v1/assets/{asset['id']}"), 403, "auth_forbidden")
     assert shared().delete(f"/api/v1/assets/{asset['id']}").status_code == 200
@@ -321,7 +344,7 @@ def test_rs256_public_key_from_env_text_and_algorithm_confusion(make_server, rsa
     server = make_server(JUPYTER_ASSETS_JWT_SECRET="", JUPYTER_ASSETS_JWT_PUBLIC_KEY=pem.decode()).start()
     good = jwt.encode(claims(sub="rs-alice"), private_pem(rsa_key), algorithm="RS256")
     asset = server.api(good).upload_ok()
-    assert asset["owner"] == "rs-alice"
+    assert asset["owner"] == "jwt:rs-alice"
 
     other_rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     invalid = {
@@ -357,7 +380,7 @@ def test_es256_public_key_from_a_pem_file(make_server, ec_key, rsa_key, tmp_path
     server = make_server(JUPYTER_ASSETS_JWT_SECRET="", JUPYTER_ASSETS_JWT_PUBLIC_KEY=str(pem_file)).start()
     good = jwt.encode(claims(sub="es-alice"), private_pem(ec_key), algorithm="ES256")
     api = server.api(good)
-    assert api.upload_ok()["owner"] == "es-alice"
+    assert api.upload_ok()["owner"] == "jwt:es-alice"
     other_ec = ec.generate_private_key(ec.SECP256R1())
     for token in (
         jwt.encode(claims(), private_pem(other_ec), algorithm="ES256"),
@@ -395,7 +418,7 @@ def test_scopes_gate_each_operation(shared):
 
     writer = shared(hs256(sub="scope-writer", scope="assets:write"))
     own = writer.upload_ok(isPublic="false")
-    assert own["owner"] == "scope-writer"
+    assert own["owner"] == "jwt:scope-writer"
     assert writer.patch(f"/api/v1/assets/{own['id']}", json={"description": "mine"}).status_code == 200
     assert_error(writer.get("/api/v1/assets"), 403, "auth_forbidden")
     assert_error(writer.delete(f"/api/v1/assets/{own['id']}"), 403, "auth_forbidden")
@@ -418,7 +441,7 @@ def test_ownership_private_assets_are_invisible_and_others_public_assets_read_on
     private = alice.upload_ok(png_bytes(30, 20, (1, 1, 1)), isPublic="false", description="alice private")
     public = alice.upload_ok(png_bytes(31, 21, (2, 2, 2)), isPublic="true", description="alice public")
     bobs = bob.upload_ok(png_bytes(32, 22, (3, 3, 3)), isPublic="false")
-    assert (private["owner"], public["owner"], bobs["owner"]) == ("alice", "alice", "bob")
+    assert (private["owner"], public["owner"], bobs["owner"]) == ("jwt:alice", "jwt:alice", "jwt:bob")
     assert private["isPublic"] is False and private["publicUrl"] is None
     assert public["isPublic"] is True and public["publicUrl"]
 
@@ -437,7 +460,7 @@ def test_ownership_private_assets_are_invisible_and_others_public_assets_read_on
     ):
         assert_error(response, 404, "asset_not_found")
     # Alice's public asset is readable but not bob's to change.
-    assert bob.get(f"/api/v1/assets/{public['id']}").json()["data"]["owner"] == "alice"
+    assert bob.get(f"/api/v1/assets/{public['id']}").json()["data"]["owner"] == "jwt:alice"
     assert bob.get(f"/api/v1/assets/{public['id']}/content").status_code == 307
     assert_error(bob.patch(f"/api/v1/assets/{public['id']}", json={"description": "bob"}), 403, "auth_forbidden")
     assert_error(bob.delete(f"/api/v1/assets/{public['id']}"), 403, "auth_forbidden")

@@ -13,6 +13,7 @@ import pytest
 
 from jupyter_assets.catalog import Catalog
 from jupyter_assets.catalog.cursor import Cursor
+from jupyter_assets.catalog.schema import MIGRATIONS
 from jupyter_assets.catalog.writer import GroupCommitWriter
 from jupyter_assets.model import Asset, ListQuery, new_id, utc_now
 
@@ -154,3 +155,53 @@ def test_a_commit_waits_while_uploads_store_elsewhere_until_someone_waits_for_it
     finally:
         waiter.shutdown()
         writer.close()
+
+
+def test_migration_4_moves_jwt_owners_into_their_own_namespace(tmp_path: Path) -> None:
+    """Rows written before owners had namespaces: a bare owner came from a JWT subject."""
+    path = tmp_path / "catalog.duckdb"
+    connection = duckdb.connect(str(path))
+    connection.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP)")
+    for version, ddl in MIGRATIONS[:3]:
+        connection.execute(ddl)
+        connection.execute("INSERT INTO schema_version VALUES (?, now())", [version])
+    owners = {"a1": "alice", "a2": "key:svc", "a3": "jupyter:bob", "a4": "config-key"}
+    for asset_id, owner in owners.items():
+        connection.execute(
+            "INSERT INTO assets (id, owner, status, original_file_name, content_type, extension, size,"
+            " checksum_sha256, storage_provider, storage_key, is_public, created_at, updated_at)"
+            " VALUES (?, ?, 'ready', 'f.png', 'image/png', '.png', 1, 'x', 'local', ?, false, now(), now())",
+            [asset_id, owner, asset_id],
+        )
+        connection.execute(
+            "INSERT INTO derivatives VALUES"
+            " (?, 'thumbnail_256', 'image/webp', '.webp', 1, 1, 1, 'y', ?, now(), ?, false)",
+            [asset_id, f"t-{asset_id}", owner],
+        )
+        connection.execute(
+            "INSERT INTO skill_executions VALUES (?, ?, 'thumbnail', 'manual', NULL, now(), now(), true, ?, false)",
+            [f"e-{asset_id}", asset_id, owner],
+        )
+        connection.execute(
+            "INSERT INTO events (id, occurred_at, kind, asset_id, actor) VALUES (?, now(), 'upload', ?, ?)",
+            [f"v-{asset_id}", asset_id, owner],
+        )
+    connection.execute("INSERT INTO events (id, occurred_at, kind, asset_id) VALUES ('w', now(), 'x', 'a1')")
+    connection.close()
+
+    catalog = Catalog(path)
+    try:
+        cursor = catalog._cursor()
+        expected = {"a1": "jwt:alice", "a2": "key:svc", "a3": "jupyter:bob", "a4": "config-key"}
+        for table, column, key in (
+            ("assets", "owner", "id"),
+            ("derivatives", "owner", "asset_id"),
+            ("skill_executions", "owner", "asset_id"),
+        ):
+            rows = dict(cursor.execute(f"SELECT {key}, {column} FROM {table}").fetchall())
+            assert rows == expected, table
+        actors = dict(cursor.execute("SELECT id, actor FROM events").fetchall())
+        assert actors == {f"v-{k}": v for k, v in expected.items()} | {"w": None}
+        assert catalog.schema_version() == len(MIGRATIONS)
+    finally:
+        catalog.close()

@@ -15,6 +15,7 @@ import pytest
 import tornado.web
 from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.utils import JupyterServerAuthWarning
+from jupyterhub.log import log_request as jupyterhub_log_request
 from tornado.httpclient import HTTPClientError
 from urllib3 import encode_multipart_formdata
 
@@ -27,9 +28,24 @@ JUPYTER_API_KEY = "jupyter-side-config-key"
 HTTP_VERBS = ("get", "post", "patch", "delete", "put", "head")
 
 
+LOGGED: list = []  # what JupyterHub's request logger made of each request: the user name, or its exception
+
+
+def log_as_jupyterhub_does(handler) -> None:
+    """JupyterHub's single-user servers log every request with jupyterhub.log.log_request (its real code)."""
+    try:
+        jupyterhub_log_request(handler)
+        LOGGED.append(handler.current_user.name if handler.current_user else None)
+    except Exception as error:  # noqa: BLE001 - recorded for the test to assert on
+        LOGGED.append(error)
+
+
 @pytest.fixture
 def jp_server_config(tmp_path, monkeypatch):
-    return jupyter_server_config(tmp_path / "lib", monkeypatch, api_keys=[JUPYTER_API_KEY])
+    config = jupyter_server_config(tmp_path / "lib", monkeypatch, api_keys=[JUPYTER_API_KEY])
+    config.ServerApp.tornado_settings = {"log_function": log_as_jupyterhub_does}
+    LOGGED.clear()
+    return config
 
 
 # -- helpers --------------------------------------------------------------------------------------------------
@@ -333,6 +349,65 @@ async def test_api_keys_and_bearer_jupyter_token_work_inside_jupyter(
     token = jp_serverapp.identity_provider.token
     bearer = await upload(jp_fetch, headers={"Authorization": f"Bearer {token}"})
     assert bearer["owner"] == f"jupyter:{getpass.getuser()}"
+
+
+async def test_a_cookie_request_with_a_failing_bearer_header_is_401_and_keeps_the_xsrf_check(
+    jp_fetch, http_server_client, jp_base_url, tmp_path
+):
+    """A page of another site (or, on JupyterHub, of another user on the same origin) can make the browser send
+    the login cookie with any header it likes. A Bearer credential that fails must be 401, never fall back to
+    the cookie's user, and never skip Jupyter's XSRF check."""
+    _, cookie = await jupyter_identity(jp_fetch)
+    victim = await upload(jp_fetch, isPublic="false", description="untouched")
+    forged = {**cookie, "Authorization": "Bearer x"}
+    upload_body, upload_type = multipart(png_bytes())
+    profile = {"name": "forged", "providerType": "local", "configuration": {"rootPath": str(tmp_path / "forged")}}
+    attempts = [
+        ("GET", "api/v1/assets", None, {}),
+        ("POST", "api/v1/assets", upload_body, {"Content-Type": upload_type}),
+        ("PATCH", f"api/v1/assets/{victim['id']}", b'{"description": "forged"}', {}),
+        ("POST", f"api/v1/assets/{victim['id']}/skills/watermark/run", b"{}", {}),
+        ("POST", "api/v1/assets/batch-delete", json.dumps([victim["id"]]).encode(), {}),
+        ("DELETE", f"api/v1/assets/{victim['id']}", None, {}),
+        ("POST", "api/v1/system/api-keys", b'{"name": "forged"}', {}),
+        ("POST", "api/v1/system/storage/providers", json.dumps(profile).encode(), {}),
+    ]
+    for method, path, body, headers in attempts:
+        response = await anonymous(
+            http_server_client, jp_base_url + path, method=method, body=body, headers={**forged, **headers}
+        )
+        error_of(response, 401, "api_key_invalid")
+
+    detail = json.loads((await jp_fetch("api/v1/assets", victim["id"])).body)["data"]
+    assert (detail["description"], detail["latestExecutionSummary"]) == ("untouched", None)
+    assert json.loads((await jp_fetch("api/v1/assets")).body)["data"]["total"] == 1
+    assert json.loads((await jp_fetch("api/v1/system/api-keys")).body)["data"] == []
+    assert json.loads((await jp_fetch("api/v1/system/storage/providers")).body)["data"]["profiles"] == []
+
+    # The cookie alone is held to Jupyter's XSRF check, and passes it with the page's token.
+    patch = b'{"description": "by the page"}'
+    path = jp_base_url + f"api/v1/assets/{victim['id']}"
+    response = await anonymous(http_server_client, path, method="PATCH", body=patch, headers=cookie)
+    error_of(response, 403, "auth_forbidden")
+    with_xsrf = {"Cookie": f"{cookie['Cookie']}; _xsrf=c0ffee", "X-XSRFToken": "c0ffee"}
+    response = await anonymous(http_server_client, path, method="PATCH", body=patch, headers=with_xsrf)
+    assert response.code == 200, response.body
+    assert json.loads(response.body)["data"]["description"] == "by the page"
+
+
+async def test_jupyterhubs_request_logger_reads_our_users(jp_fetch, http_server_client, jp_base_url):
+    """current_user is what Jupyter and JupyterHub expect there (a User with a name), whoever authenticated."""
+    _, cookie = await jupyter_identity(jp_fetch)
+    LOGGED.clear()
+    await jp_fetch("api/v1/assets", headers=dict(cookie))
+    key = {"Authorization": f"Bearer {JUPYTER_API_KEY}"}
+    response = await http_server_client.fetch(jp_base_url + "api/v1/assets", headers=key, raise_error=False)
+    assert response.code == 200
+    response = await anonymous(http_server_client, jp_base_url + "api/v1/assets")
+    assert response.code == 401
+    jupyter_user, *others = LOGGED
+    assert isinstance(jupyter_user, str) and jupyter_user, LOGGED  # Jupyter's own User, as Jupyter set it
+    assert others == ["config-key", None]
 
 
 async def test_public_content_is_anonymous_and_private_content_is_404(

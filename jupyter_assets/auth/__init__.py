@@ -16,6 +16,21 @@ SCOPES = ("assets:read", "assets:write", "assets:delete", "assets:admin")
 ALL_SCOPES = frozenset(SCOPES)
 API_KEY_PREFIX = "ja_"
 JWT_LEEWAY_SECONDS = 30
+# Owners of different kinds of credential never collide: each kind has its own prefix, so no JWT subject or
+# Jupyter user name can spell an API key's owner, nor the configured keys' (migration 4 moved older rows).
+CONFIG_KEY_OWNER = "config-key"
+
+
+def jwt_owner(subject: str) -> str:
+    return f"jwt:{subject}"
+
+
+def api_key_owner(name: str) -> str:
+    return f"key:{name}"
+
+
+def jupyter_owner(user_name: str) -> str:
+    return f"jupyter:{user_name}"
 
 
 @dataclass(frozen=True)
@@ -107,7 +122,7 @@ def verify_jwt(token: str, settings: JwtSettings) -> Principal:
         scopes = parse_scopes(claims.get("scope", ""))
     except ValueError as error:
         raise ApiError("token_invalid", f"The token is invalid: {error}", 401) from error
-    return Principal(str(claims["sub"]), scopes, "jwt")
+    return Principal(jwt_owner(str(claims["sub"])), scopes, "jwt")
 
 
 def mint_jwt(

@@ -161,4 +161,20 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        4,
+        # JWT subjects move into their own namespace (see auth.jwt_owner): every owner that is not an API key's,
+        # a Jupyter user's or the configured keys' came from a JWT. A subject that itself began with "key:" or
+        # "jupyter:" cannot be told apart any more; it stays with the kind it spells.
+        """
+        UPDATE assets SET owner = 'jwt:' || owner
+            WHERE NOT (owner LIKE 'key:%' OR owner LIKE 'jupyter:%' OR owner = 'config-key');
+        UPDATE derivatives SET owner = 'jwt:' || owner
+            WHERE NOT (owner LIKE 'key:%' OR owner LIKE 'jupyter:%' OR owner = 'config-key');
+        UPDATE skill_executions SET owner = 'jwt:' || owner
+            WHERE NOT (owner LIKE 'key:%' OR owner LIKE 'jupyter:%' OR owner = 'config-key');
+        UPDATE events SET actor = 'jwt:' || actor
+            WHERE actor IS NOT NULL AND NOT (actor LIKE 'key:%' OR actor LIKE 'jupyter:%' OR actor = 'config-key');
+        """,
+    ),
 ]

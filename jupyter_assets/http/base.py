@@ -14,8 +14,18 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import tornado.web
+from jupyter_server.auth.identity import User
 
-from ..auth import ALL_SCOPES, JwtSettings, Principal, is_jwt, match_config_key, verify_jwt
+from ..auth import (
+    ALL_SCOPES,
+    CONFIG_KEY_OWNER,
+    JwtSettings,
+    Principal,
+    is_jwt,
+    jupyter_owner,
+    match_config_key,
+    verify_jwt,
+)
 from ..errors import ApiError, request_invalid
 from ..model import iso, new_id
 
@@ -51,53 +61,74 @@ class AssetsHandler(tornado.web.RequestHandler):
 
     # -- authentication -----------------------------------------------------------------------------------
 
-    def _bearer_credential(self) -> str | None:
+    def _credential(self) -> tuple[str, str] | None:
+        """The Authorization header as (scheme, credential), lower-case scheme; None when there is none."""
         header = self.request.headers.get("Authorization", "").strip()
-        scheme, _, credential = header.partition(" ")
-        if scheme.lower() != "bearer" or not credential.strip():
+        if not header:
             return None
-        return credential.strip()
+        scheme, _, credential = header.partition(" ")
+        return scheme.lower(), credential.strip()
 
     async def prepare(self) -> None:
         self.trace_id = new_id()
-        credential = self._bearer_credential()
+        sent = self._credential()
         principal = None
-        if credential is not None:
-            if self.authenticator.answers_in_memory(credential):
-                principal = self.authenticator.authenticate(credential)
-            else:
-                principal = await self.run_blocking(self.authenticator.authenticate, credential)
-        if principal is None and self.trust_jupyter_user:
-            principal = await self._jupyter_principal()
-        if principal is None and not self._allows_anonymous():
-            if credential is not None or self.request.headers.get("Authorization"):
+        if sent is None:
+            if self.trust_jupyter_user:
+                principal = await self._jupyter_principal(credential_sent=False)
+        elif sent[0] == "bearer" and sent[1]:
+            principal = await self._authenticate(sent[1])
+            if principal is None and self.trust_jupyter_user:  # Jupyter's own token, sent as a Bearer credential
+                principal = await self._jupyter_principal(credential_sent=True)
+            if principal is None:
                 raise ApiError("api_key_invalid", "The API key is invalid or revoked.", 401)
+        elif sent[0] == "token" and self.trust_jupyter_user:  # Jupyter's own header form
+            principal = await self._jupyter_principal(credential_sent=True)
+            if principal is None:
+                raise ApiError("auth_required", "The Jupyter token is not valid for this server.", 401)
+        else:
+            raise ApiError(
+                "auth_required", "The Authorization header must have the form 'Bearer <API key or JWT>'.", 401
+            )
+        if principal is None and not self._allows_anonymous():
             raise ApiError("auth_required", "Authentication is required: send Authorization: Bearer <key>.", 401)
         if principal is not None:
             self.principal = principal
-            self.current_user = principal  # what @tornado.web.authenticated checks
+            if not self.in_jupyter or principal.via != "jupyter":  # there Jupyter's own user is current already
+                # What @tornado.web.authenticated checks, and what Jupyter's and JupyterHub's request loggers read.
+                self.current_user = User(principal.subject)
 
-    async def _jupyter_principal(self) -> Principal | None:
+    async def _authenticate(self, credential: str) -> Principal | None:
+        if self.authenticator.answers_in_memory(credential):
+            return self.authenticator.authenticate(credential)
+        return await self.run_blocking(self.authenticator.authenticate, credential)
+
+    async def _jupyter_principal(self, credential_sent: bool) -> Principal | None:
         """Inside Jupyter: the user Jupyter itself authenticated (token, cookie, JupyterHub), with the scopes its
-        Authorizer grants on the "assets" resource (all of them with Jupyter's default Authorizer)."""
+        Authorizer grants on the "assets" resource (all of them with Jupyter's default Authorizer). A request
+        that carries a credential counts only when Jupyter accepted that credential: a cookie never stands in for
+        a credential that failed, and only a credential skips Jupyter's XSRF check."""
         from jupyter_server.base.handlers import JupyterHandler
 
         try:
             await JupyterHandler.prepare(self, _redirect_to_login=False)
         except tornado.web.HTTPError as error:
-            # Jupyter refuses unauthenticated requests with a bare 403; we answer with our own 401 instead.
-            if error.status_code != 403 or getattr(self, "_jupyter_current_user", None) is not None:
+            # Jupyter refuses unauthenticated requests with a bare 403; we answer with our own 401 instead. A
+            # cookie request refused by the XSRF check keeps Jupyter's 403, unless it also carried a credential
+            # that failed, which is what the caller must hear about.
+            known_user = getattr(self, "_jupyter_current_user", None) is not None
+            if error.status_code != 403 or (known_user and not credential_sent):
                 raise
             return None
         user = getattr(self, "_jupyter_current_user", None)
-        if user is None:
+        if user is None or (credential_sent and not self.token_authenticated):
             return None
         scopes = set()
         for scope, action in JUPYTER_ACTIONS.items():
             allowed = self.authorizer.is_authorized(self, user, action, self.auth_resource)
             if allowed if isinstance(allowed, bool) else await allowed:
                 scopes.add(scope)
-        return Principal(f"jupyter:{self._jupyter_username(user)}", frozenset(scopes), "jupyter")
+        return Principal(jupyter_owner(self._jupyter_username(user)), frozenset(scopes), "jupyter")
 
     def _jupyter_username(self, user: Any) -> str:
         """A stable owner name. Jupyter's own single-user identity providers invent a random anonymous name per
@@ -110,12 +141,6 @@ class AssetsHandler(tornado.web.RequestHandler):
     def _allows_anonymous(self) -> bool:
         method = getattr(self, self.request.method.lower(), None)
         return bool(getattr(method, "__allow_unauthenticated", False))
-
-    def check_xsrf_cookie(self) -> None:
-        """A request that carries its own Authorization header cannot be forged by another site."""
-        if self._bearer_credential() is not None:
-            return None
-        return super().check_xsrf_cookie()
 
     # -- responses ----------------------------------------------------------------------------------------
 
@@ -224,5 +249,5 @@ class Authenticator:
         if is_jwt(credential):
             return verify_jwt(credential, self.jwt_settings)
         if match_config_key(credential, self.config_keys):
-            return Principal("config-key", ALL_SCOPES, "api_key")
+            return Principal(CONFIG_KEY_OWNER, ALL_SCOPES, "api_key")
         return self.stored_keys.lookup_api_key(credential)
