@@ -16,13 +16,24 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Dict, Int, List, Unicode, default
 
 from .auth import JwtSettings
-from .http.base import AssetsHandler, Authenticator, NotFoundHandler
+from .http.base import (
+    MAX_JSON_BODY,
+    MAX_URL_LENGTH,
+    AssetsHandler,
+    Authenticator,
+    BodyTooLargeHandler,
+    NotFoundHandler,
+    UriTooLongHandler,
+)
 from .http.handlers import routes
 from .service import AssetService, ServiceConfig
 from .skills.models import ModelSettings
 
 ENV_PREFIX = "JUPYTER_ASSETS_"
 DEFAULT_STANDALONE_PORT = 5121
+# Tornado closes the connection, unanswered, on a request head over its limit: ours is larger, so that a URL over
+# MAX_URL_LENGTH still gets its 414.
+MAX_REQUEST_HEAD = 1024 * 1024
 
 
 def _env(name: str) -> str | None:
@@ -100,6 +111,16 @@ class AssetsApp(ExtensionApp):
         help="Storage provider profiles declared in configuration, each as the API's create body ({name, "
         "providerType, configuration, secretConfiguration, isEnabled, isDefault, displayName}). At start each is "
         "created, or updated when a profile of that name exists.",
+    ).tag(config=True)
+    idle_timeout = Int(
+        60,
+        help="Standalone server: seconds a connection may wait for its next request (or send its request head) "
+        "before it is closed, so stalled clients cannot hold the server's file descriptors.",
+    ).tag(config=True)
+    body_timeout = Int(
+        600,
+        help="Standalone server: seconds a request body (an upload) may take to arrive; raise it for uploads "
+        "larger than max_upload_bytes' default over slow links.",
     ).tag(config=True)
     trust_jupyter_user = Bool(
         True, help="Accept the user Jupyter authenticated as an admin of the library (inside Jupyter only)."
@@ -226,8 +247,23 @@ def jupyter_handler(cls: type[AssetsHandler], trust_jupyter_user: bool) -> type:
 # -- standalone -------------------------------------------------------------------------------------------
 
 
+class StandaloneApplication(tornado.web.Application):
+    """Requests that Tornado would refuse without our envelope (a JSON body over its limit) or that no handler
+    should see (a URL over MAX_URL_LENGTH) go to handlers that answer with it."""
+
+    def find_handler(self, request: Any, **kwargs: Any) -> Any:
+        if len(request.uri or "") > MAX_URL_LENGTH:
+            return self.get_handler_delegate(request, UriTooLongHandler)
+        delegate = super().find_handler(request, **kwargs)
+        declared = request.headers.get("Content-Length", "")
+        streams = getattr(delegate.handler_class, "_stream_request_body", False)  # uploads set their own limit
+        if declared.isdigit() and int(declared) > MAX_JSON_BODY and not streams:
+            return self.get_handler_delegate(request, BodyTooLargeHandler)
+        return delegate
+
+
 def make_standalone_app(service: AssetService, authenticator: Authenticator) -> tornado.web.Application:
-    return tornado.web.Application(
+    return StandaloneApplication(
         routes("/"),
         default_handler_class=NotFoundHandler,
         jupyter_assets_service=service,
@@ -235,16 +271,35 @@ def make_standalone_app(service: AssetService, authenticator: Authenticator) -> 
     )
 
 
+def _allow_many_connections() -> None:
+    """Raise the soft limit of open files to the hard one: every connection and upload in flight holds one or
+    two, and the usual soft limit of 1024 would be reached by a few hundred slow clients."""
+    import resource  # POSIX only: imported here so that the extension still loads elsewhere
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = max(soft, 1 << 16) if hard == resource.RLIM_INFINITY else hard
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
 def serve(app: AssetsApp, ip: str, port: int, on_ready: Any = None) -> None:
     """Run the API without Jupyter until SIGINT/SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="[jupyter-assets %(asctime)s %(levelname)s] %(message)s")
+    _allow_many_connections()
     host = f"[{ip}]" if ":" in ip else ip
     service, authenticator = app.build(f"http://{host}:{port}")
     service.start()
 
     async def main() -> None:
         # JSON bodies are small; the upload handler raises this limit for its own (streamed) body.
-        server = make_standalone_app(service, authenticator).listen(port, ip, max_body_size=4 * 1024 * 1024)
+        server = make_standalone_app(service, authenticator).listen(
+            port,
+            ip,
+            max_body_size=MAX_JSON_BODY,
+            max_header_size=MAX_REQUEST_HEAD,
+            idle_connection_timeout=app.idle_timeout,
+            body_timeout=app.body_timeout,
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -33,6 +33,8 @@ def forbidden(message: str = "You do not have permission to do this.") -> ApiErr
 # source is listed here and that each one listed is documented in the OpenAPI document.
 ERROR_CODES: dict[str, int] = {
     "request_invalid": 400,
+    "request_body_too_large": 413,
+    "request_uri_too_long": 414,
     "internal_server_error": 500,
     "auth_required": 401,
     "api_key_invalid": 401,

@@ -43,6 +43,16 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
+def human_size(size: int) -> str:
+    """Bytes for people, in binary units: 10485760 -> '10 MiB', 1536 -> '1.5 KiB'."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.1f}".removesuffix(".0") + f" {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
 def iso(moment: datetime | None) -> str | None:
     """ISO-8601 with an explicit +00:00 offset, as every *AtUtc field is rendered."""
     if moment is None:

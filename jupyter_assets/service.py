@@ -29,6 +29,7 @@ from .model import (
     SkillExecution,
     StorageProfile,
     UsageStats,
+    human_size,
     new_id,
     parse_id,
     utc_now,
@@ -251,7 +252,8 @@ class AssetService:
         if size > self.config.max_upload_bytes:
             raise ApiError(
                 "asset_file_too_large",
-                f"The file exceeds the maximum upload size of {self.config.max_upload_bytes} bytes.",
+                f"The file is larger than this server's limit of {human_size(self.config.max_upload_bytes)}: "
+                "an administrator can raise it with JUPYTER_ASSETS_MAX_UPLOAD_BYTES (c.AssetsApp.max_upload_bytes).",
                 400,
             )
 
@@ -624,7 +626,10 @@ class AssetService:
     def delete_asset(self, principal: Principal, asset_id: str, commit_message: str | None = None) -> dict[str, Any]:
         principal.require("assets:delete")
         asset = self._owned(principal, asset_id)
-        return self._delete(principal, asset, commit_message)
+        deleted = self._delete(principal, asset, commit_message)
+        if deleted is None:  # another request deleted it first
+            raise asset_not_found(asset_id)
+        return deleted
 
     def batch_delete(self, principal: Principal, ids: list[Any]) -> dict[str, Any]:
         principal.require("assets:delete")
@@ -645,6 +650,8 @@ class AssetService:
             self._check_owner(principal, asset)
             if self._delete(principal, asset):
                 deleted.add(asset_id)
+            else:  # another request deleted it between the read and the delete: every id is accounted for once
+                not_found.append(raw)
         return {"requestedCount": len(ids), "deletedCount": len(deleted), "notFoundIds": not_found}
 
     def _delete(self, principal: Principal, asset: Asset, message: str | None = None) -> dict[str, Any] | None:

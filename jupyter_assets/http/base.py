@@ -31,6 +31,8 @@ from ..model import iso, new_id
 
 T = TypeVar("T")
 log = logging.getLogger("jupyter_assets")
+# JSON bodies are small. Larger ones are refused with 413 before they are parsed (uploads stream their own).
+MAX_JSON_BODY = 4 * 1024 * 1024
 
 # How Jupyter's Authorizer actions on the "assets" resource map to our scopes (JupyterHub roles use these).
 JUPYTER_ACTIONS = {"assets:read": "read", "assets:write": "write", "assets:delete": "write", "assets:admin": "execute"}
@@ -202,12 +204,22 @@ class AssetsHandler(tornado.web.RequestHandler):
 
     def json_body(self, default: Any = None) -> Any:
         """The parsed JSON body; an empty body gives ``default``; malformed JSON is 400 request_invalid."""
+        if len(self.request.body) > MAX_JSON_BODY:
+            raise body_too_large(len(self.request.body))
         if not self.request.body.strip():
             return default
         try:
             return json.loads(self.request.body)
         except (ValueError, UnicodeDecodeError) as error:
             raise request_invalid(f"The body is not valid JSON: {error}") from error
+        except RecursionError:
+            raise request_invalid("The body is not valid JSON: it nests too deeply.") from None
+
+
+def body_too_large(size: int | str) -> ApiError:
+    return ApiError(
+        "request_body_too_large", f"The request body ({size} bytes) is over this route's limit of 4 MiB.", 413
+    )
 
 
 def _http_error_code(status: int) -> str:
@@ -226,6 +238,43 @@ class NotFoundHandler(AssetsHandler):
     async def prepare(self) -> None:
         self.trace_id = new_id()
         raise ApiError("not_found", f"No route for {self.request.method} {self.request.path}.", 404)
+
+
+class UriTooLongHandler(AssetsHandler):
+    """The standalone server answers a request line longer than it accepts with the envelope, not a closed
+    connection (Tornado's own header limit is raised above this one for that)."""
+
+    async def prepare(self) -> None:
+        self.trace_id = new_id()
+        raise ApiError("request_uri_too_long", f"The URL is over {MAX_URL_LENGTH // 1024} KiB.", 414)
+
+
+@tornado.web.stream_request_body
+class BodyTooLargeHandler(AssetsHandler):
+    """The standalone server's answer to a JSON route's body declared over MAX_JSON_BODY: a body up to
+    MAX_DRAINED_BODY is read and thrown away first, since a client still sending would see a reset instead of
+    the answer; a larger one is answered at once and the connection closed."""
+
+    async def prepare(self) -> None:
+        self.trace_id = new_id()
+        declared = int(self.request.headers["Content-Length"])
+        self.refusal = body_too_large(declared)
+        self.refusal.headers["Connection"] = "close"
+        if declared > MAX_DRAINED_BODY:
+            raise self.refusal
+        self.request.connection.set_max_body_size(declared)
+
+    def data_received(self, chunk: bytes) -> None:
+        pass  # thrown away
+
+    async def refuse(self, *args: str) -> None:
+        raise self.refusal
+
+    get = head = post = put = patch = delete = options = refuse
+
+
+MAX_URL_LENGTH = 64 * 1024
+MAX_DRAINED_BODY = 16 * 1024 * 1024
 
 
 class Authenticator:

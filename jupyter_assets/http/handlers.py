@@ -12,7 +12,7 @@ import tornado.web
 from jupyter_server.auth.decorator import allow_unauthenticated
 
 from ..errors import ApiError, request_invalid
-from ..model import ASSET_STATUSES, ListQuery
+from ..model import ASSET_STATUSES, ListQuery, human_size
 from ..service import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Content
 from .base import AssetsHandler
 from .upload import MultipartUpload
@@ -29,14 +29,20 @@ DEFAULT_DUPLICATE_THRESHOLD = 0.95
 MIN_DUPLICATE_THRESHOLD = 0.8  # below that, "duplicates" would be whole themes of a library
 
 
+MAX_INT_ARGUMENT = 2**31 - 1  # far past any library's last page, and safe in the catalog's 64-bit offsets
+
+
 def _int_argument(handler: tornado.web.RequestHandler, name: str) -> int | None:
     raw = handler.get_query_argument(name, None)
     if raw is None or raw.strip() == "":
         return None
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise request_invalid(f"The query parameter '{name}' must be an integer, not '{raw}'.") from None
+    if abs(value) > MAX_INT_ARGUMENT:
+        raise request_invalid(f"The query parameter '{name}' must be at most {MAX_INT_ARGUMENT}.")
+    return value
 
 
 def _object_body(handler: AssetsHandler) -> dict[str, Any]:
@@ -79,8 +85,8 @@ class AssetCollectionHandler(AssetsHandler):
             # Refuse before reading a byte of a body that is far over the limit (the connection is then closed).
             raise ApiError(
                 "asset_file_too_large",
-                f"The request body ({declared} bytes) exceeds the maximum upload size "
-                f"of {self.service.config.max_upload_bytes} bytes.",
+                f"The request body ({human_size(int(declared))}) is larger than this server's upload limit of "
+                f"{human_size(self.service.config.max_upload_bytes)} (JUPYTER_ASSETS_MAX_UPLOAD_BYTES).",
                 413,
             )
         self.request.connection.set_max_body_size(limit + 2 * DRAIN_LIMIT)  # ours answers before Tornado's
@@ -93,7 +99,6 @@ class AssetCollectionHandler(AssetsHandler):
                 self.service.drop_upload,
                 self.service.check_size,
             )
-            self.service.upload_started(self._upload.form)
         except ApiError as error:
             self.defer_error(error)
 
@@ -145,13 +150,15 @@ class AssetCollectionHandler(AssetsHandler):
         page_size = _int_argument(self, "pageSize")
         order_by = _first_argument(self, "orderBy", "sortBy") or "createdAtUtc"
         direction = (_first_argument(self, "orderDirection", "sortDirection") or "desc").lower()
-        status = (_first_argument(self, "status") or "").lower()
+        status = (_first_argument(self, "status") or "").lower() or None
+        if status is not None and status not in ASSET_STATUSES:
+            raise request_invalid(f"The query parameter 'status' must be one of {', '.join(ASSET_STATUSES)}.")
         query = ListQuery(
             page=page if page and page >= 1 else 1,
             page_size=min(page_size, MAX_PAGE_SIZE) if page_size and page_size >= 1 else DEFAULT_PAGE_SIZE,
             text=_first_argument(self, "q", "query", "keyword"),
             content_type=_first_argument(self, "contentType"),
-            status=status if status in ASSET_STATUSES else None,
+            status=status,
             order_by="size" if order_by.lower() == "size" else "createdAtUtc",
             descending=direction != "asc",
             meaning=_first_argument(self, "text"),
@@ -178,6 +185,8 @@ class AssetCollectionHandler(AssetsHandler):
         if self.deferred_error:
             raise self.deferred_error
         upload, self._upload = self._upload, None  # from here on a closed connection must not abort it
+        # Counted from here, not from the request's head: a client that stalls mid-body must not hold commits.
+        self.service.upload_started(upload.form)
         created = await self.run_blocking(self._store_upload, upload, bytes(self._pending))
         self.set_header("Location", f"{self.request.path.rstrip('/')}/{created['id']}")
         self.send_data(created, 202)
@@ -403,9 +412,14 @@ class ByteStreamHandler(AssetsHandler):
         self.set_header("Content-Length", str(end - start))
         if include_body and end > start:
             chunks = await self.run_blocking(self.service.read_content, content, start, end)
-            while chunk := await self.run_blocking(next, chunks, b""):
+            try:
+                chunk = await self.run_blocking(next, chunks, b"")
+            except FileNotFoundError:  # deleted since it was looked up; nothing has been sent yet
+                raise ApiError("asset_not_found", "The asset was deleted while it was being read.", 404) from None
+            while chunk:
                 self.write(chunk)
                 await self.flush()
+                chunk = await self.run_blocking(next, chunks, b"")
         self.finish()
 
     def compute_etag(self) -> None:
