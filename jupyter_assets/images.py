@@ -7,7 +7,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
 
 from .errors import ApiError
 
@@ -22,6 +22,7 @@ FORMATS: dict[str, tuple[str, str]] = {
 }
 CONTENT_TYPE_FORMATS = {content_type: name for name, (content_type, _) in FORMATS.items()}
 EXTENSIONS = tuple(extension for _, extension in FORMATS.values())
+QUARTER_TURNS = frozenset({5, 6, 7, 8})  # EXIF orientations that show the stored picture turned (or transposed)
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,16 @@ def decode(source: Path | bytes, max_pixels: int, at_least: int | None = None) -
     return image
 
 
+def displayed_size(image: Image.Image) -> tuple[int, int]:
+    """Width and height as the picture is shown: after its EXIF orientation, which may turn it a quarter. The
+    orientation is what the header holds (the base getexif: a PNG's own would inflate every pixel looking for an
+    eXIf chunk after them)."""
+    width, height = image.size
+    if Image.Image.getexif(image).get(ExifTags.Base.Orientation) in QUARTER_TURNS:
+        return height, width
+    return width, height
+
+
 def _check_complete(image: Image.Image) -> None:
     """Prove the file is whole, as cheaply as the format allows. A PNG's chunk lengths and CRCs are checked
     without inflating the pixels (a tenth of the cost); other formats are decoded, JPEG at 1/8 scale (it still
@@ -105,7 +116,7 @@ def sniff_extension(path: Path, max_pixels: int) -> str | None:
 
 def inspect_upload(source: Path | bytes, declared_type: str, max_pixels: int) -> ImageFacts:
     """Check an uploaded file (its path, or its bytes) is a complete image of the declared type; return its real
-    format and size."""
+    format and its size as displayed."""
     try:
         image = open_bounded(source, max_pixels)
     except ImageTooLargeError as error:
@@ -123,7 +134,7 @@ def inspect_upload(source: Path | bytes, declared_type: str, max_pixels: int) ->
                 f"The file was declared as '{declared_type}' but its bytes are '{actual}'.",
                 400,
             )
-        width, height = image.size
+        width, height = displayed_size(image)
         try:
             _check_complete(image)
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning) as error:

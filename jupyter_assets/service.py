@@ -37,6 +37,7 @@ from .model import (
 from .processing import Job, WorkerPool
 from .skills import SkillRegistry, default_registry, run_skill
 from .skills.context import SkillContext, SkillEnvironment
+from .skills.image import settle_rewrites
 from .skills.models import ClipModel, ModelHub, ModelSettings, ModelUnavailableError, not_configured
 from .storage import Storage, profiles, storage_key
 from .storage.local import LocalStorage, fsync_directory, fsync_file
@@ -899,7 +900,8 @@ class AssetService:
     def sweep_storage(self, in_flight_before: datetime | None = None) -> int:
         """Remove files that no asset references any more (failed deletes, crashed uploads and skill runs). At
         start everything; while running, files of skill runs only once they are older than any run can be
-        (``in_flight_before``). Returns the count."""
+        (``in_flight_before``). Returns the count. Rewrites in place that did not commit are settled first."""
+        settle_rewrites(self._environment, in_flight_before)
         self.catalog.drop_stale_cleanup()
         removed = 0
         for key, profile_id in self.catalog.pending_cleanup(in_flight_before):

@@ -26,11 +26,13 @@ from PIL import Image
 
 import jupyter_assets.catalog as catalog_module
 import jupyter_assets.service as service_module
+import jupyter_assets.storage.local as local_module
 from jupyter_assets.auth import Principal
 from jupyter_assets.catalog import Catalog
 from jupyter_assets.catalog.schema import MIGRATIONS
 from jupyter_assets.http.upload import KEEP_IN_MEMORY
 from jupyter_assets.model import ListQuery, utc_now
+from jupyter_assets.processing import Job
 from jupyter_assets.service import IN_FLIGHT_GRACE, MAX_JOB_ATTEMPTS, AssetService, ServiceConfig, UploadForm
 from jupyter_assets.storage import storage_key
 from jupyter_assets.storage.s3 import S3Storage
@@ -302,6 +304,18 @@ def test_the_periodic_sweep_leaves_files_of_runs_under_way_alone(services) -> No
     assert service.storage.size("2026/11/29/in-flight.webp") is None
 
 
+def test_the_periodic_sweep_leaves_a_key_a_run_is_writing_whatever_older_notes_say(services) -> None:
+    """A conversion stores under a key its asset had before (back to PNG after WebP): a failed removal of the old
+    PNG noted long ago must not take the new file from the run."""
+    service = services()
+    key = storage_key(str(uuid.uuid4()), ".png")
+    service.catalog.add_cleanup(key, None, "delete_failed")
+    service.catalog.add_cleanup(key, None, "original_in_flight")
+    service.storage.put_bytes(key, png_bytes())
+    assert service.sweep_storage(in_flight_before=utc_now() - IN_FLIGHT_GRACE) == 0
+    assert service.storage.size(key) == len(png_bytes())
+
+
 def test_delete_whose_file_removal_fails_is_retried_at_the_next_start(services, monkeypatch) -> None:
     service = services()
     root = service.config.root_dir
@@ -355,6 +369,182 @@ def test_storage_write_cut_by_a_crash_leaves_no_temporary_file(services, tmp_pat
     assert asset is not None
     assert stored_files(root) == [root / "files" / asset.storage_key]
     assert incoming(root) == []
+
+
+# -- rewrites in place (exif-strip, watermark keep the key) ---------------------------------------------------
+
+CRASH_DURING_A_REWRITE = """
+import hashlib, os, sys
+from pathlib import Path
+from jupyter_assets.auth import Principal
+from jupyter_assets.service import AssetService, ServiceConfig, UploadForm
+
+root, data, moment = Path(sys.argv[1]), Path(sys.argv[2]).read_bytes(), sys.argv[3]
+service = AssetService(ServiceConfig(root_dir=root, public_base_url="http://x", workers=0))
+admin = Principal("t", frozenset({"assets:read", "assets:write", "assets:delete", "assets:admin"}), "api_key")
+descriptor, path = service.new_incoming_file()
+os.write(descriptor, data)
+os.close(descriptor)
+form = UploadForm(True, "kitten.png", "image/png", path, len(data), hashlib.sha256(data).hexdigest(),
+                  {"runenrichment": "false"})
+asset = service.create_asset(admin, form)
+service.run_skill(admin, asset.id, "thumbnail", None)
+print(asset.id, flush=True)
+put_bytes = service.storage.put_bytes
+if moment == "replace":  # the process dies as the new bytes are moved over the old ones
+    os.replace = lambda *args, **kwargs: os._exit(17)
+elif moment == "commit":  # the new bytes (and the new thumbnail) are stored; the catalog never hears of them
+    service.catalog.commit_run = lambda *args, **kwargs: os._exit(17)
+else:  # a delete comes between the note and the bytes, which then store the file again
+    def put_after_a_delete(key, data):
+        service.delete_asset(admin, asset.id)
+        put_bytes(key, data)
+        os._exit(17)
+    service.storage.put_bytes = put_after_a_delete
+service.run_skill(admin, asset.id, "watermark", {"opacity": 1})
+"""
+
+
+def crash_during_a_rewrite(root: Path, tmp_path: Path, moment: str) -> tuple[str, bytes]:
+    """Upload a PNG, make its thumbnail, then die at ``moment`` of a watermark; the asset id and the PNG."""
+    data = png_bytes(300, 200, color=(20, 30, 40))
+    image = tmp_path / "image.png"
+    image.write_bytes(data)
+    crashed = subprocess.run(
+        [sys.executable, "-c", CRASH_DURING_A_REWRITE, str(root), str(image), moment],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert crashed.returncode == 17, crashed.stderr
+    return crashed.stdout.strip(), data
+
+
+def assert_catalog_describes_the_stored_bytes(service: AssetService, asset_id: str) -> bytes:
+    """The asset's size and checksum are those of its stored original, and its thumbnail's of the stored one, and
+    nothing else is stored or noted; the original's bytes."""
+    asset = service.catalog.get_asset_detail(asset_id)
+    data = service.storage.read(asset.storage_key)
+    assert (len(data), hashlib.sha256(data).hexdigest()) == (asset.size, asset.checksum_sha256)
+    assert asset.storage_key == storage_key(asset.id, ".png")
+    (derivative,) = asset.derivatives
+    thumbnail = service.storage.read(derivative.storage_key)
+    assert hashlib.sha256(thumbnail).hexdigest() == derivative.checksum_sha256
+    root = service.config.root_dir / "files"
+    assert stored_files(service.config.root_dir) == sorted([root / asset.storage_key, root / derivative.storage_key])
+    assert service.catalog.pending_cleanup() == [] and service.catalog.rewrite_notes() == []
+    return data
+
+
+def thumbnail_of(service: AssetService, asset_id: str) -> Image.Image:
+    (derivative,) = service.catalog.get_asset_detail(asset_id).derivatives
+    return Image.open(io.BytesIO(service.storage.read(derivative.storage_key))).convert("L")
+
+
+def test_a_crash_after_a_rewrite_stored_its_bytes_but_before_its_commit_is_settled_at_start(
+    services, tmp_path: Path
+) -> None:
+    root = tmp_path / "library"
+    asset_id, original = crash_during_a_rewrite(root, tmp_path, "commit")
+    restarted = services(root, workers=0)
+    before = restarted.catalog.get_asset(asset_id)
+    assert before.checksum_sha256 == hashlib.sha256(original).hexdigest()
+    restarted.start()
+    data = assert_catalog_describes_the_stored_bytes(restarted, asset_id)
+    assert data != original and Image.open(io.BytesIO(data)).convert("L").getextrema()[1] == 255  # the watermark
+    after = restarted.catalog.get_asset(asset_id)
+    assert (after.width, after.height) == (300, 200) and after.updated_at > before.updated_at
+    assert thumbnail_of(restarted, asset_id).getextrema()[1] > 200  # made again, from the watermarked picture
+
+
+def test_a_crash_while_a_rewrite_moves_its_bytes_into_place_leaves_the_old_original(services, tmp_path: Path) -> None:
+    root = tmp_path / "library"
+    asset_id, original = crash_during_a_rewrite(root, tmp_path, "replace")
+    restarted = services(root, workers=0)
+    restarted.start()
+    assert assert_catalog_describes_the_stored_bytes(restarted, asset_id) == original
+    assert thumbnail_of(restarted, asset_id).getextrema()[1] < 60  # still the dark picture's
+    assert incoming(root) == [] and not list((root / "files" / ".partial").iterdir())
+
+
+def test_a_rewrite_that_a_delete_overtook_leaves_no_file_after_a_crash(services, tmp_path: Path) -> None:
+    root = tmp_path / "library"
+    asset_id, _ = crash_during_a_rewrite(root, tmp_path, "delete")
+    restarted = services(root, workers=0)
+    assert restarted.storage.size(storage_key(asset_id, ".png")) is not None  # stored again after the delete
+    restarted.start()
+    assert restarted.catalog.get_asset(asset_id) is None
+    assert stored_files(root) == []
+    assert restarted.catalog.pending_cleanup() == [] and restarted.catalog.rewrite_notes() == []
+
+
+def test_a_rewrite_makes_its_bytes_durable_under_its_note_before_its_commit(services, monkeypatch) -> None:
+    # The reverse of a crash between bytes and commit: a commit whose bytes are not durable yet. The note comes
+    # first, then the new bytes are fsynced, renamed over the old ones and the rename fsynced; only then the commit.
+    service = services(workers=0)
+    asset = service.create_asset(ADMIN, upload_form(service, png_bytes(120, 90), runenrichment="false"))
+    steps: list[str] = []
+    monkeypatch.setattr(service.catalog, "note_rewrite", recording(steps, "note", service.catalog.note_rewrite))
+    monkeypatch.setattr(local_module.os, "fsync", recording(steps, "fsync", os.fsync))
+    real_replace = os.replace
+    monkeypatch.setattr(
+        local_module.os,
+        "replace",
+        lambda source, target: (steps.append(f"rename {target}"), real_replace(source, target))[1],
+    )
+    monkeypatch.setattr(service.catalog, "commit_run", recording(steps, "commit", service.catalog.commit_run))
+    assert service.run_skill(ADMIN, asset.id, "watermark", None)["succeeded"]
+    original = service.storage.path_for(asset.storage_key)
+    assert steps[:4] == ["note", "fsync", f"rename {original}", "fsync"]
+    assert steps.index("commit") > 4
+    assert_catalog_describes_the_stored_bytes(service, asset.id)
+
+
+@pytest.mark.parametrize("stored", [False, True], ids=["before-storing", "after-storing"])
+def test_a_rewrite_whose_storage_fails_leaves_the_catalog_describing_what_is_stored(
+    services, monkeypatch, stored: bool
+) -> None:
+    """A storage that fails a write may have stored it anyway (a timeout after the write): the run fails, and the
+    catalog takes whichever bytes are there, at once."""
+    service = services(workers=0)
+    asset = service.create_asset(ADMIN, upload_form(service, png_bytes(120, 90), runenrichment="false"))
+    service.run_skill(ADMIN, asset.id, "thumbnail", None)
+    real_put = service.storage.put_bytes
+    failed: list[str] = []
+
+    def put_fails_once(key: str, data: bytes) -> None:
+        if failed:
+            return real_put(key, data)
+        failed.append(key)
+        if stored:
+            real_put(key, data)
+        raise OSError("the disk went away")
+
+    monkeypatch.setattr(service.storage, "put_bytes", put_fails_once)
+    result = service.run_skill(ADMIN, asset.id, "watermark", None)
+    assert result["succeeded"] is False and "disk went away" in result["steps"][0]["errorMessage"]
+    assert failed == [asset.storage_key]
+    data = assert_catalog_describes_the_stored_bytes(service, asset.id)
+    assert (data == png_bytes(120, 90)) is not stored
+
+
+def test_enrichment_changes_updated_at_at_every_status(services) -> None:
+    service = services(workers=0)
+    asset = service.create_asset(ADMIN, upload_form(service, runenrichment="true"))
+    seen = [(asset.status, asset.updated_at)]
+
+    def note() -> None:
+        current = service.catalog.get_asset(asset.id)
+        seen.append((current.status, current.updated_at))
+
+    ((job_id, _, _),) = service.catalog.recover_jobs(MAX_JOB_ATTEMPTS)
+    service.catalog.start_jobs([(job_id, asset.id)])
+    note()
+    service.catalog.recover_jobs(MAX_JOB_ATTEMPTS)  # a restart puts it back in the queue
+    note()
+    service.process_jobs([Job(job_id, asset.id, ("thumbnail",))])
+    note()
+    assert [status for status, _ in seen] == ["pending", "processing", "pending", "ready"]
+    times = [updated for _, updated in seen]
+    assert times == sorted(times) and len(set(times)) == len(times), times
 
 
 # -- migrations -----------------------------------------------------------------------------------------------
@@ -824,6 +1014,26 @@ def test_a_committed_s3_upload_whose_incoming_bytes_a_crash_lost_is_kept_at_star
     assert restarted.catalog.get_asset(asset.id) is not None
     assert objects_in(raw, name) == [asset.storage_key]
     assert not form.temp_path.exists()
+
+
+def test_an_s3_rewrite_replaces_the_object_under_its_key_with_one_put(bucket, on_bucket, monkeypatch) -> None:
+    (raw, name), (service, _) = bucket, on_bucket
+    asset = service.create_asset(ADMIN, upload_form(service, png_bytes(120, 90), runenrichment="false"))
+    puts: list[str] = []
+    put_bytes = S3Storage.put_bytes
+    monkeypatch.setattr(
+        S3Storage,
+        "put_bytes",
+        lambda self, key, *args, **kwargs: (puts.append(key), put_bytes(self, key, *args, **kwargs))[1],
+    )
+    after = service.run_skill(ADMIN, asset.id, "watermark", {"opacity": 1})["asset"]
+    assert after.storage_key == asset.storage_key and after.checksum_sha256 != asset.checksum_sha256
+    (thumbnail,) = after.derivatives
+    assert puts == [asset.storage_key, thumbnail.storage_key]  # one PUT for the original
+    assert objects_in(raw, name) == sorted([asset.storage_key, thumbnail.storage_key])
+    stored = raw.get_object(Bucket=name, Key=asset.storage_key)["Body"].read()
+    assert (len(stored), hashlib.sha256(stored).hexdigest()) == (after.size, after.checksum_sha256)
+    assert service.catalog.rewrite_notes() == [] and service.catalog.pending_cleanup() == []
 
 
 # -- jobs that keep failing ------------------------------------------------------------------------------------

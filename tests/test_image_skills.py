@@ -16,6 +16,7 @@ from PIL import Image, ImageChops, ImageCms, ImageDraw
 from jupyter_assets.auth import Principal
 from jupyter_assets.images import decode
 from jupyter_assets.service import AssetService, ServiceConfig, UploadForm
+from jupyter_assets.skills import run_skill
 from jupyter_assets.skills.image import perceptual_hash
 
 from conftest import Api, StandaloneServer, assert_error, png_bytes
@@ -208,13 +209,14 @@ def test_format_convert_replaces_the_original(
     after = result["asset"]
     assert (after["contentType"], after["extension"]) == (content_type, extension)
     assert (after["width"], after["height"]) == (120, 90)
-    assert after["storageKey"] != before["storageKey"]
+    # A new extension, the same date and hex (the asset's id); the same format keeps the key.
+    assert after["storageKey"] == before["storageKey"].rsplit(".", 1)[0] + extension
     image = assert_stored(api, after, fmt)
     if fmt == "GIF":
         assert image.mode == "P"
-    # The old file is gone, and so is its public address.
-    assert not file_exists(shared_server, before["storageKey"])
-    assert requests.get(before["publicUrl"], timeout=10).status_code == 404
+    if fmt != "PNG":  # the old file is gone, and so is its public address
+        assert not file_exists(shared_server, before["storageKey"])
+        assert requests.get(before["publicUrl"], timeout=10).status_code == 404
     assert requests.get(after["publicUrl"], timeout=10).content == content(api, after)
     assert_thumbnail_regenerated(api, before, after)
     summary = after["latestExecutionSummary"]
@@ -230,10 +232,20 @@ def test_format_convert_keep_original_keeps_the_old_file(shared_server: Standalo
     assert file_exists(shared_server, before["storageKey"])
     assert file_exists(shared_server, after["storageKey"])
     assert requests.get(before["publicUrl"], timeout=10).status_code == 404  # kept, but no longer served
-    # And a second conversion with keepOriginal false removes the file it replaces (the WebP), not the PNG.
+    # And a second conversion with keepOriginal false removes the file it replaces (the WebP). Back in PNG, the
+    # asset takes its PNG key again: the kept file is replaced.
     again = run(api, before["id"], "convert-image-format", {"targetFormat": "png", "keepOriginal": "false"})["asset"]
     assert_stored(api, again, "PNG")
+    assert again["storageKey"] == before["storageKey"]
     assert not file_exists(shared_server, after["storageKey"])
+
+
+def test_format_convert_to_its_own_format_cannot_keep_the_original(api: Api) -> None:
+    before = upload(api, encode(scene(2, 90, 70), "PNG"), enrich=False)
+    result = run(api, before["id"], "format-convert", {"targetFormat": "png", "keepOriginal": True})
+    assert result["succeeded"] is False and "keepOriginal" in result["steps"][0]["errorMessage"]
+    assert result["asset"]["checksumSha256"] == before["checksumSha256"]
+    assert content(api, result["asset"]) == content(api, before)
 
 
 def test_format_convert_flattens_transparency_onto_white_where_there_is_no_alpha(api: Api) -> None:
@@ -319,6 +331,7 @@ def test_exif_strip_turns_the_pixels_by_the_orientation_it_removes(api: Api) -> 
     picture.paste((0, 0, 0), (0, 0, 40, 40))
     data = encode(picture, "JPEG", quality=95, exif=exif_with_gps(orientation=8))  # 90 degrees anticlockwise
     before = upload(api, data, "image/jpeg")
+    assert (before["width"], before["height"]) == (40, 80)  # the picture as displayed
     assert (thumbnail(before)["width"], thumbnail(before)["height"]) == (40, 80)  # the thumbnail honours it too
     after = run(api, before["id"], "strip-exif-metadata")["asset"]
     image = assert_stored(api, after, "JPEG").convert("L")
@@ -351,6 +364,93 @@ def test_exif_strip_without_exif_changes_nothing(api: Api) -> None:
         assert after["checksumSha256"] == before["checksumSha256"] and after["storageKey"] == before["storageKey"]
         assert thumbnail(after)["publicUrl"] == thumbnail(before)["publicUrl"]
         assert content(api, after) == data
+
+
+# -- rewrites keep the key ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("skill", "data", "content_type"),
+    [
+        ("watermark", encode(scene(8, 200, 150), "PNG"), "image/png"),
+        ("exif-strip", encode(scene(9, 200, 150), "JPEG", exif=exif_with_gps()), "image/jpeg"),
+    ],
+)
+def test_rewrites_keep_the_storage_key_so_a_pasted_public_url_keeps_working(
+    shared_server: StandaloneServer, api: Api, skill: str, data: bytes, content_type: str
+) -> None:
+    before = upload(api, data, content_type)
+    assert before["storageKey"].rsplit("/", 1)[-1].split(".")[0] == before["id"].replace("-", "")
+    pasted = requests.get(before["publicUrl"], timeout=10)
+    assert pasted.content == data and pasted.headers["ETag"].strip('"') == before["checksumSha256"]
+    after = run(api, before["id"], skill)["asset"]
+    assert after["storageKey"] == before["storageKey"] and after["publicUrl"] == before["publicUrl"]
+    assert after["checksumSha256"] != before["checksumSha256"] and after["updatedAtUtc"] > before["updatedAtUtc"]
+    assert_stored(api, after, content_type.split("/")[1].upper())
+    # The same address serves the new bytes, under a new ETag (caches revalidate): no conditional hit on the old.
+    again = requests.get(before["publicUrl"], headers={"If-None-Match": pasted.headers["ETag"]}, timeout=10)
+    assert again.status_code == 200 and again.content == content(api, after) != data
+    assert again.headers["ETag"].strip('"') == after["checksumSha256"]
+    assert_thumbnail_regenerated(api, before, after)
+    hex_id = after["id"].replace("-", "")  # and no second copy under another name
+    assert [path.name for path in (shared_server.root / "files").rglob(f"{hex_id}.*")] == [after["storedFileName"]]
+
+
+def test_a_rewrite_of_an_original_that_changed_since_the_run_read_it_is_refused(tmp_path: Path) -> None:
+    """A run that read the original before another rewrite committed would undo that rewrite: it fails instead,
+    and the catalog still describes the stored bytes."""
+    service = AssetService(ServiceConfig(root_dir=tmp_path / "library", public_base_url="http://127.0.0.1:1"))
+    service.start()
+    try:
+        principal = Principal("tester", frozenset({"assets:read", "assets:write"}), "api_key")
+        asset = service.create_asset(principal, upload_form(service, encode(scene(10, 120, 90), "PNG")))
+        late = service._context(asset, service.skills.get("watermark").validate_parameters({"text": "late"}))
+        late.original_bytes()  # it read the original...
+        first = service.run_skill(principal, asset.id, "watermark", {"text": "first"})  # ...then this committed
+        assert first["succeeded"]
+        execution = run_skill(service.skills.get("watermark"), late, "manual", None)
+        assert execution.succeeded is False and "changed" in execution.steps[0].error_message
+        stored = service.catalog.get_asset(asset.id)
+        data = service.storage.read(stored.storage_key)
+        assert stored.storage_key == asset.storage_key
+        assert (len(data), hashlib.sha256(data).hexdigest()) == (stored.size, stored.checksum_sha256)
+        assert stored.checksum_sha256 == first["asset"].checksum_sha256
+    finally:
+        service.close()
+
+
+def upload_form(service: AssetService, data: bytes, content_type: str = "image/png") -> UploadForm:
+    descriptor, path = service.new_incoming_file()
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+    return UploadForm(
+        file_received=True,
+        file_name="x.png" if content_type == "image/png" else "x.jpg",
+        content_type=content_type,
+        temp_path=path,
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        fields={"runenrichment": "false"},
+    )
+
+
+def test_a_thumbnail_of_a_turned_jpeg_whose_row_has_the_stored_size_keeps_its_shape(tmp_path: Path) -> None:
+    """Rows written before width and height were the displayed size hold the stored one: the thumbnail of such a
+    row still has the picture's shape."""
+    service = AssetService(ServiceConfig(root_dir=tmp_path / "library", public_base_url="http://127.0.0.1:1"))
+    service.start()
+    try:
+        principal = Principal("tester", frozenset({"assets:read", "assets:write"}), "api_key")
+        data = encode(scene(11, 400, 200), "JPEG", exif=exif_with_gps(orientation=6))
+        asset = service.create_asset(principal, upload_form(service, data, "image/jpeg"))
+        assert (asset.width, asset.height) == (200, 400)
+        for width, height in ((200, 400), (400, 200)):  # the displayed size, then the stored one of an old row
+            service.catalog.update_asset(asset.id, {"width": width, "height": height})
+            result = service.run_skill(principal, asset.id, "thumbnail", None)
+            (derivative,) = result["asset"].derivatives
+            assert (derivative.width, derivative.height) == (128, 256)
+    finally:
+        service.close()
 
 
 # -- watermark --------------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ that pushes behind our back."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 import os
 import subprocess
@@ -14,8 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from jupyter_assets.auth import Principal
 from jupyter_assets.errors import ApiError
+from jupyter_assets.service import AssetService, ServiceConfig, UploadForm
 from jupyter_assets.storage.git import GitRepoStorage
+
+from conftest import png_bytes
 
 KEY = "2026/11/28/0123456789abcdef0123456789abcdef.png"
 OTHER_KEY = "2026/11/28/fedcba9876543210fedcba9876543210.png"
@@ -523,3 +528,32 @@ def test_symlinks_in_the_repository_are_not_followed(
             operation()
         assert refused.value.code == "storage_provider_storage_key_invalid"
     assert (outside / "secret.png").read_bytes() == b"not in the repository"
+
+
+def test_a_rewrite_in_place_is_one_commit_of_new_bytes_under_the_same_path(remote: Path, tmp_path: Path) -> None:
+    """A watermark on an asset stored in git: the original's path stays, and one commit changes its bytes."""
+    service = AssetService(ServiceConfig(root_dir=tmp_path / "library", public_base_url="http://x", workers=0))
+    try:
+        admin = Principal("t", frozenset({"assets:read", "assets:write", "assets:admin"}), "api_key")
+        body = {
+            "name": "repo",
+            "providerType": "github-repo",
+            "isDefault": True,
+            "configuration": {"remoteUrl": remote.as_uri(), "owner": "octo", "repo": "pics", "ref": "main"},
+        }
+        service.create_storage_profile(admin, body)
+        data = png_bytes(120, 90)
+        descriptor, path = service.new_incoming_file()
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+        form = UploadForm(True, "x.png", "image/png", path, len(data), hashlib.sha256(data).hexdigest(), {})
+        asset = service.create_asset(admin, form)
+        commits = len(subjects(remote))
+        after = service.run_skill(admin, asset.id, "watermark", {"opacity": 1})["asset"]
+        assert after.storage_key == asset.storage_key
+        changed = git(remote, "log", "--format=", "--name-only", f"main~{len(subjects(remote)) - commits}..main")
+        assert changed.split().count(asset.storage_key) == 1  # one commit for the original (the other: a thumbnail)
+        stored = git_bytes(remote, "show", f"main:{asset.storage_key}")
+        assert stored != data and hashlib.sha256(stored).hexdigest() == after.checksum_sha256
+    finally:
+        service.close()

@@ -234,6 +234,21 @@ def test_jpeg_upload_gets_jpg_extension(shared_server: StandaloneServer) -> None
     assert (shared_server.root / "files" / asset["storageKey"]).read_bytes() == data
 
 
+@pytest.mark.parametrize(("orientation", "shown"), [(1, (300, 451)), (3, (300, 451)), (6, (451, 300)), (8, (451, 300))])
+def test_width_and_height_are_the_picture_as_displayed(
+    shared_server: StandaloneServer, orientation: int, shown: tuple[int, int]
+) -> None:
+    """A camera stores a portrait 300x451 with an EXIF orientation: 6 and 8 show it turned a quarter (451x300)."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    api = shared_server.api()
+    data = jpeg_bytes(300, 451, exif=exif.tobytes())
+    asset = api.upload_ok(data, name="photo.jpg", content_type="image/jpeg", runEnrichment="true")
+    assert (asset["width"], asset["height"]) == shown
+    (thumbnail,) = api.wait_for_status(asset["id"])["derivatives"]  # what the thumbnail shows, in the same shape
+    assert (thumbnail["width"], thumbnail["height"]) == ((256, 170) if shown[0] > shown[1] else (170, 256))
+
+
 def test_content_type_parameters_and_case_are_accepted(shared_server: StandaloneServer) -> None:
     asset = shared_server.api().upload_ok(png_bytes(), content_type="IMAGE/PNG; charset=binary")
     assert asset["contentType"] == "image/png"

@@ -49,6 +49,9 @@ EXPORTABLE_TABLES = ("assets", "derivatives", "executions", "events")
 # Rows that belong to one asset and go with it (skill_steps hang off skill_executions and are deleted first).
 ASSET_CHILD_TABLES = ("skill_executions", "derivatives", "structured_results", "jobs", "embeddings", "image_hashes")
 SEARCH_SEPARATOR = "\x1f"  # ASCII unit separator: a match never spans two fields
+# The note of an original being rewritten under its own key (see SkillContext.replace_original). Only the rewrite
+# recovery (skills.context.settle_rewrite) ends one that its run did not: the file is referenced all along.
+REWRITE_IN_FLIGHT = "rewrite_in_flight"
 ORDER_COLUMNS = {"createdAtUtc": "created_at", "size": "size"}
 # What bounds nothing, by column and by "descending": every row is on the right side of it.
 ORDER_SENTINELS = {
@@ -396,23 +399,23 @@ class Catalog:
 
     # -- derivatives, results, executions ----------------------------------------------------------------
 
-    def replace_original(self, asset_id: str, facts: dict[str, Any], keep_old_file: bool) -> str:
-        """Point the asset at a new, already stored original (catalog column names in ``facts``, including
-        storage_key). Returns the old key, which is queued for removal unless the old file is to be kept."""
+    def note_rewrite(self, asset: Asset, storage_key: str, reason: str) -> None:
+        """Note the key a new original of ``asset`` is about to be stored under, if the catalog still describes the
+        original the run started from (else OriginalChangedError: another rewrite committed meanwhile, and this one
+        would undo it; AssetGoneError when it was deleted)."""
 
-        def work(tx: Cursor) -> Any:
-            row = tx.execute("SELECT storage_key, storage_profile_id FROM assets WHERE id = ?", [asset_id]).fetchone()
+        def work(tx: Cursor) -> None:
+            row = tx.execute("SELECT storage_key, checksum_sha256 FROM assets WHERE id = ?", [asset.id]).fetchone()
             if row is None:
-                raise AssetGoneError(asset_id)
-            changes = {**facts, "updated_at": utc_now()}
-            assignments = ", ".join(f"{column} = ?" for column in changes)
-            tx.execute(f"UPDATE assets SET {assignments} WHERE id = ?", [*changes.values(), asset_id])
-            tx.execute("DELETE FROM storage_cleanup WHERE storage_key = ?", [facts["storage_key"]])
-            if not keep_old_file:
-                tx.execute("INSERT INTO storage_cleanup VALUES (?, ?, 'replaced', ?)", [row[0], row[1], utc_now()])
-            return row[0]
+                raise AssetGoneError(asset.id)
+            if tuple(row) != (asset.storage_key, asset.checksum_sha256):
+                raise OriginalChangedError("The original changed while this skill ran; run it again.")
+            tx.execute(
+                "INSERT INTO storage_cleanup VALUES (?, ?, ?, ?)",
+                [storage_key, asset.storage_profile_id, reason, utc_now()],
+            )
 
-        return self._write(work)
+        self._write(work)
 
     def embeddings(self, model: str, weights: str) -> tuple[list[str], Any]:
         """Every stored embedding of one model: (asset ids, float32 matrix with a row per id)."""
@@ -454,6 +457,8 @@ class Catalog:
                 job_id, status = finished_job
                 tx.execute("DELETE FROM jobs WHERE id = ?", [job_id])
                 tx.execute("UPDATE assets SET status = ? WHERE id = ?", [status, asset_id])
+            # A run changes the asset's JSON (its latest execution at least): updatedAtUtc says so.
+            tx.execute("UPDATE assets SET updated_at = ? WHERE id = ?", [utc_now(), asset_id])
             return True
 
         return self._write(work)
@@ -557,34 +562,64 @@ class Catalog:
         return self._write(work)
 
     def remove_cleanup(self, storage_key: str) -> None:
+        """Forget the notes of a file that was removed, but a rewrite's: the rewrite may store the file again
+        after the removal (a delete racing it), and its note must outlive that."""
+
         def work(tx: Cursor) -> Any:
-            tx.execute("DELETE FROM storage_cleanup WHERE storage_key = ?", [storage_key])
+            tx.execute(
+                "DELETE FROM storage_cleanup WHERE storage_key = ? AND reason <> ?", [storage_key, REWRITE_IN_FLIGHT]
+            )
+
+        return self._write(work)
+
+    def rewrite_notes(self, noted_before: datetime | None = None) -> list[tuple[str, str | None]]:
+        """The keys (and profiles) of rewrites in place that did not commit, noted before ``noted_before``."""
+        return (
+            self._cursor()
+            .execute(
+                "SELECT DISTINCT storage_key, storage_profile_id FROM storage_cleanup "
+                "WHERE reason = ? AND created_at < coalesce(?, 'infinity'::TIMESTAMP)",
+                [REWRITE_IN_FLIGHT, noted_before],
+            )
+            .fetchall()
+        )
+
+    def drop_rewrite_note(self, storage_key: str) -> None:
+        def work(tx: Cursor) -> Any:
+            tx.execute(
+                "DELETE FROM storage_cleanup WHERE storage_key = ? AND reason = ?", [storage_key, REWRITE_IN_FLIGHT]
+            )
 
         return self._write(work)
 
     def pending_cleanup(self, in_flight_before: datetime | None = None) -> list[tuple[str, str | None]]:
         """Keys to delete: notes for files that no asset or derivative references (any more). With
         ``in_flight_before``, files a skill run is still writing (noted before it stores them, dropped when it
-        commits) are included only if noted before that moment: a sweep must not take them from a run under way."""
+        commits) are included only if noted before that moment: a sweep must not take them from a run under way,
+        whatever older notes say about the same key (a conversion stores under a key the asset had before).
+        Rewrites in place are settled, not swept (see REWRITE_IN_FLIGHT)."""
         return (
             self._cursor()
             .execute(
                 "SELECT DISTINCT c.storage_key, c.storage_profile_id FROM storage_cleanup c "
-                "WHERE c.storage_key NOT IN (SELECT storage_key FROM assets) "
+                "WHERE c.reason <> ? "
+                "AND c.storage_key NOT IN (SELECT storage_key FROM assets) "
                 "AND c.storage_key NOT IN (SELECT storage_key FROM derivatives) "
-                "AND (c.reason NOT LIKE '%in_flight' OR c.created_at < coalesce(?, 'infinity'::TIMESTAMP))",
-                [in_flight_before],
+                "AND c.storage_key NOT IN (SELECT storage_key FROM storage_cleanup "
+                "WHERE reason LIKE '%in_flight' AND created_at >= coalesce(?, 'infinity'::TIMESTAMP))",
+                [REWRITE_IN_FLIGHT, in_flight_before],
             )
             .fetchall()
         )
 
     def drop_stale_cleanup(self) -> None:
-        """Forget notes about keys that are still referenced (their upload did commit)."""
+        """Forget notes about keys that are still referenced (their upload did commit), but a rewrite's."""
 
         def work(tx: Cursor) -> Any:
             tx.execute(
-                "DELETE FROM storage_cleanup WHERE storage_key IN (SELECT storage_key FROM assets) "
-                "OR storage_key IN (SELECT storage_key FROM derivatives)"
+                "DELETE FROM storage_cleanup WHERE reason <> ? AND (storage_key IN (SELECT storage_key FROM assets) "
+                "OR storage_key IN (SELECT storage_key FROM derivatives))",
+                [REWRITE_IN_FLIGHT],
             )
 
         return self._write(work)
@@ -598,15 +633,18 @@ class Catalog:
         an image that kills the server must not do so at every start."""
 
         def work(tx: Cursor) -> Any:
+            now = utc_now()
             tx.execute(
-                "UPDATE assets SET status = 'failed' WHERE id IN "
+                "UPDATE assets SET status = 'failed', updated_at = ? WHERE id IN "
                 "(SELECT asset_id FROM jobs WHERE status = 'running' AND attempts >= ?)",
-                [max_attempts],
+                [now, max_attempts],
             )
             tx.execute("DELETE FROM jobs WHERE status = 'running' AND attempts >= ?", [max_attempts])
-            tx.execute("UPDATE jobs SET status = 'queued', updated_at = ? WHERE status = 'running'", [utc_now()])
+            tx.execute("UPDATE jobs SET status = 'queued', updated_at = ? WHERE status = 'running'", [now])
             tx.execute(
-                "UPDATE assets SET status = 'pending' WHERE status = 'processing' AND id IN (SELECT asset_id FROM jobs)"
+                "UPDATE assets SET status = 'pending', updated_at = ? "
+                "WHERE status = 'processing' AND id IN (SELECT asset_id FROM jobs)",
+                [now],
             )
             rows = tx.execute("SELECT id, asset_id, skills FROM jobs ORDER BY created_at, id").fetchall()
             return [(job_id, asset_id, json.loads(skills)) for job_id, asset_id, skills in rows]
@@ -626,7 +664,9 @@ class Catalog:
                     [utc_now(), job_id],
                 ).fetchone()
                 if found is not None:
-                    tx.execute("UPDATE assets SET status = 'processing' WHERE id = ?", [asset_id])
+                    tx.execute(
+                        "UPDATE assets SET status = 'processing', updated_at = ? WHERE id = ?", [utc_now(), asset_id]
+                    )
                     started.add(job_id)
             return started
 
@@ -789,6 +829,24 @@ class Changes:
 
         self._writes.append(write)
 
+    def replace_original(self, asset_id: str, facts: dict[str, Any], old_key: str | None) -> None:
+        """Point the asset at its new, already stored original (catalog column names in ``facts``, storage_key
+        included), ending the notes of its key (the key is referenced now); ``old_key``: the file it no longer
+        uses (a conversion's), noted for removal and removed once committed."""
+
+        def write(tx: Cursor) -> None:
+            assignments = ", ".join(f"{column} = ?" for column in facts)
+            tx.execute(f"UPDATE assets SET {assignments} WHERE id = ?", [*facts.values(), asset_id])
+            tx.execute("DELETE FROM storage_cleanup WHERE storage_key = ?", [facts["storage_key"]])
+            if old_key is not None:
+                tx.execute(
+                    "INSERT INTO storage_cleanup SELECT ?, storage_profile_id, 'replaced', ? FROM assets WHERE id = ?",
+                    [old_key, utc_now(), asset_id],
+                )
+                self.replaced_keys.add(old_key)
+
+        self._writes.append(write)
+
     def upsert_structured_result(self, result: StructuredResult) -> None:
         def write(tx: Cursor) -> None:
             tx.execute("DELETE FROM structured_results WHERE asset_id = ? AND kind = ?", [result.asset_id, result.kind])
@@ -871,6 +929,10 @@ def _event_insert(event: dict[str, Any]) -> Insert:
 
 class AssetGoneError(LookupError):
     """The asset was deleted while something (a skill) was still writing results for it."""
+
+
+class OriginalChangedError(RuntimeError):
+    """The asset's original changed (another rewrite committed) since a skill run read it."""
 
 
 def search_text(name: str, description: str | None, alt_text: str | None) -> str:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import threading
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from ..catalog import AssetGoneError, Changes
-from ..images import ImageDecodeError, decode
+from ..catalog import REWRITE_IN_FLIGHT, AssetGoneError, Changes
+from ..images import ImageDecodeError, decode, displayed_size, open_bounded
 from ..model import Asset, Derivative, SkillExecution, StructuredResult, new_id, utc_now
 from ..storage import storage_key
 
@@ -76,7 +78,8 @@ class SkillContext:
         except ImageDecodeError as error:
             self.decode_error = error
             raise
-        self._image_is_full = (self._image.width, self._image.height) == (self.asset.width, self.asset.height)
+        # The catalog's size is the displayed one (turned by the EXIF orientation), the decoded one the stored.
+        self._image_is_full = not at_least or sorted(self._image.size) == sorted((self.asset.width, self.asset.height))
         return self._image
 
     def decodable(self) -> bool:
@@ -116,30 +119,55 @@ class SkillContext:
         self.changes.fill_empty_text(self.asset.id, text)
 
     def replace_original(
-        self, data: bytes, content_type: str, extension: str, width: int, height: int, keep_old_file: bool = False
+        self,
+        data: bytes,
+        content_type: str,
+        extension: str,
+        width: int,
+        height: int,
+        keep_old_file: bool = False,
+        refresh: Callable[[SkillContext], None] | None = None,
     ) -> None:
-        """Make ``data`` the asset's original. It is stored under a new key and the catalog switched to it in one
-        commit, so a crash leaves either the old original or the new one, never a half-written file; the old file
-        is then removed (or kept, for format-convert's keepOriginal)."""
-        key = self._store_new(data, extension, "original_in_flight")
-        facts = {
-            "content_type": content_type,
-            "extension": extension,
-            "size": len(data),
-            "width": width,
-            "height": height,
-            "checksum_sha256": hashlib.sha256(data).hexdigest(),
-            "storage_key": key,
-        }
-        try:
-            old_key = self.catalog.replace_original(self.asset.id, facts, keep_old_file)
-        except AssetGoneError:
-            self.remove_file(key)
-            raise
-        if not keep_old_file:
-            self.remove_file(old_key)
+        """Make ``data`` the asset's original and ``refresh`` its derivatives (they show the old picture), in one
+        commit. The key is the asset's id with the format's extension: in its own format the bytes replace the old
+        ones under the same key (atomically, in the storage), under a recovery note that settle_rewrite follows
+        after a crash, so the catalog's facts always end up describing the stored bytes; in a new format they go
+        under the new key and the old file is removed once committed (or kept, for format-convert's
+        keepOriginal)."""
+        key = storage_key(self.asset.id, extension)
+        in_place = key == self.asset.storage_key
+        if in_place and keep_old_file:
+            raise ValueError("keepOriginal needs another format: in its own format the new bytes take the old key.")
+        facts = _facts(data, width, height) | {"content_type": content_type, "extension": extension, "storage_key": key}
+        old_key = None if in_place or keep_old_file else self.asset.storage_key
+        with _rewrite_lock(self.asset.storage_key):  # one rewrite of an original at a time, from note to commit
+            self.catalog.note_rewrite(self.asset, key, REWRITE_IN_FLIGHT if in_place else "original_in_flight")
+            try:
+                self.storage.put_bytes(key, data)
+            except BaseException:
+                if in_place:  # the storage may hold either bytes now (a timeout after the write, say)
+                    self._settle_at_once(key, refresh)
+                raise
+            self.changes.replace_original(self.asset.id, facts, old_key)
+            self._adopt(data, facts)
+            try:
+                if refresh is not None:
+                    refresh(self)
+            finally:
+                if not self.commit([]):  # deleted meanwhile: what was just stored is nobody's
+                    self.remove_file(key)
+                    self.catalog.drop_rewrite_note(key)
+                    raise AssetGoneError(self.asset.id)
+
+    def _adopt(self, data: bytes, facts: dict[str, Any]) -> None:
         self.asset = dataclasses.replace(self.asset, **facts)
         self._original, self._image = data, None  # the next step decodes the new original
+
+    def _settle_at_once(self, key: str, refresh: Callable[[SkillContext], None] | None) -> None:
+        try:
+            settle_rewrite(self.environment, key, self.asset.storage_profile_id, refresh)
+        except Exception as error:  # the storage is still failing: the sweep settles it later
+            self.log.warning("rewrite of %s left for the sweep to settle: %s", key, error)
 
     def _store_new(self, data: bytes, extension: str, reason: str) -> str:
         """Store bytes under a new key, noted for the cleanup sweep first so that a run that never commits leaks
@@ -169,3 +197,73 @@ class SkillContext:
                 callback()
         self.changes, self._after_commit = Changes(), []
         return committed
+
+
+# Locks by original (hashed into a fixed set, so they are never created or dropped).
+_REWRITE_LOCKS = tuple(threading.Lock() for _ in range(64))
+
+
+def _rewrite_lock(key: str) -> threading.Lock:
+    """The lock of the original stored under ``key``, whatever its extension."""
+    return _REWRITE_LOCKS[hash(key.rsplit(".", 1)[0]) % len(_REWRITE_LOCKS)]
+
+
+def _facts(data: bytes, width: int | None, height: int | None) -> dict[str, Any]:
+    return {"size": len(data), "width": width, "height": height, "checksum_sha256": hashlib.sha256(data).hexdigest()}
+
+
+def settle_rewrites(
+    environment: SkillEnvironment, refresh: Callable[[SkillContext], None], noted_before: datetime | None = None
+) -> int:
+    """Settle every rewrite in place that never committed (all of them at start; while running, those noted
+    before ``noted_before``, older than any run can be). Returns how many were settled; a failure leaves its note
+    for the next sweep."""
+    settled = 0
+    for key, profile_id in environment.catalog.rewrite_notes(noted_before):
+        try:
+            with _rewrite_lock(key):
+                settle_rewrite(environment, key, profile_id, refresh)
+        except Exception:
+            environment.log.exception("could not settle the rewrite of %s; it will be retried", key)
+        else:
+            settled += 1
+    return settled
+
+
+def settle_rewrite(
+    environment: SkillEnvironment, key: str, profile_id: str | None, refresh: Callable[[SkillContext], None] | None
+) -> None:
+    """After a rewrite in place that did not commit, the storage holds either the old bytes (the catalog describes
+    them: nothing to do) or the new ones: the catalog takes their facts, and the derivatives are made again from
+    them, in one commit that ends the note. The caller holds the asset's rewrite lock."""
+    catalog = environment.catalog
+    found = catalog.find_by_storage_key(key)  # a rewrite note's key is an original's, never a derivative's
+    if found is None:  # the asset was deleted: its file is nobody's
+        environment.remove_file(key, profile_id)
+        catalog.drop_rewrite_note(key)
+        return
+    asset = found[0]
+    try:
+        data = environment.storage_for(profile_id).read(key)
+    except FileNotFoundError:
+        environment.log.warning("the original %s of asset %s is missing; nothing to settle", key, asset.id)
+        catalog.drop_rewrite_note(key)
+        return
+    facts = _facts(data, asset.width, asset.height)
+    if facts["checksum_sha256"] == asset.checksum_sha256:
+        catalog.drop_rewrite_note(key)
+        return
+    try:
+        with open_bounded(data, environment.max_pixels) as image:
+            facts["width"], facts["height"] = displayed_size(image)
+    except ImageDecodeError:
+        pass  # the size and the checksum still describe the bytes; the picture's size stays as it was
+    environment.log.info("asset %s takes the facts of its rewritten original %s (a run did not commit)", asset.id, key)
+    context = SkillContext(asset, {}, environment)
+    context.changes.replace_original(asset.id, facts | {"storage_key": key}, None)
+    context._adopt(data, facts)
+    try:
+        if refresh is not None:
+            refresh(context)
+    finally:
+        context.commit([])

@@ -5,13 +5,15 @@ from __future__ import annotations
 import functools
 import io
 import math
+from datetime import datetime
 from typing import Any
 
 from PIL import Image, ImageColor, ImageDraw, ImageFont, ImageOps, JpegImagePlugin
 
 from ..images import FORMATS, open_bounded
 from . import Skill, SkillRegistry, Step
-from .context import SkillContext
+from . import context as context_module
+from .context import SkillContext, SkillEnvironment
 
 THUMBNAIL_BOX = (256, 256)
 # A JPEG drafted at reduced DCT scale is an exact block average (no aliasing), so a draft 1.5x the thumbnail is
@@ -64,8 +66,7 @@ def generate_thumbnail(context: SkillContext) -> None:
     """Fit in 256x256 keeping the aspect ratio, never upscale, WebP; store the perceptual hash of the same pixels."""
     source, full_size = _thumbnail_source(context)
     image = ImageOps.exif_transpose(source)  # a copy: the shared decoded original is never changed
-    if image.size != source.size:
-        full_size = (full_size[1], full_size[0])
+    full_size = _shown_as(full_size, image)
     if image.mode not in ("RGB", "RGBA"):
         image = image.convert("RGBA" if _has_alpha(image) else "RGB")
     image = image.resize(_fit(full_size), Image.Resampling.LANCZOS, reducing_gap=2.0)
@@ -84,6 +85,14 @@ def _thumbnail_source(context: SkillContext) -> tuple[Image.Image, tuple[int, in
         image = context.image()
         return image, image.size
     return context.image(at_least=math.ceil(DRAFT_GAP * min(_fit(full_size)))), full_size
+
+
+def _shown_as(full_size: tuple[int, int], image: Image.Image) -> tuple[int, int]:
+    """The full size in the orientation of the (possibly reduced) upright picture. Catalog rows hold the displayed
+    size, rows written before that the stored one: whichever aspect ratio the picture has is the right one."""
+    width, height = full_size
+    aspect = image.width / image.height
+    return (width, height) if abs(width / height - aspect) <= abs(height / width - aspect) else (height, width)
 
 
 def _fit(size: tuple[int, int]) -> tuple[int, int]:
@@ -274,8 +283,15 @@ def _replace(
     context: SkillContext, data: bytes, target: str, size: tuple[int, int], keep_old_file: bool = False
 ) -> None:
     content_type, extension = FORMATS[target]
-    context.replace_original(data, content_type, extension, *size, keep_old_file=keep_old_file)
-    generate_thumbnail(context)  # the old thumbnail shows the old picture
+    # The old thumbnail shows the old picture: a new one is committed with the new original.
+    context.replace_original(
+        data, content_type, extension, *size, keep_old_file=keep_old_file, refresh=generate_thumbnail
+    )
+
+
+def settle_rewrites(environment: SkillEnvironment, noted_before: datetime | None = None) -> int:
+    """Settle the rewrites in place that a crash or a failing storage left uncommitted (see settle_rewrite)."""
+    return context_module.settle_rewrites(environment, generate_thumbnail, noted_before)
 
 
 # -- registration -------------------------------------------------------------------------------------------

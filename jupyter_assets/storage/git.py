@@ -175,8 +175,9 @@ class GitRepoStorage:
     # -- reads ----------------------------------------------------------------------------------------------------
 
     def _readable(self, key: str) -> Path:
-        """The clone's file for ``key``. Stored files never change, so only a miss is worth a fetch (at most one
-        every ``fetch_interval`` seconds): another writer of the same branch may have added it."""
+        """The clone's file for ``key``. A stored file changes only through this instance (a rewrite in place,
+        whose commit updates the clone), so only a miss is worth a fetch (at most one every ``fetch_interval``
+        seconds): another writer of the same branch may have added it."""
         path = self.repository_path(key)
         if not self._ready:
             with self._lock:
