@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urljoin
@@ -46,10 +47,16 @@ SEED = [
     ("city-night.png", png_bytes(120, 80, (20, 30, 90)), "image/png", True, "City lights at night", "A dark city"),
     ("mountain-lake.png", png_bytes(64, 64, noise=True), "image/png", False, "A private mountain lake", "A lake"),
     ("obsolete-diagram.png", png_bytes(72, 48, (90, 160, 90)), "image/png", True, "To be deleted", "A diagram"),
+    # One series: names too long for a card that differ only at the end (the panel's middle ellipsis shows it).
+    ("holiday-photo-2023-summer-0011.jpg", jpeg_bytes(60, 40), "image/jpeg", True, "Holiday 11", "A holiday photo"),
+    ("holiday-photo-2023-summer-0012.jpg", jpeg_bytes(40, 60), "image/jpeg", True, "Holiday 12", "A holiday photo"),
 ]  # fmt: skip
+SERIES = ["holiday-photo-2023-summer-0011.jpg", "holiday-photo-2023-summer-0012.jpg"]
 BASE_URL = "/user/tester/"
 DROPPED_NAME = "desktop-drop.png"
 DROPPED = png_bytes(150, 100, noise=True)  # noise: a size no other image here has
+PICKED_NAME = "picked-with-the-button.png"  # uploaded through the Upload button's file picker
+PICKED = png_bytes(110, 90, noise=True)
 SERVER_FILE = "on-the-server.jpg"  # in the notebooks folder, added from the file browser's context menu
 SERVER_FILE_BYTES = jpeg_bytes(90, 70)
 EDITED_DESCRIPTION = "Described in the browser test"
@@ -140,12 +147,10 @@ def stop(process: subprocess.Popen) -> None:
             process.wait(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str, str]) -> Iterator[Lab]:
-    """A real JupyterLab with the extension, a seeded library (embedded and tagged by a tiny CLIP model, so that
-    search by meaning works), and an empty notebook ``drop.ipynb``."""
-    require_browser_tooling()
-    base = tmp_path_factory.mktemp("lab")
+@contextmanager
+def running_lab(base: Path, **env_extra: str) -> Iterator[Lab]:
+    """A real JupyterLab with the extension, under a JupyterHub-like base URL, with an empty notebook
+    ``drop.ipynb`` and the image ``SERVER_FILE`` in its notebooks folder; the library in ``base / "library"``."""
     notebooks, library = base / "notebooks", base / "library"
     notebooks.mkdir()
     # Empty, with the kernel named (as in the committed notebooks) so that JupyterLab does not ask for one.
@@ -161,7 +166,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str, str]) -
         f"--IdentityProvider.token={token}", "--allow-root", f"--ServerApp.root_dir={notebooks}",
         "--LabApp.expose_app_in_browser=True", f"--ServerApp.base_url={BASE_URL}",
     ]  # fmt: skip
-    env = jupyter_env(base / "jupyter", JUPYTER_ASSETS_ROOT=str(library), **model_env(tiny_models, caption=False))
+    env = jupyter_env(base / "jupyter", JUPYTER_ASSETS_ROOT=str(library), **env_extra)
     # No "get notified about Jupyter news?" toast: it pops up at a moment of its own and can take the keyboard
     # focus just as the test presses Enter in the search box (a run failed so, the toast on its screenshot).
     news = base / "jupyter" / "config" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
@@ -172,7 +177,16 @@ def lab(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str, str]) -
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=notebooks)
     try:
         wait_for_lab(url, token, process, log_path)
-        running = Lab(url, token, notebooks, library, log_path, process)
+        yield Lab(url, token, notebooks, library, log_path, process)
+    finally:
+        stop(process)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str, str]) -> Iterator[Lab]:
+    """JupyterLab with a seeded library, embedded and tagged by a tiny CLIP model (so search by meaning works)."""
+    require_browser_tooling()
+    with running_lab(tmp_path_factory.mktemp("lab"), **model_env(tiny_models, caption=False)) as running:
         api = running.api
         for name, data, content_type, public, description, alt_text in SEED:
             response = api.upload(
@@ -182,8 +196,14 @@ def lab(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str, str]) -
             assert response.status_code == 202, response.text
             running.seeded[name] = api.wait_for_status(response.json()["data"]["id"], ("ready",))
         yield running
-    finally:
-        stop(process)
+
+
+@pytest.fixture(scope="module")
+def bare_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """JupyterLab without any model (the default configuration) and an empty library."""
+    require_browser_tooling()
+    with running_lab(tmp_path_factory.mktemp("bare-lab")) as running:
+        yield running
 
 
 def tags_of(asset: dict) -> list[dict]:
@@ -221,17 +241,24 @@ def test_panel_in_jupyterlab(lab: Lab) -> None:
     deleted, dragged = seeded["obsolete-diagram.png"], seeded["harbour-sunset.png"]
     artifacts = ARTIFACTS
     artifacts.mkdir(parents=True, exist_ok=True)
-    for name in ("panel-light.png", "panel-dark.png", "failure.png", "console.log"):
-        (artifacts / name).unlink(missing_ok=True)  # this run's files only, never an earlier run's
+    for theme in ("light", "dark"):
+        for name in ("panel", "toolbar", "uploads-expanded"):
+            (artifacts / f"{name}-{theme}.png").unlink(missing_ok=True)  # this run's files only
+    for name in ("detail-skill-light.png", "failure.png", "console.log"):
+        (artifacts / name).unlink(missing_ok=True)
     drop_file = artifacts / DROPPED_NAME
     drop_file.write_bytes(DROPPED)
+    picked_file = artifacts / PICKED_NAME
+    picked_file.write_bytes(PICKED)
     plan = {
         "seededCount": len(SEED),
         "search": {"term": "harbour", "expectedId": dragged["id"]},
         # No description holds these words, so only a search by meaning (every asset has an embedding) finds any.
         "meaning": {"text": "a harbour at sunset"},
         "tags": {"id": edited["id"], "labels": [tag["label"] for tag in tags_of(edited)]},
+        "series": [{"id": seeded[name]["id"], "name": name} for name in SERIES],
         "drop": {"path": str(drop_file), "name": DROPPED_NAME, "type": "image/png"},
+        "picked": {"path": str(picked_file), "name": PICKED_NAME},
         # HTML in a file that says it is a PNG: refused, and the row says why.
         "refusedDrop": {"name": "not-an-image.png", "text": "<html>nope</html>", "code": "asset_content_type_mismatch"},
         "edit": {"id": edited["id"], "description": EDITED_DESCRIPTION},
@@ -266,6 +293,13 @@ def test_panel_in_jupyterlab(lab: Lab) -> None:
     assert dropped["checksumSha256"] == hashlib.sha256(DROPPED).hexdigest()
     assert dropped["contentType"] == "image/png" and (dropped["width"], dropped["height"]) == (150, 100)
 
+    # The file picked with the Upload button, byte for byte.
+    response = api.get("/api/v1/assets", params={"q": PICKED_NAME})
+    (listed,) = response.json()["data"]["items"]
+    picked = api.get(f"/api/v1/assets/{listed['id']}").json()["data"]
+    assert picked["originalFileName"] == PICKED_NAME and picked["contentType"] == "image/png"
+    assert picked["checksumSha256"] == hashlib.sha256(PICKED).hexdigest()
+
     # The refused file left nothing behind.
     assert api.get("/api/v1/assets", params={"q": "not-an-image"}).json()["data"]["total"] == 0
 
@@ -292,9 +326,9 @@ def test_panel_in_jupyterlab(lab: Lab) -> None:
     assert added["originalFileName"] == SERVER_FILE and added["contentType"] == "image/jpeg"
     assert added["checksumSha256"] == hashlib.sha256(SERVER_FILE_BYTES).hexdigest()
 
-    # Everything else is still there: 5 seeded + 1 dropped + 1 from the file browser - 1 deleted.
+    # Everything else is still there: the seeded + 1 dropped + 1 picked + 1 from the file browser - 1 deleted.
     response = api.get("/api/v1/assets", params={"pageSize": 100})
-    assert response.json()["data"]["total"] == len(SEED) + 1
+    assert response.json()["data"]["total"] == len(SEED) + 2
 
     # The card dropped on the notebook's Markdown cell, saved to disk.
     notebook = nbformat.read(lab.notebooks / "drop.ipynb", as_version=4)
@@ -315,9 +349,77 @@ def test_panel_in_jupyterlab(lab: Lab) -> None:
     assert content.status_code == 200, content.status_code
     assert hashlib.sha256(content.content).hexdigest() == dragged["checksumSha256"]
 
-    # Screenshots of the panel in both themes: real PNGs, and the dark one is darker.
-    light, dark = png_image(artifacts / "panel-light.png"), png_image(artifacts / "panel-dark.png")
+    # Screenshots of the panel in both themes: real PNGs, and the dark ones are darker.
+    for name in ("panel", "toolbar", "uploads-expanded"):
+        light, dark = png_image(artifacts / f"{name}-light.png"), png_image(artifacts / f"{name}-dark.png")
+        assert brightness(dark) < brightness(light) - 40, (name, brightness(light), brightness(dark))
+    png_image(artifacts / "detail-skill-light.png")
+
+
+def run_bare(lab: Lab, check: str, plan: dict) -> subprocess.CompletedProcess:
+    """``ui-tests/bare.mjs`` with CHECK=<check> against ``lab``; fails with its output and the server's log."""
+    env = {
+        **os.environ,
+        "LAB_URL": lab.url,
+        "TOKEN": lab.token,
+        "ARTIFACTS": str(ARTIFACTS),
+        "CHROMIUM": str(CHROMIUM_WRAPPER),
+        "CHECK": check,
+        "PLAN": json.dumps(plan),
+    }
+    result = run_node(UI_TESTS / "bare.mjs", env, timeout=240)
+    output = f"--- bare.mjs ({check}) stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
+    assert result.returncode == 0, f"{output}\n--- JupyterLab log (tail) ---\n{lab.log()[-6000:]}"
+    print(output)
+    return result
+
+
+@pytest.mark.timeout(300)
+def test_panel_without_a_model(bare_lab: Lab) -> None:
+    """Without a CLIP model (the default), "by meaning" is disabled and its tooltip names the setting to change."""
+    for name in ("no-model-light.png", "no-model-dark.png", "failure-no-model.png", "console-no-model.log"):
+        (ARTIFACTS / name).unlink(missing_ok=True)
+    # What the panel asks to find out (the server's own answer, not a mock).
+    response = bare_lab.api.get("/api/v1/assets", params={"text": "x", "pageSize": 1})
+    assert response.status_code == 409 and response.json()["error"]["code"] == "model_unavailable", response.text
+    run_bare(bare_lab, "no-model", {})
+    light, dark = png_image(ARTIFACTS / "no-model-light.png"), png_image(ARTIFACTS / "no-model-dark.png")
     assert brightness(dark) < brightness(light) - 40, (brightness(light), brightness(dark))
+
+
+@pytest.mark.timeout(300)
+def test_a_bogus_bearer_header_does_not_skip_xsrf_from_the_lab_page(bare_lab: Lab) -> None:
+    """Issue 14, item 1, in the browser: the JupyterLab page is logged in by Jupyter's cookie. A write that carries
+    ``Authorization: Bearer x`` (not a valid credential) and no XSRF token must be refused, and do nothing; the same
+    write with the page's ``_xsrf`` cookie as ``X-XSRFToken`` and no Authorization header goes through."""
+    (ARTIFACTS / "xsrf.json").unlink(missing_ok=True)
+    api = bare_lab.api
+    target = api.upload_ok(png_bytes(20, 20, (1, 2, 3)), name="xsrf-target.png")
+    suffix = secrets.token_hex(4)
+    plan = {"assetId": target["id"], "refusedKeyName": f"xsrf-refused-{suffix}", "keyName": f"xsrf-allowed-{suffix}"}
+    run_bare(bare_lab, "xsrf", plan)
+    results = json.loads((ARTIFACTS / "xsrf.json").read_text())
+    report = json.dumps(results, indent=2)
+
+    # The security property: nothing was deleted or created by the requests without an XSRF token.
+    assert results["assetAfterBearerDelete"] == 200, f"the asset was deleted without an XSRF token:\n{report}"
+    assert plan["refusedKeyName"] not in results["keysAfterBearerKey"], f"a key was created without XSRF:\n{report}"
+    for name in ("bearerDelete", "bearerKey"):
+        assert 400 <= results[name]["status"] < 500, f"{name} was not refused:\n{report}"
+    # How: a Bearer header that does not authenticate is a 401, never a fall-back to the cookie's user.
+    for name in ("bearerDelete", "bearerKey"):
+        answer = results[name]
+        assert answer["status"] == 401 and answer["body"]["error"]["code"] == "api_key_invalid", report
+
+    # The page's own way (cookie + X-XSRFToken, as JupyterLab's ServerConnection sends) works for the same writes.
+    assert results["xsrfDelete"]["status"] == 200, report
+    assert results["xsrfDelete"]["body"]["data"]["deletedCount"] == 1, report
+    assert results["xsrfKey"]["status"] == 201, report
+    assert results["xsrfKey"]["body"]["data"]["name"] == plan["keyName"], report
+    response = api.get(f"/api/v1/assets/{target['id']}")
+    assert response.status_code == 404, response.text
+    names = [key["name"] for key in api.get("/api/v1/system/api-keys").json()["data"]]
+    assert plan["keyName"] in names and plan["refusedKeyName"] not in names, names
 
 
 # -- JupyterLab's own smoke test --------------------------------------------------------------------------------

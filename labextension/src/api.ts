@@ -25,6 +25,23 @@ export class AssetsApi {
     return this.request(`${this.url()}?${listQuery(state)}`);
   }
 
+  /**
+   * Whether search by meaning works: a one-item search by text, which the server answers 409 `model_unavailable`
+   * (with the setting to change in its message) when no CLIP model is configured or its weights cannot be loaded.
+   * `{available: null}`: the answer said neither (an error of another kind), so the panel cannot tell.
+   */
+  async searchByMeaning(): Promise<{ available: boolean | null; reason: string }> {
+    try {
+      await this.request(`${this.url()}?${new URLSearchParams({ text: 'x', page: '1', pageSize: '1' })}`);
+      return { available: true, reason: '' };
+    } catch (error) {
+      if (error instanceof ApiError && error.code === 'model_unavailable') {
+        return { available: false, reason: error.message };
+      }
+      return { available: null, reason: error instanceof Error ? error.message : String(error) };
+    }
+  }
+
   get(id: string): Promise<Asset> {
     return this.request(this.url(id));
   }

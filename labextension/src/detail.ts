@@ -4,7 +4,7 @@ import { Clipboard, Dialog, showDialog } from '@jupyterlab/apputils';
 import { caretLeftIcon, copyIcon, deleteIcon, runIcon, saveIcon } from '@jupyterlab/ui-components';
 
 import type { AssetsApi } from './api';
-import { h, iconButton } from './dom';
+import { h, iconButton, styledSelect } from './dom';
 import {
   POLL_MS,
   blankToNull,
@@ -110,7 +110,7 @@ export class AssetDetail {
       section('Latest run', this.latestRunEl),
       section(
         'Run a skill',
-        this.skillSelect,
+        styledSelect(this.skillSelect, false),
         this.skillDescription,
         this.skillForm,
         h('div', { class: 'jp-AssetDetail-actions' }, this.runButton),
@@ -452,7 +452,8 @@ function fieldRow(field: Field): HTMLElement {
     });
   }
   input.value = String(value);
-  return h('div', { class: 'jp-AssetDetail-field' }, h('label', { for: id }, label), input, hint(field));
+  const control = input instanceof HTMLSelectElement ? styledSelect(input, false) : input;
+  return h('div', { class: 'jp-AssetDetail-field' }, h('label', { for: id }, label), control, hint(field));
 }
 
 function hint(field: Field): HTMLElement | null {

@@ -1,6 +1,6 @@
 // Small DOM builders, so the views read as markup.
 
-import type { LabIcon } from '@jupyterlab/ui-components';
+import { caretDownEmptyIcon, type LabIcon } from '@jupyterlab/ui-components';
 
 type Attributes = Record<string, string | number | boolean | null | undefined>;
 type Child = Node | string | null | undefined | false;
@@ -53,11 +53,29 @@ export function iconButton(
   return button;
 }
 
+/** A `<select>` with a label for assistive technology and a tooltip; put it in the page with `styledSelect`. */
 export function select(testId: string, label: string, options: [value: string, text: string][]): HTMLSelectElement {
   return h(
     'select',
-    { class: 'jp-mod-styled jp-AssetsSelect', 'data-testid': testId, 'aria-label': label, title: label },
+    { 'data-testid': testId, 'aria-label': label, title: label },
     ...options.map(([value, text]) => h('option', { value }, text))
+  );
+}
+
+/**
+ * What @jupyterlab/ui-components' `HTMLSelect` renders, without React: the select in a `jp-HTMLSelect` wrapper with
+ * the theme's caret icon over its right end. `toolbar` (HTMLSelect's `defaultStyle`): the compact, borderless look
+ * of JupyterLab's toolbars; otherwise the select keeps the bordered `jp-mod-styled` look of forms.
+ */
+export function styledSelect(select: HTMLSelectElement, toolbar = true): HTMLDivElement {
+  if (!toolbar) {
+    select.classList.add('jp-mod-styled');
+  }
+  return h(
+    'div',
+    { class: `jp-HTMLSelect ${toolbar ? 'jp-DefaultStyle ' : ''}jp-mod-styled jp-AssetsSelect` },
+    select,
+    caretDownEmptyIcon.element({ tag: 'span', stylesheet: 'select', right: '4px', top: toolbar ? '4px' : '8px' })
   );
 }
 

@@ -14,9 +14,14 @@ import {
   humanBytes,
   imageUrl,
   markdownSnippet,
+  noModelTooltip,
   parseDragPayload,
   shareUrl,
-  tagsOf
+  splitName,
+  tagsOf,
+  uploadOutcome,
+  uploadSummary,
+  type UploadOutcome
 } from './format';
 import type { Asset } from './types';
 
@@ -185,5 +190,80 @@ describe('small helpers', () => {
   it('prints dimensions', () => {
     expect(dimensions(300, 200)).toBe('300 × 200');
     expect(dimensions(null, 200)).toBe('—');
+  });
+});
+
+describe('splitName (middle ellipsis)', () => {
+  it('keeps the extension and the last five characters of the stem for the tail', () => {
+    expect(splitName('holiday-photo-2023-0012.jpg')).toEqual(['holiday-photo-2023', '-0012.jpg']);
+    expect(splitName('scan.tiff')).toEqual(['', 'scan.tiff']);
+  });
+
+  it('tells names of one series apart by their tails', () => {
+    const [headA, tailA] = splitName('holiday-photo-2023-summer-0011.jpg');
+    const [headB, tailB] = splitName('holiday-photo-2023-summer-0012.jpg');
+    expect(headA).toBe(headB);
+    expect(tailA).not.toBe(tailB);
+  });
+
+  it('joins back to the name, whatever its form', () => {
+    for (const name of ['a.png', 'no-extension-at-all', '.hidden', 'two.dots.tar.gz', 'my photo 0001.webp', '']) {
+      expect(splitName(name).join('')).toBe(name);
+    }
+  });
+
+  it('takes the last characters when there is no extension (or only a leading dot)', () => {
+    expect(splitName('README-final')).toEqual(['README-', 'final']);
+    expect(splitName('.bashrc')).toEqual(['.b', 'ashrc']);
+    expect(splitName('name.with space')).toEqual(['name.with ', 'space']); // not an extension: it holds a space
+  });
+
+  it('never splits inside a code point', () => {
+    const [head, tail] = splitName('📷📷📷📷📷📷📷.png');
+    expect(head).toBe('📷📷');
+    expect(tail).toBe('📷📷📷📷📷.png');
+  });
+
+  it('takes the tail length asked for', () => {
+    expect(splitName('abcdefgh.gif', 2)).toEqual(['abcdef', 'gh.gif']);
+    expect(splitName('abc.gif', 10)).toEqual(['', 'abc.gif']);
+  });
+});
+
+describe('uploadSummary', () => {
+  const outcomes = (spec: Partial<Record<UploadOutcome, number>>): UploadOutcome[] =>
+    (Object.entries(spec) as [UploadOutcome, number][]).flatMap(([outcome, n]) => Array(n).fill(outcome));
+
+  it('is one line of counts once every upload has finished', () => {
+    expect(uploadSummary(outcomes({ done: 3, refused: 1 }))).toBe('3 uploaded, 1 refused');
+    expect(uploadSummary(outcomes({ done: 1 }))).toBe('1 uploaded');
+    expect(uploadSummary(outcomes({ refused: 2, failed: 1 }))).toBe('2 refused, 1 failed');
+  });
+
+  it('says how many are still going while some run', () => {
+    expect(uploadSummary(outcomes({ waiting: 1 }))).toBe('Uploading 1 file');
+    expect(uploadSummary(outcomes({ waiting: 2, done: 1, refused: 1 }))).toBe(
+      'Uploading 2 files · 1 uploaded, 1 refused'
+    );
+  });
+
+  it('is empty without uploads', () => {
+    expect(uploadSummary([])).toBe('');
+  });
+
+  it('counts a 4xx answer as refused, anything else as failed', () => {
+    expect(uploadOutcome(400)).toBe('refused');
+    expect(uploadOutcome(413)).toBe('refused');
+    expect(uploadOutcome(0)).toBe('failed'); // the connection was lost
+    expect(uploadOutcome(500)).toBe('failed');
+  });
+});
+
+describe('noModelTooltip', () => {
+  it('names the setting first, then what the server said', () => {
+    const text = noModelTooltip("No weights are configured for 'ViT-B-32': set c.AssetsApp.clip_pretrained ...");
+    expect(text.startsWith('Search by meaning needs a CLIP model: set c.AssetsApp.clip_pretrained')).toBe(true);
+    expect(text).toContain("The server says: No weights are configured for 'ViT-B-32'");
+    expect(noModelTooltip('  ')).not.toContain('The server says');
   });
 });

@@ -195,3 +195,52 @@ export const POLL_MS = 2000;
 export function inProgress(asset: Pick<Asset, 'status'>): boolean {
   return asset.status === 'pending' || asset.status === 'processing';
 }
+
+/** Characters of a name's stem kept after the ellipsis, with the extension (`holiday-phot…-0012.jpg`). */
+export const NAME_TAIL_CHARACTERS = 5;
+
+/**
+ * A file name split for a middle ellipsis: the head (shortened with "…" by CSS when it does not fit) and the tail,
+ * always shown: the extension and the last few characters before it, where names of one series differ. Splits
+ * between code points, never inside one.
+ */
+export function splitName(name: string, tailCharacters = NAME_TAIL_CHARACTERS): [head: string, tail: string] {
+  const chars = Array.from(name);
+  const extension = /\.[^.\s]{1,8}$/u.exec(name);
+  const extensionLength = extension && extension.index > 0 ? Array.from(extension[0]).length : 0;
+  const tailLength = Math.min(chars.length, extensionLength + tailCharacters);
+  return [chars.slice(0, chars.length - tailLength).join(''), chars.slice(chars.length - tailLength).join('')];
+}
+
+/** How one upload ended: stored, refused by the server (a 4xx with its code), or failed on the way (network, 5xx). */
+export type UploadOutcome = 'waiting' | 'done' | 'refused' | 'failed';
+
+export function uploadOutcome(status: number): 'refused' | 'failed' {
+  return status >= 400 && status < 500 ? 'refused' : 'failed';
+}
+
+/** The uploads' one-line summary: "Uploading 2 files · 1 uploaded" while they run, "3 uploaded, 1 refused" after. */
+export function uploadSummary(outcomes: Iterable<UploadOutcome>): string {
+  const count: Record<UploadOutcome, number> = { waiting: 0, done: 0, refused: 0, failed: 0 };
+  for (const outcome of outcomes) {
+    count[outcome] += 1;
+  }
+  const finished = [
+    count.done && `${count.done} uploaded`,
+    count.refused && `${count.refused} refused`,
+    count.failed && `${count.failed} failed`
+  ].filter(Boolean);
+  if (count.waiting === 0) {
+    return finished.join(', ');
+  }
+  const running = `Uploading ${count.waiting} file${count.waiting === 1 ? '' : 's'}`;
+  return finished.length ? `${running} · ${finished.join(', ')}` : running;
+}
+
+/** The "by meaning" checkbox's tooltip when the server has no usable CLIP model; `reason` is the server's message. */
+export function noModelTooltip(reason: string): string {
+  const how =
+    'Search by meaning needs a CLIP model: set c.AssetsApp.clip_pretrained (a pretrained tag or the path of a ' +
+    'checkpoint) and restart Jupyter.';
+  return reason.trim() ? `${how}\n\nThe server says: ${reason.trim()}` : how;
+}

@@ -1,12 +1,19 @@
 // The Assets side panel: usage, search and filters, a paged thumbnail grid, uploads, and the detail view.
 
-import { caretLeftIcon, caretRightIcon, closeIcon, refreshIcon, searchIcon } from '@jupyterlab/ui-components';
+import {
+  caretLeftIcon,
+  caretRightIcon,
+  closeIcon,
+  fileUploadIcon,
+  refreshIcon,
+  searchIcon
+} from '@jupyterlab/ui-components';
 import type { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
 import type { AssetsApi } from './api';
 import { AssetDetail } from './detail';
-import { dragCarries, h, iconButton, select } from './dom';
+import { dragCarries, h, iconButton, select, styledSelect } from './dom';
 import {
   ASSET_MIME,
   POLL_MS,
@@ -15,14 +22,20 @@ import {
   humanBytes,
   imageUrl,
   inProgress,
-  markdownSnippet
+  markdownSnippet,
+  noModelTooltip,
+  splitName,
+  uploadOutcome,
+  uploadSummary,
+  type UploadOutcome
 } from './format';
-import { errorText } from './http';
+import { ApiError, errorText } from './http';
 import { assetsIcon } from './icon';
 import {
   CONTENT_TYPES,
   SORTS,
   STATUSES,
+  UPLOAD_ACCEPT,
   countLabel,
   initialListState,
   pageCount,
@@ -59,6 +72,8 @@ export class AssetsPanel extends Widget {
   private skillList: Promise<Skill[]> | null = null;
   private readonly uploadQueue: { source: UploadSource; row: UploadRow }[] = [];
   private activeUploads = 0;
+  /** The question whether the server can search by meaning: asked once, again on Refresh. */
+  private meaningProbe: Promise<void> | null = null;
 
   private readonly usageEl = h('div', { class: 'jp-AssetsPanel-usage', 'data-testid': 'assets-usage' });
   private readonly messageEl = h('div', {
@@ -70,24 +85,51 @@ export class AssetsPanel extends Widget {
   private readonly searchInput = h('input', {
     type: 'search',
     class: 'jp-mod-styled jp-AssetsPanel-search',
-    placeholder: 'Search name, description, alt text',
+    placeholder: SEARCH_PLACEHOLDER.byName,
+    title: SEARCH_TITLE.byName,
     'aria-label': 'Search assets',
     'data-testid': 'assets-search'
   });
-  private readonly byMeaningInput = h('input', { type: 'checkbox', 'data-testid': 'assets-by-meaning' });
+  private readonly byMeaningInput = h('input', {
+    type: 'checkbox',
+    class: 'jp-mod-styled',
+    'data-testid': 'assets-by-meaning',
+    disabled: true // until the server says whether it has a model
+  });
+  private readonly byMeaningLabel = h(
+    'label',
+    { class: 'jp-AssetsPanel-check', 'data-testid': 'assets-by-meaning-label', title: MEANING_TITLE.checking },
+    this.byMeaningInput,
+    'by meaning'
+  );
+  private readonly byMeaningNote = h(
+    'span',
+    { class: 'jp-AssetsPanel-note', 'data-testid': 'assets-by-meaning-note', hidden: true },
+    'needs a CLIP model'
+  );
   private readonly contentTypeSelect = select('assets-content-type', 'Content type', [
-    ['', 'Any type'],
-    ...CONTENT_TYPES.map((t): [string, string] => [t, t])
+    ['', 'Type'],
+    ...CONTENT_TYPES.map(([type, label]): [string, string] => [type, label])
   ]);
   private readonly statusSelect = select('assets-status', 'Status', [
-    ['', 'Any status'],
+    ['', 'Status'],
     ...STATUSES.map((s): [string, string] => [s, s])
   ]);
   private readonly sortSelect = select(
     'assets-sort',
-    'Sort',
+    'Sort order',
     Object.entries(SORTS).map(([key, sort]): [string, string] => [key, sort.label])
   );
+  /** The Upload button's file picker; not shown, the button opens it. */
+  private readonly fileInput = h('input', {
+    type: 'file',
+    multiple: true,
+    accept: UPLOAD_ACCEPT,
+    hidden: true,
+    tabindex: -1,
+    'aria-hidden': 'true',
+    'data-testid': 'assets-upload-input'
+  });
   private readonly gridEl = h('div', { class: 'jp-AssetsGrid', 'data-testid': 'assets-grid' });
   private readonly prevButton = iconButton(caretLeftIcon, 'Previous page', 'assets-prev');
   private readonly nextButton = iconButton(caretRightIcon, 'Next page', 'assets-next');
@@ -96,8 +138,22 @@ export class AssetsPanel extends Widget {
     'data-testid': 'assets-page-label',
     'aria-live': 'polite'
   });
-  private readonly uploadList = h('ul', { class: 'jp-AssetsUploads-list', 'data-testid': 'assets-uploads' });
-  private readonly uploadsEl = h('section', { class: 'jp-AssetsUploads', 'aria-label': 'Uploads' });
+  private readonly uploadList = h('ul', {
+    class: 'jp-AssetsUploads-list',
+    id: `jp-AssetsUploads-list-${++panelCount}`,
+    'data-testid': 'assets-uploads'
+  });
+  private readonly uploadsEl = h('section', {
+    class: 'jp-AssetsUploads',
+    'aria-label': 'Uploads',
+    'data-testid': 'assets-uploads-section'
+  });
+  private readonly uploadsToggle = iconButton(caretRightIcon, 'Show the uploads', 'assets-uploads-toggle');
+  private readonly uploadsSummary = h('span', {
+    class: 'jp-AssetsUploads-summary',
+    'data-testid': 'assets-uploads-summary',
+    role: 'status'
+  });
   private readonly browseEl = h('div', { class: 'jp-AssetsPanel-browse' });
   private readonly detailHost = h('div', { class: 'jp-AssetsPanel-detailHost' });
 
@@ -112,9 +168,14 @@ export class AssetsPanel extends Widget {
 
     const refreshButton = iconButton(refreshIcon, 'Refresh', 'assets-refresh');
     const searchButton = iconButton(searchIcon, 'Search', 'assets-search-button');
-    const clearUploads = iconButton(closeIcon, 'Clear finished uploads', 'assets-uploads-clear');
+    const uploadButton = iconButton(fileUploadIcon, 'Upload images…', 'assets-upload');
+    const clearUploads = iconButton(closeIcon, 'Dismiss finished uploads', 'assets-uploads-clear');
+    // The whole summary line is the toggle (a bigger target than the caret alone).
+    this.uploadsToggle.classList.add('jp-AssetsUploads-toggle');
+    this.uploadsToggle.setAttribute('aria-controls', this.uploadList.id);
+    this.uploadsToggle.append(this.uploadsSummary);
     this.uploadsEl.append(
-      h('div', { class: 'jp-AssetsUploads-header' }, h('span', {}, 'Uploads'), clearUploads),
+      h('div', { class: 'jp-AssetsUploads-header' }, this.uploadsToggle, clearUploads),
       this.uploadList
     );
     this.uploadsEl.hidden = true;
@@ -123,18 +184,20 @@ export class AssetsPanel extends Widget {
       h(
         'div',
         { class: 'jp-AssetsPanel-toolbar' },
-        h('div', { class: 'jp-AssetsPanel-row' }, this.searchInput, searchButton, refreshButton),
+        h('div', { class: 'jp-AssetsPanel-row' }, this.searchInput, searchButton, uploadButton, refreshButton),
+        h('div', { class: 'jp-AssetsPanel-row' }, this.byMeaningLabel, this.byMeaningNote),
         h(
-          'label',
-          { class: 'jp-AssetsPanel-check', title: 'Rank by similarity to the text (needs a CLIP model)' },
-          this.byMeaningInput,
-          'by meaning'
-        ),
-        h('div', { class: 'jp-AssetsPanel-row' }, this.contentTypeSelect, this.statusSelect, this.sortSelect)
+          'div',
+          { class: 'jp-AssetsPanel-filters', 'data-testid': 'assets-filters' },
+          styledSelect(this.contentTypeSelect),
+          styledSelect(this.statusSelect),
+          styledSelect(this.sortSelect)
+        )
       ),
       this.gridEl,
       h('div', { class: 'jp-AssetsPanel-pager' }, this.prevButton, this.pageLabelEl, this.nextButton),
-      h('div', { class: 'jp-AssetsPanel-hint' }, 'Drop image files here to upload them.')
+      h('div', { class: 'jp-AssetsPanel-hint' }, 'Drop image files here, or use the upload button.'),
+      this.fileInput
     );
     this.node.append(
       h('header', { class: 'jp-AssetsPanel-header' }, h('h2', {}, 'Assets'), this.usageEl),
@@ -154,7 +217,18 @@ export class AssetsPanel extends Widget {
     for (const control of [this.byMeaningInput, this.contentTypeSelect, this.statusSelect, this.sortSelect]) {
       control.addEventListener('change', () => this.applyControls());
     }
-    refreshButton.addEventListener('click', () => void this.refresh(true));
+    this.byMeaningInput.addEventListener('change', () => this.showSearchMode());
+    refreshButton.addEventListener('click', () => {
+      this.meaningProbe = null; // a model may have been configured since (and the server restarted)
+      void this.refresh(true);
+    });
+    uploadButton.addEventListener('click', () => this.fileInput.click());
+    this.fileInput.addEventListener('change', () => {
+      const files = Array.from(this.fileInput.files ?? []);
+      this.fileInput.value = ''; // picking the same files again is a change too
+      this.upload(files.map(fileSource));
+    });
+    this.uploadsToggle.addEventListener('click', () => this.setUploadsCollapsed(!this.uploadsCollapsed));
     this.prevButton.addEventListener('click', () => this.goToPage(this.state.page - 1));
     this.nextButton.addEventListener('click', () => this.goToPage(this.state.page + 1));
     clearUploads.addEventListener('click', () => this.clearFinishedUploads());
@@ -201,7 +275,7 @@ export class AssetsPanel extends Widget {
 
   /** Reload the current page and the usage summary. `userAsked` clears the message line first. */
   async refresh(userAsked = false): Promise<void> {
-    await Promise.all([this.reload(userAsked), this.loadUsage()]);
+    await Promise.all([this.reload(userAsked), this.loadUsage(), this.checkMeaning()]);
   }
 
   /** Queue files for upload; each gets a progress row. The grid and usage refresh when the queue is empty. */
@@ -211,7 +285,10 @@ export class AssetsPanel extends Widget {
       this.uploadList.append(row.node);
       this.uploadQueue.push({ source, row });
     }
-    this.uploadsEl.hidden = this.uploadList.childElementCount === 0;
+    if (sources.length > 0) {
+      this.setUploadsCollapsed(false); // the progress shows while they run
+    }
+    this.showUploads();
     this.pumpUploads();
   }
 
@@ -237,6 +314,46 @@ export class AssetsPanel extends Widget {
 
   private showError(error: unknown): void {
     this.setMessage(errorText(error), 'error');
+  }
+
+  /** Ask the server, once, whether search by meaning works, and enable the checkbox or say why it is off. */
+  private checkMeaning(): Promise<void> {
+    if (!this.meaningProbe) {
+      this.meaningProbe = this.api.searchByMeaning().then(({ available, reason }) => {
+        if (available === false) {
+          this.meaningUnavailable(reason);
+        } else {
+          // Available, or the answer did not say (another error, shown by the list's own request): let the user try.
+          this.byMeaningInput.disabled = false;
+          this.byMeaningLabel.title = MEANING_TITLE.available;
+          this.byMeaningInput.title = MEANING_TITLE.available;
+          this.byMeaningLabel.removeAttribute('aria-disabled');
+          this.byMeaningNote.hidden = true;
+        }
+      });
+    }
+    return this.meaningProbe;
+  }
+
+  private meaningUnavailable(reason: string): void {
+    const tooltip = noModelTooltip(reason);
+    this.byMeaningInput.checked = false;
+    this.byMeaningInput.disabled = true;
+    this.byMeaningInput.title = tooltip;
+    this.byMeaningLabel.title = tooltip;
+    this.byMeaningLabel.setAttribute('aria-disabled', 'true');
+    this.byMeaningNote.title = tooltip;
+    this.byMeaningNote.hidden = false;
+    if (this.state.byMeaning) {
+      this.state.byMeaning = false;
+      this.showSearchMode();
+    }
+  }
+
+  private showSearchMode(): void {
+    const mode = this.byMeaningInput.checked ? 'byMeaning' : 'byName';
+    this.searchInput.placeholder = SEARCH_PLACEHOLDER[mode];
+    this.searchInput.title = SEARCH_TITLE[mode];
   }
 
   private applyControls(): void {
@@ -275,13 +392,18 @@ export class AssetsPanel extends Widget {
       this.renderGrid(page.items, page.total);
       if (userAsked && page.total === 0) {
         const filtered = this.state.search || this.state.contentType || this.state.status;
-        this.setMessage(filtered ? 'No assets match.' : 'No assets yet: drop images here to upload them.');
+        this.setMessage(
+          filtered ? 'No assets match.' : 'No assets yet: drop images here, or use the upload button.'
+        );
       }
       this.schedulePoll();
     } catch (error) {
       if (seq === this.loadSeq) {
         this.renderGrid([], 0);
         this.showError(error);
+        if (error instanceof ApiError && error.code === 'model_unavailable') {
+          this.meaningUnavailable(error.message);
+        }
       }
     } finally {
       if (seq === this.loadSeq) {
@@ -339,7 +461,7 @@ export class AssetsPanel extends Widget {
         title: name
       },
       image,
-      h('div', { class: 'jp-AssetsCard-name' }, name),
+      nameElement(name, 'jp-AssetsCard-name'),
       asset.status !== 'ready' &&
         h('span', { class: 'jp-AssetsCard-badge', 'data-status': asset.status }, asset.status)
     );
@@ -486,7 +608,9 @@ export class AssetsPanel extends Widget {
       this.activeUploads += 1;
       void this.runUpload(job.source, job.row).finally(() => {
         this.activeUploads -= 1;
+        this.showUploads();
         if (this.activeUploads === 0 && this.uploadQueue.length === 0) {
+          this.setUploadsCollapsed(true); // all finished: one summary line, the grid gets its room back
           void this.refresh();
         } else {
           this.pumpUploads();
@@ -509,8 +633,57 @@ export class AssetsPanel extends Widget {
     for (const row of Array.from(this.uploadList.querySelectorAll('[data-state="done"], [data-state="error"]'))) {
       row.remove();
     }
-    this.uploadsEl.hidden = this.uploadList.childElementCount === 0;
+    this.showUploads();
   }
+
+  private get uploadsCollapsed(): boolean {
+    return this.uploadsToggle.getAttribute('aria-expanded') === 'false';
+  }
+
+  private setUploadsCollapsed(collapsed: boolean): void {
+    this.uploadsToggle.setAttribute('aria-expanded', String(!collapsed));
+    const label = collapsed ? 'Show the uploads' : 'Hide the uploads';
+    this.uploadsToggle.setAttribute('aria-label', label);
+    this.uploadsToggle.title = label;
+    this.uploadList.hidden = collapsed;
+  }
+
+  /** The summary line from the rows' outcomes; the section shows while it has rows. */
+  private showUploads(): void {
+    const rows = Array.from(this.uploadList.children) as HTMLElement[];
+    const outcomes = rows.map(row => (row.dataset.outcome ?? 'waiting') as UploadOutcome);
+    this.uploadsSummary.textContent = uploadSummary(outcomes);
+    this.uploadsEl.dataset.state = outcomes.includes('waiting') ? 'running' : 'finished';
+    this.uploadsEl.dataset.failures = String(outcomes.filter(o => o === 'refused' || o === 'failed').length);
+    this.uploadsEl.hidden = rows.length === 0;
+  }
+}
+
+let panelCount = 0;
+
+const SEARCH_PLACEHOLDER = { byName: 'Search assets', byMeaning: 'Describe it' };
+const SEARCH_TITLE = {
+  byName: 'Search file names, descriptions and alt text (Enter searches)',
+  byMeaning: 'Describe what the image shows; the closest matches come first (Enter searches)'
+};
+const MEANING_TITLE = {
+  checking: 'Checking whether the server has a CLIP model…',
+  available: 'Rank by similarity of the images to the text (CLIP)'
+};
+
+/**
+ * A file name with a middle ellipsis: the head shortens (with "…") when the name does not fit, the tail (the end
+ * of the stem and the extension) always shows, so "holiday-phot…-0011.jpg" and "holiday-phot…-0012.jpg" differ.
+ * The whole name is the tooltip.
+ */
+function nameElement(name: string, className: string): HTMLElement {
+  const [head, tail] = splitName(name);
+  return h(
+    'span',
+    { class: `jp-AssetsName ${className}`, title: name, 'data-testid': 'asset-name' },
+    h('span', { class: 'jp-AssetsName-head' }, head),
+    h('span', { class: 'jp-AssetsName-tail' }, tail)
+  );
 }
 
 /** One `upload-item` row: name, progress bar, then done or the server's error. */
@@ -522,8 +695,8 @@ class UploadRow {
   constructor(name: string) {
     this.node = h(
       'li',
-      { class: 'jp-AssetsUpload', 'data-testid': 'upload-item', 'data-state': 'uploading', title: name },
-      h('span', { class: 'jp-AssetsUpload-name' }, name),
+      { class: 'jp-AssetsUpload', 'data-testid': 'upload-item', 'data-state': 'uploading' },
+      nameElement(name, 'jp-AssetsUpload-name'),
       this.bar,
       this.statusEl
     );
@@ -537,12 +710,14 @@ class UploadRow {
   done(asset: Asset): void {
     this.bar.value = 1;
     this.node.dataset.state = 'done';
+    this.node.dataset.outcome = 'done';
     this.node.dataset.assetId = asset.id;
     this.statusEl.textContent = 'done';
   }
 
   fail(error: unknown): void {
     this.node.dataset.state = 'error';
+    this.node.dataset.outcome = uploadOutcome(error instanceof ApiError ? error.status : 0);
     this.bar.remove();
     this.statusEl.textContent = errorText(error);
     this.statusEl.setAttribute('role', 'alert');

@@ -1,6 +1,17 @@
 import { describe, expect, it } from 'vitest';
 
-import { PAGE_SIZE, SORTS, countLabel, initialListState, listQuery, pageCount, pageLabel, type SortKey } from './query';
+import {
+  CONTENT_TYPES,
+  PAGE_SIZE,
+  SORTS,
+  UPLOAD_ACCEPT,
+  countLabel,
+  initialListState,
+  listQuery,
+  pageCount,
+  pageLabel,
+  type SortKey
+} from './query';
 
 function params(query: string): Record<string, string> {
   return Object.fromEntries(new URLSearchParams(query));
@@ -26,6 +37,13 @@ describe('listQuery', () => {
     const query = params(listQuery({ ...initialListState(), sort }));
     expect(query.orderBy).toBe(orderBy);
     expect(query.orderDirection).toBe(orderDirection);
+  });
+
+  it('offers the types uploads accept (the server default), and the file picker asks for them', () => {
+    expect(CONTENT_TYPES.map(([type]) => type)).toEqual(['image/png', 'image/jpeg', 'image/gif', 'image/webp']);
+    expect(UPLOAD_ACCEPT.split(',')).toEqual([
+      'image/png', '.png', 'image/jpeg', '.jpg', '.jpeg', 'image/gif', '.gif', 'image/webp', '.webp'
+    ]);
   });
 
   it('offers exactly the four sorts', () => {

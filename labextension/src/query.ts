@@ -2,15 +2,28 @@
 
 export const PAGE_SIZE = 48;
 
-export const CONTENT_TYPES = ['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/bmp', 'image/tiff'];
+/**
+ * The types the server accepts by default (`c.AssetsApp.allowed_content_types`), with their short labels: the type
+ * filter offers these, and the upload button's file picker asks for them.
+ */
+export const CONTENT_TYPES: readonly (readonly [type: string, label: string, extensions: string])[] = [
+  ['image/png', 'PNG', '.png'],
+  ['image/jpeg', 'JPEG', '.jpg,.jpeg'],
+  ['image/gif', 'GIF', '.gif'],
+  ['image/webp', 'WebP', '.webp']
+];
+
+/** The file picker's `accept`: types and extensions (a browser that does not know a type still offers the file). */
+export const UPLOAD_ACCEPT = CONTENT_TYPES.flatMap(([type, , extensions]) => [type, extensions]).join(',');
 
 export const STATUSES = ['pending', 'processing', 'ready', 'failed'];
 
+/** Labels kept short: the three selects share one row of a narrow side panel. */
 export const SORTS = {
-  newest: { label: 'Newest first', orderBy: 'createdAtUtc', orderDirection: 'desc' },
-  oldest: { label: 'Oldest first', orderBy: 'createdAtUtc', orderDirection: 'asc' },
-  largest: { label: 'Largest first', orderBy: 'size', orderDirection: 'desc' },
-  smallest: { label: 'Smallest first', orderBy: 'size', orderDirection: 'asc' }
+  newest: { label: 'Newest', orderBy: 'createdAtUtc', orderDirection: 'desc' },
+  oldest: { label: 'Oldest', orderBy: 'createdAtUtc', orderDirection: 'asc' },
+  largest: { label: 'Largest', orderBy: 'size', orderDirection: 'desc' },
+  smallest: { label: 'Smallest', orderBy: 'size', orderDirection: 'asc' }
 } as const;
 
 export type SortKey = keyof typeof SORTS;

@@ -120,6 +120,29 @@ async function waitForTheme(name) {
   await page.locator('#jupyterlab-splash').waitFor({ state: 'detached' });
 }
 
+async function changeTheme(theme) {
+  await runCommand('apputils:change-theme', { theme });
+  await waitForTheme(theme);
+  await page.waitForFunction(light => document.body.dataset.jpThemeLight === light, String(theme.endsWith('Light')));
+}
+
+/** Whether a text fits in an element's content box, measured in the element's own font. */
+async function textFits(selector, text) {
+  return page.evaluate(
+    ([selector, text]) => {
+      const element = document.querySelector(selector);
+      const style = getComputedStyle(element);
+      const context = document.createElement('canvas').getContext('2d');
+      context.font = `${style.fontStyle} ${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
+      const room =
+        element.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+      const width = context.measureText(text).width;
+      return { fits: width <= room, width: Math.ceil(width), room };
+    },
+    [selector, text]
+  );
+}
+
 async function runCommand(id, args = {}) {
   // Resolves to true: what a command returns (a widget ...) cannot cross into Node.
   return page.evaluate(([id, args]) => window.jupyterapp.commands.execute(id, args).then(() => true), [id, args]);
@@ -159,6 +182,35 @@ try {
     assert.equal(await panel.getAttribute('id'), 'jupyter-assets-panel');
   });
 
+  await step('the filters are JupyterLab styled selects, on one row, their labels and the placeholder fit', async () => {
+    const selects = ['assets-content-type', 'assets-status', 'assets-sort'];
+    const boxes = [];
+    for (const id of selects) {
+      const select = page.locator(tid(id));
+      // What @jupyterlab/ui-components' HTMLSelect renders: the wrapper's classes and the theme's caret icon.
+      const wrapper = await select.evaluate(element => {
+        const parent = element.parentElement;
+        return { classes: [...parent.classList], caret: !!parent.querySelector(':scope > span > svg') };
+      });
+      for (const name of ['jp-HTMLSelect', 'jp-DefaultStyle', 'jp-mod-styled']) {
+        assert.ok(wrapper.classes.includes(name), `${id}: ${wrapper.classes}`);
+      }
+      assert.ok(wrapper.caret, `${id} has no caret icon`);
+      boxes.push(await select.boundingBox());
+      const shown = await select.evaluate(element => element.selectedOptions[0].textContent);
+      const fit = await textFits(tid(id), shown);
+      assert.ok(fit.fits, `${id}: "${shown}" is cut (${fit.width} px of text in ${fit.room} px)`);
+    }
+    assert.ok(boxes.every(box => Math.abs(box.y - boxes[0].y) < 1), `not one row: ${JSON.stringify(boxes)}`);
+    assert.ok(boxes[0].x < boxes[1].x && boxes[1].x < boxes[2].x, JSON.stringify(boxes));
+    // The type filter offers what uploads accept, nothing more.
+    const types = await page.locator(`${tid('assets-content-type')} option`).evaluateAll(options => options.map(o => o.value));
+    assert.deepEqual(types, ['', 'image/png', 'image/jpeg', 'image/gif', 'image/webp']);
+    const placeholder = await page.locator(tid('assets-search')).getAttribute('placeholder');
+    const fit = await textFits(tid('assets-search'), placeholder);
+    assert.ok(fit.fits, `the placeholder "${placeholder}" is cut (${fit.width} px of text in ${fit.room} px)`);
+  });
+
   await step('the seeded thumbnails show', async () => {
     await waitForCount(cards, PLAN.seededCount);
     for (const element of await page.locator(cards).all()) {
@@ -179,6 +231,30 @@ try {
     console.log(`    usage: ${(await usage.textContent()).trim()}`);
   });
 
+  await step('long names of one series show their distinct ends (middle ellipsis), the full name on hover', async () => {
+    const tails = [];
+    for (const { id, name } of PLAN.series) {
+      const label = page.locator(`${card(id)} ${tid('asset-name')}`);
+      assert.equal(await label.getAttribute('title'), name);
+      assert.equal(await page.locator(card(id)).getAttribute('title'), name);
+      const shown = await label.evaluate(element => {
+        const [head, tail] = element.children;
+        return {
+          headCut: head.scrollWidth > head.clientWidth,
+          tailWhole: tail.scrollWidth <= tail.clientWidth,
+          text: head.textContent + tail.textContent,
+          tail: tail.textContent
+        };
+      });
+      assert.equal(shown.text, name);
+      assert.ok(shown.headCut, `${name}: the start was not shortened (the card is wider than the test expects)`);
+      assert.ok(shown.tailWhole, `${name}: the end "${shown.tail}" is cut`);
+      assert.ok(name.endsWith(shown.tail) && shown.tail.endsWith('.jpg'), shown.tail);
+      tails.push(shown.tail);
+    }
+    assert.equal(new Set(tails).size, PLAN.series.length, `the visible ends are the same: ${tails}`);
+  });
+
   await step('a search by name narrows the grid', async () => {
     const search = page.locator(tid('assets-search'));
     await search.fill(PLAN.search.term);
@@ -196,24 +272,21 @@ try {
     await search.fill(PLAN.meaning.text);
     await search.press('Enter');
     await waitForCount(cards, 0); // by name: no description holds these words
+    // Enabled once the panel has heard that the server has a model.
+    await page.waitForFunction(selector => !document.querySelector(selector).disabled, tid('assets-by-meaning'));
+    assert.match(await page.locator(tid('assets-by-meaning-label')).getAttribute('title'), /CLIP/);
+    assert.equal(await page.locator(tid('assets-by-meaning-note')).isVisible(), false);
     await byMeaning.check();
+    const placeholder = await search.getAttribute('placeholder');
+    assert.notEqual(placeholder, 'Search assets'); // the box asks for a description now
+    const fit = await textFits(tid('assets-search'), placeholder);
+    assert.ok(fit.fits, `the placeholder "${placeholder}" is cut (${fit.width} px of text in ${fit.room} px)`);
     await waitForCount(cards, PLAN.seededCount); // by meaning: every asset, ranked
     assert.equal((await page.locator(tid('assets-message')).textContent()).trim(), '');
     await byMeaning.uncheck();
     await search.fill('');
     await search.press('Enter');
     await waitForCount(cards, PLAN.seededCount);
-  });
-
-  await step('screenshots in the light and the dark theme', async () => {
-    await waitForTheme('JupyterLab Light');
-    await panel.screenshot({ path: path.join(ARTIFACTS, 'panel-light.png') });
-    await runCommand('apputils:change-theme', { theme: 'JupyterLab Dark' });
-    await waitForTheme('JupyterLab Dark');
-    await page.waitForFunction(() => document.body.dataset.jpThemeLight === 'false');
-    await panel.screenshot({ path: path.join(ARTIFACTS, 'panel-dark.png') });
-    await runCommand('apputils:change-theme', { theme: 'JupyterLab Light' });
-    await waitForTheme('JupyterLab Light');
   });
 
   await step('files dropped from the desktop are uploaded, a refused one shows its error code', async () => {
@@ -254,6 +327,77 @@ try {
     await waitForCount(cards, PLAN.seededCount + 1);
   });
 
+  const uploads = page.locator(tid('assets-uploads-section'));
+  const uploadList = page.locator(tid('assets-uploads'));
+  const summary = page.locator(tid('assets-uploads-summary'));
+  const toggle = page.locator(tid('assets-uploads-toggle'));
+
+  /** Waits for the uploads to be folded into their summary line, and checks that line. */
+  async function uploadsCollapsedTo(text) {
+    await page.waitForFunction(
+      ([section, summary, text]) =>
+        document.querySelector(section)?.dataset.state === 'finished' &&
+        document.querySelector(summary)?.textContent === text,
+      [tid('assets-uploads-section'), tid('assets-uploads-summary'), text]
+    );
+    await uploadList.waitFor({ state: 'hidden' });
+    assert.equal(await toggle.getAttribute('aria-expanded'), 'false');
+    assert.equal(await uploads.isVisible(), true);
+    const height = (await uploads.boundingBox()).height;
+    assert.ok(height < 40, `the folded uploads take ${height} px`);
+  }
+
+  await step('finished uploads fold into one line; the refused one stays discoverable', async () => {
+    await uploadsCollapsedTo('1 uploaded, 1 refused');
+    assert.equal(await uploads.getAttribute('data-failures'), '1');
+    await toggle.click();
+    await uploadList.waitFor({ state: 'visible' });
+    const refused = page.locator(`${tid('upload-item')}[data-state="error"]`);
+    await refused.waitFor({ state: 'visible' });
+    assert.match(await refused.textContent(), new RegExp(PLAN.refusedDrop.code));
+    await toggle.click();
+    await uploadList.waitFor({ state: 'hidden' });
+  });
+
+  await step('the upload button opens a file picker for several images and uploads the picked files', async () => {
+    const [chooser] = await Promise.all([page.waitForEvent('filechooser'), page.locator(tid('assets-upload')).click()]);
+    assert.equal(chooser.isMultiple(), true);
+    const accept = await chooser.element().getAttribute('accept');
+    for (const type of ['image/png', 'image/jpeg', 'image/gif', 'image/webp']) {
+      assert.ok(accept.split(',').includes(type), accept);
+    }
+    await chooser.setFiles([{ name: PLAN.picked.name, mimeType: 'image/png', buffer: fs.readFileSync(PLAN.picked.path) }]);
+    await uploadsCollapsedTo('2 uploaded, 1 refused');
+    const found = await until('the picked file on the server', async () => {
+      const { body } = await api(`api/v1/assets?q=${encodeURIComponent(PLAN.picked.name)}`);
+      return body?.data?.items?.[0];
+    });
+    await page.locator(card(found.id)).waitFor({ state: 'visible' });
+    await waitForCount(cards, PLAN.seededCount + 2);
+  });
+
+  await step('screenshots in the light and the dark theme (uploads folded, then unfolded)', async () => {
+    for (const [theme, suffix] of [['JupyterLab Light', 'light'], ['JupyterLab Dark', 'dark']]) {
+      await changeTheme(theme);
+      await page.mouse.move(900, 450); // over the main area: no hover highlight in the panel
+      await panel.screenshot({ path: path.join(ARTIFACTS, `panel-${suffix}.png`) });
+      await page.locator('.jp-AssetsPanel-toolbar').screenshot({ path: path.join(ARTIFACTS, `toolbar-${suffix}.png`) });
+      await toggle.click();
+      await uploadList.waitFor({ state: 'visible' });
+      await page.mouse.move(900, 450);
+      await panel.screenshot({ path: path.join(ARTIFACTS, `uploads-expanded-${suffix}.png`) });
+      await toggle.click();
+      await uploadList.waitFor({ state: 'hidden' });
+    }
+    await changeTheme('JupyterLab Light');
+  });
+
+  await step('dismissing the finished uploads removes their line', async () => {
+    await page.locator(tid('assets-uploads-clear')).click();
+    await uploads.waitFor({ state: 'hidden' });
+    await waitForCount(tid('upload-item'), 0);
+  });
+
   await step('the detail view, opened from the keyboard, edits the description and the visibility', async () => {
     await openDetail(PLAN.edit.id, { keyboard: true });
     await page.locator(tid('asset-preview')).waitFor({ state: 'visible' });
@@ -283,6 +427,14 @@ try {
     await page.locator(tid('asset-skill')).selectOption(PLAN.skill.name);
     const text = page.locator(`${tid('asset-skill-form')} [data-param="text"]`);
     await text.fill(PLAN.skill.text);
+    // The skill select and the form's enum select are JupyterLab styled selects too (bordered, with the caret).
+    const position = page.locator(`${tid('asset-skill-form')} select[data-param="position"]`);
+    for (const select of [page.locator(tid('asset-skill')), position]) {
+      assert.ok(await select.evaluate(element => element.parentElement.matches('.jp-HTMLSelect.jp-mod-styled')));
+    }
+    await position.scrollIntoViewIfNeeded();
+    await page.mouse.move(900, 450);
+    await panel.screenshot({ path: path.join(ARTIFACTS, 'detail-skill-light.png') });
     await page.locator(tid('asset-run-skill')).click();
     const result = page.locator(tid('asset-skill-result'));
     await page.waitForFunction(selector => document.querySelector(selector)?.textContent.trim(), tid('asset-skill-result'));
@@ -305,7 +457,7 @@ try {
     await until('the deleted asset gone from the server', async () => (await api(`api/v1/assets/${PLAN.delete.id}`)).status === 404);
     await grid.waitFor({ state: 'visible' });
     await page.locator(card(PLAN.delete.id)).waitFor({ state: 'detached' });
-    await waitForCount(cards, PLAN.seededCount);
+    await waitForCount(cards, PLAN.seededCount + 1);
   });
 
   await step('a card dragged onto a Markdown cell inserts an image link', async () => {
