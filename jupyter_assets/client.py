@@ -140,6 +140,10 @@ class Asset:
 
     @property
     def thumbnail_url(self) -> str | None:
+        """The public URL of the 256 px thumbnail: list items carry it as ``thumbnailUrl``, a full asset among its
+        derivatives. None while the asset is private or before the thumbnail is made."""
+        if "thumbnailUrl" in self.data:
+            return self.data["thumbnailUrl"]
         for derivative in self.data.get("derivatives") or []:
             if derivative.get("kind") == "thumbnail_256" and derivative.get("publicUrl"):
                 return derivative["publicUrl"]
@@ -147,13 +151,24 @@ class Asset:
 
     def _repr_html_(self) -> str:
         esc = html.escape
-        parts = ['<div style="border:1px solid #ddd;border-radius:6px;padding:6px;font-size:12px;overflow:hidden">']
+        parts = [
+            '<div style="border:1px solid var(--jp-border-color2,#ddd);border-radius:6px;padding:6px;'
+            'font-size:12px;overflow:hidden">'
+        ]
+        # The same height with or without a picture, so that a grid's rows line up.
+        frame = (
+            "height:180px;display:flex;align-items:center;justify-content:center;margin-bottom:4px;"
+            "background:var(--jp-layout-color2,#eee);color:var(--jp-ui-font-color2,#666)"
+        )
         if self.thumbnail_url:
             alt = self.data.get("altText") or self.data.get("originalFileName") or ""
             parts.append(
-                f'<img src="{esc(self.thumbnail_url)}" alt="{esc(alt)}" loading="lazy" '
-                'style="max-width:100%;max-height:180px;display:block;margin:0 auto 4px">'
+                f'<div style="{frame}"><img src="{esc(self.thumbnail_url)}" alt="{esc(alt)}" loading="lazy" '
+                'style="max-width:100%;max-height:100%"></div>'
             )
+        else:
+            reason = "private" if self.data.get("isPublic") is False else "no thumbnail yet"
+            parts.append(f'<div style="{frame}">{reason}</div>')
         parts.append(f"<div><b>{esc(str(self.data.get('originalFileName', '')))}</b></div>")
         parts.append(
             f"<div>{esc(_human_size(self.data.get('size')))} &middot; {esc(str(self.data.get('status', '')))}</div>"
@@ -162,7 +177,7 @@ class Asset:
             parts.append(f"<div>{esc(str(self.data['description']))}</div>")
         if self.tags:
             labels = ", ".join(f"{tag.get('label')} ({float(tag.get('score') or 0):.2f})" for tag in self.tags)
-            parts.append(f"<div style='color:#555'>{esc(labels)}</div>")
+            parts.append(f"<div style='color:var(--jp-ui-font-color2,#555)'>{esc(labels)}</div>")
         if self.caption:
             parts.append(f"<div><i>{esc(self.caption)}</i></div>")
         parts.append("</div>")
@@ -183,10 +198,18 @@ class AssetList(list):
 
 @dataclass
 class Page:
+    """One page of a listing: iterate over it (or use ``items``) for its assets; ``total`` counts every match."""
+
     items: AssetList
     page: int
     page_size: int
     total: int
+
+    def __iter__(self) -> Iterator[Asset]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
 
     def _repr_html_(self) -> str:
         first = (self.page - 1) * self.page_size + 1 if self.items else 0
@@ -202,11 +225,17 @@ class UploadReport:
 
     @staticmethod
     def _reason(error: Exception) -> str:
-        return error.code if isinstance(error, AssetsApiError) else type(error).__name__
+        """The code and HTTP status of an API error, else the exception's type."""
+        return f"{error.code} ({error.status})" if isinstance(error, AssetsApiError) else type(error).__name__
+
+    @staticmethod
+    def _message(error: Exception) -> str:
+        # The API's message alone: str() of an AssetsApiError repeats its code and adds the trace id.
+        return error.message if isinstance(error, AssetsApiError) else str(error)
 
     def __str__(self) -> str:
         lines = [f"{len(self.uploaded)} uploaded, {len(self.skipped)} skipped, {len(self.failed)} failed"]
-        lines += [f"  {path}: {self._reason(error)}: {error}" for path, error in self.failed]
+        lines += [f"  {path}: {self._reason(error)}: {self._message(error)}" for path, error in self.failed]
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -219,7 +248,7 @@ class UploadReport:
             return f"<div>{summary}</div>"
         rows = "".join(
             f"<tr><td>{esc(str(path))}</td><td><code>{esc(self._reason(error))}</code></td>"
-            f"<td>{esc(str(error))}</td></tr>"
+            f"<td>{esc(self._message(error))}</td></tr>"
             for path, error in self.failed
         )
         return f"<div>{summary}</div><table><tr><th>file</th><th>code</th><th>error</th></tr>{rows}</table>"
@@ -336,6 +365,45 @@ def _contains(root: str | None, path: str) -> bool:
         return False
 
 
+def _kernel_parent_pids() -> set[int]:
+    """The process ids that may be the Jupyter server running this kernel: jupyter_client passes the server's pid as
+    JPY_PARENT_PID (on POSIX; on Windows it is a handle, not a pid), and a kernel started directly is its child."""
+    pids = {os.getppid()}
+    parent = os.environ.get("JPY_PARENT_PID", "")
+    if os.name != "nt" and parent.isdigit():
+        pids.add(int(parent))
+    return pids
+
+
+def _root(server: dict[str, Any]) -> str:
+    return server.get("root_dir") or server.get("notebook_dir") or ""
+
+
+def _serving(servers: list[dict[str, Any]], path: str) -> dict[str, Any] | None:
+    """The server whose root holds ``path`` most closely (a server for a subfolder, not one for a parent)."""
+    inside = [server for server in servers if _contains(_root(server), path)]
+    return max(inside, key=lambda server: len(os.path.realpath(_root(server))), default=None)
+
+
+def _kernel_server(servers: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The running server that started this kernel: the one whose pid is the kernel's parent, else the one whose
+    root holds the notebook (JPY_SESSION_NAME, set by Jupyter Server) or the working directory. None when no
+    server passes any of these: another user's or another project's server is never a guess."""
+    parents = _kernel_parent_pids()
+    by_pid = [server for server in servers if server.get("pid") in parents]
+    if len(by_pid) == 1:
+        return by_pid[0]
+    # Several servers in one process (or none known by pid): the notebook's path, then the working directory.
+    # JPY_SESSION_NAME is an absolute file path, or a path relative to the server's root that cannot place it.
+    notebook = os.environ.get("JPY_SESSION_NAME", "")
+    candidates = by_pid or servers
+    for path in filter(None, (notebook if os.path.isabs(notebook) else "", os.getcwd())):
+        found = _serving(candidates, path)
+        if found is not None:
+            return found
+    return by_pid[0] if by_pid else None
+
+
 def discover_server() -> tuple[str, str | None]:
     """The URL and token of the Jupyter server that runs this kernel (see AssetsClient)."""
     hub_token = os.environ.get("JUPYTERHUB_API_TOKEN")
@@ -346,16 +414,16 @@ def discover_server() -> tuple[str, str | None]:
         path = parts.path if prefix.rstrip("/") in parts.path else prefix  # the bind URL carries the prefix
         return urlunsplit(parts._replace(path=path)), hub_token
     servers = _running_servers()
-    if servers:
-        cwd = os.getcwd()
-        # The deepest root that holds the working directory: the kernel's own server, not a parent's.
-        inside = [s for s in servers if _contains(s.get("root_dir") or s.get("notebook_dir"), cwd)]
-        inside.sort(key=lambda s: len(s.get("root_dir") or s.get("notebook_dir") or ""), reverse=True)
-        chosen = (inside or servers)[0]
+    chosen = _kernel_server(servers)
+    if chosen is not None:
         return _local_url(chosen["url"]), chosen.get("token") or hub_token
+    how = "pass the API's URL and a token, e.g. AssetsClient('http://localhost:5121', token='<api key>')"
+    if not servers:
+        raise ValueError(f"No running Jupyter server was found for this kernel: {how}.")
+    others = ", ".join(f"{s.get('url')} (root {_root(s) or '?'}, pid {s.get('pid')})" for s in servers)
     raise ValueError(
-        "No running Jupyter server was found for this kernel: pass the API's URL and a token, "
-        "e.g. AssetsClient('http://localhost:5121', token='<api key>')."
+        f"None of the {len(servers)} running Jupyter servers runs this kernel (none is its parent process or serves "
+        f"{os.getcwd()}): {others}. To use one of them anyway, {how}."
     )
 
 

@@ -180,7 +180,7 @@ class Asset:
     def stored_file_name(self) -> str:
         return self.storage_key.rsplit("/", 1)[-1]
 
-    def list_item_json(self, public_url: str | None) -> dict[str, Any]:
+    def list_item_json(self, public_url: str | None, thumbnail_url: str | None) -> dict[str, Any]:
         item = {
             "id": self.id,
             "type": self.type,
@@ -193,6 +193,8 @@ class Asset:
             "storageProvider": self.storage_provider,
             "storageProviderProfileId": self.storage_profile_id,
             "publicUrl": public_url if self.is_public else None,
+            # Like the derivatives' URLs in the detail JSON: none while the asset is private.
+            "thumbnailUrl": thumbnail_url if self.is_public else None,
             "isPublic": self.is_public,
             "description": self.description,
             "altText": self.alt_text,

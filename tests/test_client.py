@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas
@@ -21,9 +22,17 @@ import pytest
 import requests
 
 from jupyter_assets import AssetsApiError, AssetsClient
-from jupyter_assets.client import Asset, AssetList, Page, UploadReport, sniff_content_type
+from jupyter_assets.client import Asset, AssetList, Page, UploadReport, discover_server, sniff_content_type
 
-from conftest import ADMIN_KEY, StandaloneServer, jupyter_server_config, png_bytes, stored_files, truncated_png
+from conftest import (
+    ADMIN_KEY,
+    StandaloneServer,
+    jupyter_server_config,
+    model_env,
+    png_bytes,
+    stored_files,
+    truncated_png,
+)
 
 MiB = 1024 * 1024
 
@@ -121,6 +130,43 @@ def test_list_pages_filters_and_iter_assets(client: AssetsClient) -> None:
     everything = list(client.iter_assets())
     assert sorted(a.id for a in everything) == sorted(ids)
     assert sorted(a.id for a in client.iter_assets(q="tree")) == sorted(ids[:5])
+
+
+def test_list_items_carry_their_thumbnail_url_and_render_it(client: AssetsClient, server: StandaloneServer) -> None:
+    thumbnailed = client.upload(colour_png(1, 300), file_name="thumbnailed.png", run_enrichment=False)
+    client.run_skill(thumbnailed.id, "thumbnail")
+    hidden = client.upload(colour_png(2, 300), file_name="hidden.png", is_public=False, run_enrichment=False)
+    client.run_skill(hidden.id, "thumbnail")
+    client.upload(colour_png(3), file_name="bare.png", run_enrichment=False)  # no thumbnail made
+
+    page = client.list()
+    assert len(page) == 3 and [asset.id for asset in page] == [asset.id for asset in page.items]
+    by_name = {asset.original_file_name: asset for asset in page}
+    expected = client.get(thumbnailed.id).thumbnail_url  # the detail's thumbnail_256 derivative
+    assert expected and by_name["thumbnailed.png"].data["thumbnailUrl"] == expected
+    assert requests.get(expected, timeout=10).content[:4] == b"RIFF"  # the WebP, without credentials
+    assert by_name["hidden.png"].data["thumbnailUrl"] is None  # private: no URL a browser could load
+    assert by_name["bare.png"].data["thumbnailUrl"] is None
+    grid = page._repr_html_()
+    assert grid.count("<img") == 1 and f'src="{expected}"' in grid
+    assert "private" in grid and "no thumbnail yet" in grid  # placeholders say why there is no picture
+    # The same field through the plain API, checked against the OpenAPI document.
+    items = server.api().get("/api/v1/assets").json()["data"]["items"]
+    assert {item["originalFileName"]: item["thumbnailUrl"] for item in items}["thumbnailed.png"] == expected
+
+
+def test_similar_and_search_results_carry_thumbnail_urls(make_server, tiny_models: dict[str, str]) -> None:
+    server = make_server(**model_env(tiny_models, caption=False)).start()
+    client = AssetsClient(server.url, ADMIN_KEY)
+    ids = [client.upload(colour_png(i, 200), file_name=f"c{i}.png").id for i in range(3)]  # thumbnail, embed, tags
+    for asset_id in ids:
+        server.api().wait_for_status(asset_id, ("ready",))
+    similar = client.similar(ids[0], limit=3)
+    found = client.search("a coloured square", page_size=3)
+    assert {a.id for a in similar} == {a.id for a in found} == set(ids)
+    for asset in [*similar, *found]:
+        assert asset.thumbnail_url == client.get(asset.id).thumbnail_url and asset.thumbnail_url
+    assert found._repr_html_().count("<img") == 3
 
 
 # -- changes --------------------------------------------------------------------------------------------------
@@ -299,8 +345,10 @@ def test_upload_many_reports_failures_and_resumes(client: AssetsClient, tmp_path
     assert [path for path, _ in report.failed] == [broken]
     error = report.failed[0][1]
     assert isinstance(error, AssetsApiError) and error.code == "asset_image_unreadable"
-    assert str(report).startswith("12 uploaded, 0 skipped, 1 failed")
-    assert "asset_image_unreadable" in str(report)
+    assert str(report).splitlines() == [
+        "12 uploaded, 0 skipped, 1 failed",
+        f"  {broken}: asset_image_unreadable (400): {error.message}",  # the code once, then the server's words
+    ]
     assert "asset_image_unreadable" in report._repr_html_()
     library = list(client.iter_assets())
     assert len(library) == 12
@@ -385,8 +433,10 @@ def test_asset_reads_tags_caption_and_snake_case() -> None:
 # -- discovery ------------------------------------------------------------------------------------------------
 
 
-def write_runtime_file(folder: Path, name: str, url: str, token: str, root_dir: Path) -> None:
-    info = {"url": url, "token": token, "root_dir": str(root_dir), "pid": os.getpid(), "base_url": "/"}
+def write_runtime_file(folder: Path, name: str, url: str, token: str, root_dir: Path, pid: int | None = None) -> None:
+    """A server's runtime file as Jupyter Server writes it. list_running_servers drops (and deletes) a file whose
+    pid is not a live process, so the pid is always one: this process's by default."""
+    info = {"url": url, "token": token, "root_dir": str(root_dir), "pid": pid or os.getpid(), "base_url": "/"}
     (folder / f"jpserver-{name}.json").write_text(json.dumps(info))
 
 
@@ -395,9 +445,81 @@ def runtime_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "runtime"
     folder.mkdir()
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(folder))
-    for name in ("JUPYTERHUB_API_TOKEN", "JUPYTERHUB_SERVICE_URL", "JUPYTERHUB_SERVICE_PREFIX"):
+    for name in (
+        "JUPYTERHUB_API_TOKEN",
+        "JUPYTERHUB_SERVICE_URL",
+        "JUPYTERHUB_SERVICE_PREFIX",
+        "JPY_PARENT_PID",  # set when these tests run from a kernel; each test sets what it needs
+        "JPY_SESSION_NAME",
+    ):
         monkeypatch.delenv(name, raising=False)
     return folder
+
+
+@pytest.fixture
+def unrelated_pid() -> Iterator[int]:
+    """The pid of a live process that is neither this one nor its parent: another user's Jupyter server."""
+    process = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    yield process.pid
+    process.stdin.close()  # it exits at the end of its input
+    process.wait(timeout=30)
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> dict[str, Path]:
+    """Roots of two servers, the kernel's working directory inside the first."""
+    paths = {name: tmp_path / name for name in ("served", "other", "served/project")}
+    for path in paths.values():
+        path.mkdir(parents=True, exist_ok=True)
+    return paths
+
+
+def test_discovery_takes_the_server_whose_pid_is_the_kernels_parent(
+    runtime_dir: Path, folders: dict[str, Path], unrelated_pid: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """This process plays the kernel: its parent process is the Jupyter server that started it, even though
+    another server's root holds the working directory."""
+    write_runtime_file(runtime_dir, "1", "http://127.0.0.1:9001/", "theirs", folders["served"], unrelated_pid)
+    write_runtime_file(runtime_dir, "2", "http://127.0.0.1:9002/", "ours", folders["other"], os.getppid())
+    monkeypatch.chdir(folders["served/project"])
+    assert discover_server() == ("http://127.0.0.1:9002/", "ours")
+
+
+def test_discovery_takes_the_server_named_by_jpy_parent_pid(
+    runtime_dir: Path, folders: dict[str, Path], unrelated_pid: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kernel started through a wrapper (a launcher script, conda run) is not the server's child; jupyter_client
+    names the server's pid in JPY_PARENT_PID."""
+    write_runtime_file(runtime_dir, "1", "http://127.0.0.1:9001/", "theirs", folders["served"], unrelated_pid)
+    write_runtime_file(runtime_dir, "2", "http://127.0.0.1:9002/", "ours", folders["other"], os.getpid())
+    monkeypatch.setenv("JPY_PARENT_PID", str(os.getpid()))
+    monkeypatch.chdir(folders["served/project"])
+    assert discover_server() == ("http://127.0.0.1:9002/", "ours")
+
+
+def test_discovery_places_the_notebook_before_the_working_directory(
+    runtime_dir: Path, folders: dict[str, Path], unrelated_pid: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_runtime_file(runtime_dir, "1", "http://127.0.0.1:9001/", "cwd", folders["served"], unrelated_pid)
+    write_runtime_file(runtime_dir, "2", "http://127.0.0.1:9002/", "notebook", folders["other"], unrelated_pid)
+    monkeypatch.chdir(folders["served/project"])
+    monkeypatch.setenv("JPY_SESSION_NAME", str(folders["other"] / "analysis.ipynb"))  # what Jupyter Server sets
+    assert discover_server() == ("http://127.0.0.1:9002/", "notebook")
+    monkeypatch.setenv("JPY_SESSION_NAME", "analysis.ipynb")  # relative to some root: it cannot place the kernel
+    assert discover_server() == ("http://127.0.0.1:9001/", "cwd")
+
+
+def test_discovery_never_falls_back_to_an_unrelated_server(
+    runtime_dir: Path, folders: dict[str, Path], unrelated_pid: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_runtime_file(runtime_dir, "1", "http://127.0.0.1:9001/", "theirs", folders["other"], unrelated_pid)
+    monkeypatch.chdir(folders["served/project"])
+    with pytest.raises(ValueError) as caught:
+        discover_server()
+    message = str(caught.value)
+    assert "None of the 1 running Jupyter servers runs this kernel" in message
+    assert "http://127.0.0.1:9001/" in message and "theirs" not in message  # the URL, never the token
+    assert "AssetsClient('http://localhost:5121', token='<api key>')" in message
 
 
 def test_discovery_finds_the_server_of_this_kernel(

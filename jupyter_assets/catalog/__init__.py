@@ -295,6 +295,21 @@ class Catalog:
         )
         return {row[0]: _asset(row) for row in rows}
 
+    def derivatives_of_kind(self, asset_ids: list[str], kind: str) -> dict[str, Derivative]:
+        """Each given asset's derivative of this kind, by asset id: one query for a whole page of list items."""
+        if not asset_ids:
+            return {}
+        rows = (
+            self._cursor()
+            .execute(
+                f"SELECT {DERIVATIVE_COLUMNS} FROM derivatives "
+                "WHERE kind = ? AND asset_id IN (SELECT unnest(?::VARCHAR[]))",
+                [kind, asset_ids],
+            )
+            .fetchall()
+        )
+        return {row[0]: Derivative(*row) for row in rows}
+
     def count_embedded(self, query: ListQuery, visible_to: str | None, model: str, weights: str) -> int:
         """How many assets pass the list filters and have an embedding of this model: search by meaning's total."""
         condition, params = _filters(query, visible_to)

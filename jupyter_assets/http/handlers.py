@@ -478,8 +478,18 @@ def _detail_json(service: Any, asset: Any) -> dict[str, Any]:
 
 
 def _list_json(service: Any, assets: list[Any]) -> list[dict[str, Any]]:
-    """List items. Blocking, as _detail_json."""
-    return [asset.list_item_json(service.public_url(asset)) for asset in assets]
+    """List items, each with its thumbnail's URL. Blocking, as _detail_json. One catalog query finds the thumbnails
+    of the whole list, however long it is."""
+    from dataclasses import replace  # local: this function is the only user
+
+    thumbnails = service.catalog.derivatives_of_kind([asset.id for asset in assets], "thumbnail_256")
+    items = []
+    for asset in assets:
+        thumbnail = thumbnails.get(asset.id)
+        # The derivative's URL comes from its asset's storage, as in the detail JSON.
+        urls = service.derivative_urls(replace(asset, derivatives=[thumbnail])) if thumbnail else {}
+        items.append(asset.list_item_json(service.public_url(asset), urls.get("thumbnail_256")))
+    return items
 
 
 def routes(base_url: str) -> list[tuple[str, type[AssetsHandler]]]:
