@@ -3,18 +3,35 @@ both what the widgets show and what the server holds."""
 
 from __future__ import annotations
 
+import io
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import ipywidgets as w
+import nbformat
 import pytest
+import requests
+from PIL import Image, ImageStat
 
-from jupyter_assets.client import Asset, AssetsClient
+from jupyter_assets.client import Asset, AssetsApiError, AssetsClient
 from jupyter_assets.widgets import AssetBrowser, SkillPanel, UploadPanel, UsageDashboard, show
 from jupyter_assets.widgets.skills import SkillForm
 
-from conftest import ADMIN_KEY, StandaloneServer, jpeg_bytes, png_bytes
+from conftest import ADMIN_KEY, REPO, StandaloneServer, free_port, jpeg_bytes, png_bytes
+
+ARTIFACTS = REPO / "test-artifacts" / "widgets"
+LABEXTENSION = REPO / "labextension"  # its node_modules has playwright-core
+CHROMIUM_BINARY = Path("/usr/lib/chromium/chromium")  # Debian's
+NODE = shutil.which("node")
 
 
 @pytest.fixture
@@ -150,7 +167,7 @@ def test_browser_pages_searches_filters_and_sorts(client: AssetsClient) -> None:
     browser.query.value = ""
     browser.content_type.value = "image/jpeg"
     assert browser.total == 2 and all(a.content_type == "image/jpeg" for a in browser.assets)
-    browser.content_type.value = None
+    browser.content_type.value = ""
     browser.status_filter.value = "failed"
     assert browser.total == 0 and "No assets match" in browser.message.value
     browser.status_filter.value = "ready"
@@ -158,6 +175,56 @@ def test_browser_pages_searches_filters_and_sorts(client: AssetsClient) -> None:
     sizes = [a.size for a in browser.assets]
     assert sizes == sorted(sizes) and browser.total == 7
     assert sizes[0] == min(a.size for a in client.list(page_size=100).items)
+
+
+def test_browser_type_filter_offers_exactly_the_types_uploads_accept(client: AssetsClient) -> None:
+    browser = AssetBrowser(client)
+    assert browser.content_type.label == "any type" and browser.status_filter.label == "any status"  # shown
+    offered = [value for _, value in browser.content_type.options if value]
+    assert offered == ["image/png", "image/jpeg", "image/gif", "image/webp"]
+    images = {}
+    for content_type in offered:  # each one the server takes, and the filter then finds
+        fmt = content_type.split("/")[1].upper()
+        buffer = io.BytesIO()
+        Image.new("RGB", (8, 8), (10, 200, 30)).save(buffer, format=fmt)
+        images[content_type] = add(client, f"one.{fmt.lower()}", buffer.getvalue())
+        assert images[content_type].content_type == content_type
+    for content_type, asset in images.items():
+        browser.content_type.value = content_type
+        assert [a.id for a in browser.assets] == [asset.id]
+    bmp = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(bmp, format="BMP")
+    with pytest.raises(AssetsApiError) as refused:  # what the filter used to offer as well
+        add(client, "one.bmp", bmp.getvalue())
+    assert refused.value.code == "asset_content_type_not_allowed"
+
+
+def test_browser_cards_hold_their_picture_name_and_controls_in_a_responsive_grid(client: AssetsClient) -> None:
+    public = client.run_skill(add(client, "public.png", png_bytes(300, 200)).id, "thumbnail")["asset"]
+    private = add(client, "<private>.png", is_public=False)
+    browser = AssetBrowser(client)
+    assert browser.grid.layout.grid_template_columns == "repeat(auto-fill, minmax(150px, 1fr))"
+    assert "jupyter-assets-grid" in browser.grid._dom_classes
+    assert "--jp-border-color2" in browser.widget.children[0].value  # the theme's colours, in the style sheet
+    by_id = dict(zip([a.id for a in browser.assets], browser.grid.children, strict=True))
+    for asset_id, card in by_id.items():
+        picture, controls = card.children
+        assert "jupyter-assets-card" in card._dom_classes
+        assert controls.children == (browser.checkboxes[asset_id], controls.children[1])  # inside its own card
+        assert controls.children[1].description == "details"
+    public_card = by_id[public.id].children[0].value
+    assert f'src="{public.thumbnail_url}"' in public_card  # the list item's thumbnail URL
+    assert 'title="public.png"' in public_card  # the full name on hover
+    private_card = by_id[private.id].children[0].value
+    assert "<img" not in private_card and "&lt;private&gt;.png" in private_card and "private<br>" in private_card
+
+    browser.checkboxes[private.id].value = True
+    assert "jupyter-assets-selected" in by_id[private.id]._dom_classes
+    browser.select(private.id, False)
+    assert "jupyter-assets-selected" not in by_id[private.id]._dom_classes
+    browser.select(public.id)
+    browser.refresh()  # redrawn cards keep showing the selection
+    assert "jupyter-assets-selected" in browser.cards[public.id]._dom_classes
 
 
 def test_search_by_meaning_without_a_model_shows_the_409(client: AssetsClient) -> None:
@@ -333,6 +400,17 @@ def test_skill_panel_builds_the_watermark_form_and_runs_it(client: AssetsClient)
     assert results == [] and "skill_parameters_invalid" in panel.results.value and "opacity" in panel.results.value
 
 
+def test_skill_panel_opens_on_the_first_skill_and_its_form(client: AssetsClient) -> None:
+    first = client.skills()[0]
+    panel = SkillPanel(client)
+    assert panel.skill.value == first["name"]
+    assert panel.form is not None and panel.form_box.children == (panel.form.widget,)
+    assert list(panel.form.fields) == list(first["parameters"].get("properties", {}))
+    assert first["description"] in panel.skill_description.value
+    asset = add(client, "one.png")
+    assert panel.run([asset.id]) and "✓" in panel.results.value  # runnable without choosing anything
+
+
 def test_skill_form_sends_defaults_required_and_changed_values_only() -> None:
     form = SkillForm(
         {
@@ -393,6 +471,20 @@ def test_usage_dashboard_shows_the_servers_numbers(client: AssetsClient) -> None
     assert "<b>4</b> assets" in dashboard.totals.value
 
 
+def test_usage_dashboard_charts_uploads_deletes_and_skill_runs_on_one_scale(client: AssetsClient) -> None:
+    assets = [add(client, f"p{i}.png", png_bytes(20 + i, 20)) for i in range(4)]
+    client.delete(assets[0].id)
+    client.run_skill(assets[1].id, "watermark", text="x")
+    client.run_skill(assets[1].id, "thumbnail")
+    activity = UsageDashboard(client).activity.value
+    # One scale of events: the 4 uploads are the longest bar, 2 skill runs half of it, 1 delete a quarter.
+    for label, count, width in (("Uploads", 4, 240), ("Skill runs", 2, 120), ("Deletes", 1, 60)):
+        assert re.search(rf'title="{label}: {count}"[^>]*;width:{width}px;', activity), (label, activity)
+    assert "the longest bar is 4 events" in activity
+    headers = re.findall(r"<th[^>]*>([^<]*)</th>", activity)
+    assert headers == ["Day (UTC)", "Uploads", "Deletes", "Skill runs", "Events"]
+
+
 def test_panels_show_api_errors_for_a_bad_credential(server: StandaloneServer) -> None:
     client = AssetsClient(server.url, "not-a-key")
     assert "api_key_invalid" in UsageDashboard(client).totals.value
@@ -428,3 +520,234 @@ def test_show_builds_four_tabs_and_the_skill_panel_runs_on_the_browsers_selectio
 
     bundle = browser._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
+
+
+# -- in a real JupyterLab -------------------------------------------------------------------------------------
+
+# Drives Debian's Chromium with playwright-core (from labextension/node_modules: run with that folder as the working
+# directory). Opens the notebook, runs it, waits for every card's picture, measures where the cards and their
+# controls are at two window widths, and screenshots the output in the light and the dark theme. Prints the
+# measurements as one JSON line.
+WIDGETS_IN_LAB_JS = r"""
+import { chromium } from 'playwright-core';
+
+const { LAB_URL, TOKEN, NOTEBOOK, ARTIFACTS, CHROMIUM, CARDS } = process.env;
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-sync']
+});
+const errors = [];
+try {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  page.setDefaultTimeout(60_000);
+  page.on('pageerror', error => errors.push(String(error.stack || error)));
+  await page.goto(`${LAB_URL}lab/tree/${NOTEBOOK}?token=${TOKEN}`);
+  await page.waitForFunction(() => window.jupyterapp?.shell?.currentWidget?.sessionContext);
+  await page.evaluate(async () => {
+    const panel = window.jupyterapp.shell.currentWidget;
+    await panel.context.ready;
+    await panel.sessionContext.ready;
+    await window.jupyterapp.commands.execute('notebook:run-all-cells');
+  });
+  const cards = Number(CARDS);
+  await page.waitForFunction(count => document.querySelectorAll('.jupyter-assets-card').length === count, cards);
+  // Every public card's thumbnail has loaded (a broken URL would never get a natural width).
+  await page.waitForFunction(() =>
+    [...document.querySelectorAll('.jupyter-assets-card img')].every(img => img.complete && img.naturalWidth > 0)
+  );
+  const measure = () =>
+    page.evaluate(() => {
+      const box = element => {
+        const r = element.getBoundingClientRect();
+        return { left: r.left, top: r.top, right: r.right, bottom: r.bottom };
+      };
+      return [...document.querySelectorAll('.jupyter-assets-card')].map(card => ({
+        card: box(card),
+        picture: box(card.querySelector('.jupyter-assets-thumb')),
+        checkbox: box(card.querySelector('input[type="checkbox"]')),
+        button: box(card.querySelector('button')),
+        name: card.querySelector('.jupyter-assets-name').textContent,
+        border: getComputedStyle(card).borderTopWidth,
+        background: getComputedStyle(card).backgroundColor
+      }));
+    });
+  const output = page.locator('.jp-OutputArea-child', { has: page.locator('.jupyter-assets-grid') });
+  const wide = await measure();
+  await output.screenshot({ path: `${ARTIFACTS}/browser-light.png` });
+  // A selected card, and the detail pane open beside the grid.
+  const first = page.locator('.jupyter-assets-card').first();
+  await first.locator('input[type="checkbox"]').check();
+  await page.locator('.jupyter-assets-card.jupyter-assets-selected').waitFor();
+  await first.locator('button').click();
+  await page.locator('.jupyter-assets-detail textarea').waitFor({ state: 'visible' });
+  const detail = await measure();
+  const pane = await page.locator('.jupyter-assets-detail').evaluate(element => {
+    const r = element.getBoundingClientRect();
+    return { left: r.left, right: r.right, text: element.textContent };
+  });
+  await output.screenshot({ path: `${ARTIFACTS}/browser-detail-light.png` });
+  await page.evaluate(() => window.jupyterapp.commands.execute('apputils:change-theme', { theme: 'JupyterLab Dark' }));
+  await page.waitForFunction(() => document.body.dataset.jpThemeName === 'JupyterLab Dark');
+  await page.locator('#jupyterlab-splash').waitFor({ state: 'detached' }); // the theme change's splash screen
+  const dark = await measure();
+  await output.screenshot({ path: `${ARTIFACTS}/browser-dark.png` });
+  await page.setViewportSize({ width: 760, height: 1600 }); // tall enough for the whole output
+  // JupyterLab lays its panels out again on the next frames: wait until the grid fits the narrower window.
+  await page.waitForFunction(() => document.querySelector('.jupyter-assets-grid').getBoundingClientRect().right <= 760);
+  const narrow = await measure();
+  await output.screenshot({ path: `${ARTIFACTS}/browser-narrow.png` });
+  console.log(JSON.stringify({ wide, detail, pane, dark, narrow, errors }));
+} finally {
+  await browser.close();
+}
+"""
+
+
+def start_lab(root: Path, home: Path, log_path: Path) -> tuple[str, str, subprocess.Popen]:
+    """JupyterLab on a free port, isolated from the user's Jupyter setup (fresh config, data and runtime folders,
+    no JUPYTER_* / JPY_* from outside); answers its URL and token once it serves."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "JPY_"))}
+    for name in ("config", "data", "runtime"):
+        (home / name).mkdir(parents=True, exist_ok=True)
+        env[f"JUPYTER_{name.upper()}_DIR"] = str(home / name)
+    # Our server extension loads in this JupyterLab too: its own library, and no AI model to download.
+    env.update(
+        JUPYTER_ASSETS_ROOT=str(home / "library"),
+        JUPYTER_ASSETS_CLIP_PRETRAINED="",
+        JUPYTER_ASSETS_CAPTION_PRETRAINED="",
+    )
+    news = home / "config" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
+    news.mkdir(parents=True)  # no "get Jupyter news?" toast over the notebook
+    (news / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
+    token, port = secrets.token_hex(16), free_port()
+    command = [
+        sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}", "--allow-root",
+        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
+    ]  # fmt: skip
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"JupyterLab exited early:\n{log_path.read_text()}"
+        try:
+            if requests.get(f"{url}api/status", params={"token": token}, timeout=2).status_code == 200:
+                return url, token, process
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)  # polling a subprocess that gives no other signal of being ready
+    stop_lab(process)
+    raise AssertionError(f"JupyterLab did not answer in 120 s:\n{log_path.read_text()}")
+
+
+def stop_lab(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)  # Jupyter shuts its kernels down on SIGTERM
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def brightness(path: Path) -> float:
+    """The mean grey level of a screenshot, after checking that it is a real, non-trivial PNG."""
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    image = Image.open(path)
+    assert image.width > 300 and image.height > 150, image.size
+    return ImageStat.Stat(image.convert("L")).mean[0]
+
+
+# A library that shows what a card must cope with: pictures of several shapes, a private asset (no URL a browser
+# could load), a name too long for its card.
+BROWSER_SEED = [
+    ("harbour-sunset.png", png_bytes(300, 200, (230, 120, 40)), True),
+    ("forest-path.jpg", jpeg_bytes(200, 300), True),
+    ("city-night.png", png_bytes(256, 256, (20, 30, 90)), True),
+    ("mountain-lake.png", png_bytes(120, 80, noise=True), False),
+    ("a-very-long-file-name-from-a-camera-roll-0001.png", png_bytes(400, 100, (90, 160, 90)), True),
+    ("meadow.png", png_bytes(180, 180, (120, 200, 60)), True),
+    ("snow.png", png_bytes(200, 120, (235, 235, 240)), True),
+]
+
+
+@pytest.mark.timeout(420)
+def test_browser_in_jupyterlab_is_a_grid_of_cards_in_both_themes(client: AssetsClient, tmp_path: Path) -> None:
+    """widgets.show() in a notebook of a real JupyterLab, in Debian's Chromium: the cards sit side by side in as
+    many columns as the width allows, each card's checkbox and details button inside its own bordered card, in the
+    theme's colours. Screenshots (light, with the detail pane, dark, narrow) go to test-artifacts/widgets/."""
+    assert NODE and CHROMIUM_BINARY.exists(), "the browser test needs node and Debian's chromium"
+    assert (LABEXTENSION / "node_modules" / "playwright-core").is_dir(), "run `cd labextension && jlpm install`"
+    for name, data, public in BROWSER_SEED:
+        asset = client.upload(data, file_name=name, is_public=public)
+        wait_ready(client, asset.id)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for old in ARTIFACTS.glob("browser-*.png"):
+        old.unlink()  # this run's screenshots only
+
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    kernelspec = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    code = (
+        f"from jupyter_assets import AssetsClient, widgets\n\nwidgets.show(AssetsClient({client.url!r}, {ADMIN_KEY!r}))"
+    )
+    notebook = nbformat.v4.new_notebook(metadata={"kernelspec": kernelspec}, cells=[nbformat.v4.new_code_cell(code)])
+    nbformat.write(notebook, notebooks / "browse.ipynb")
+    log_path = tmp_path / "jupyterlab.log"
+    url, token, process = start_lab(notebooks, tmp_path / "jupyter", log_path)
+    try:
+        script_env = {
+            **os.environ,
+            "LAB_URL": url,
+            "TOKEN": token,
+            "NOTEBOOK": "browse.ipynb",
+            "ARTIFACTS": str(ARTIFACTS),
+            "CHROMIUM": str(CHROMIUM_BINARY),
+            "CARDS": str(len(BROWSER_SEED)),
+        }
+        result = subprocess.run(
+            [NODE, "--input-type=module", "-e", WIDGETS_IN_LAB_JS],
+            cwd=LABEXTENSION, env=script_env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    finally:
+        stop_lab(process)
+    lab_log = log_path.read_text(errors="replace")[-4000:]
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\n--- JupyterLab log (tail) ---\n{lab_log}"
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["errors"] == []
+
+    def columns(cards: list[dict]) -> int:
+        return len({round(card["card"]["left"]) for card in cards})
+
+    def inside(inner: dict, outer: dict) -> bool:
+        return all(
+            (inner[k] >= outer[k] - 0.5) if k in ("left", "top") else (inner[k] <= outer[k] + 0.5)
+            for k in ("left", "top", "right", "bottom")
+        )
+
+    wide, dark, narrow = seen["wide"], seen["dark"], seen["narrow"]
+    assert sorted(card["name"] for card in wide) == sorted(name for name, _, _ in BROWSER_SEED)
+    assert columns(wide) >= 5, wide  # side by side, not one card per row
+    assert 2 <= columns(narrow) < columns(wide), narrow  # fewer columns in a narrower window, still a grid
+    for card in [*wide, *narrow]:
+        for part in ("picture", "checkbox", "button"):
+            assert inside(card[part], card["card"]), (part, card)  # the controls are inside their own card
+        assert card["picture"]["bottom"] <= card["checkbox"]["top"], card  # under the picture, not beside it
+        middle = {part: (card[part]["top"] + card[part]["bottom"]) / 2 for part in ("checkbox", "button")}
+        assert abs(middle["checkbox"] - middle["button"]) <= 1, card  # on one line
+        assert card["border"] == "1px"
+    rows = {}
+    for card in wide:
+        rows.setdefault(round(card["card"]["top"]), []).append(card)
+    for row in rows.values():  # cards of one row line up, whatever the shape of their pictures
+        assert len({round(card["card"]["bottom"]) for card in row}) == 1, row
+    assert wide[0]["background"] != dark[0]["background"]  # the card follows the theme
+    # With the detail pane open beside it, the grid narrows (fewer columns) and stays left of the pane.
+    detail, pane = seen["detail"], seen["pane"]
+    assert 2 <= columns(detail) < columns(wide), detail
+    assert max(card["card"]["right"] for card in detail) <= pane["left"], (detail, pane)
+    assert detail[0]["name"] in pane["text"]
+
+    light, dark_shot = brightness(ARTIFACTS / "browser-light.png"), brightness(ARTIFACTS / "browser-dark.png")
+    assert dark_shot < light - 40, (light, dark_shot)
+    brightness(ARTIFACTS / "browser-narrow.png")

@@ -12,6 +12,8 @@ from ..client import AssetsApiError, AssetsClient
 
 # What a client call can raise: the API's error envelope, or requests' connection errors (OSError subclasses).
 CLIENT_ERRORS = (AssetsApiError, OSError)
+# The types uploads accept: the contract's default `allowed_content_types` (the API does not publish the setting).
+ALLOWED_CONTENT_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 
 
 class Panel:

@@ -8,9 +8,8 @@ from collections.abc import Callable
 import ipywidgets as w
 
 from ..client import Asset, AssetsApiError, AssetsClient, Page
-from ._base import CLIENT_ERRORS, Panel, error_html, esc, human_bytes, table
+from ._base import ALLOWED_CONTENT_TYPES, CLIENT_ERRORS, Panel, error_html, esc, human_bytes, table
 
-CONTENT_TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp", "image/tiff"]
 STATUSES = ["pending", "processing", "ready", "failed"]
 SORTS = {
     "Newest first": ("createdAtUtc", True),
@@ -21,6 +20,38 @@ SORTS = {
 IN_PROGRESS = ("pending", "processing")
 STATUS_BADGES = {"pending": "⏳ pending", "processing": "⚙ processing", "failed": "✗ failed"}
 THUMB_PX = 128
+# The grid's look, in JupyterLab's theme variables (so it follows the light and dark themes), like the lab panel's
+# cards: each card a bordered box holding its picture, name, checkbox and details button.
+STYLE = f"""<style>
+.jupyter-assets-card {{
+  border: 1px solid var(--jp-border-color2); border-radius: 4px; background: var(--jp-layout-color1);
+  padding: 4px; box-sizing: border-box; min-width: 0; overflow: hidden;
+}}
+.jupyter-assets-card.jupyter-assets-selected {{
+  border-color: var(--jp-brand-color1); box-shadow: 0 0 0 1px var(--jp-brand-color1);
+}}
+.jupyter-assets-card .widget-html, .jupyter-assets-card .widget-html-content {{ width: 100%; margin: 0; }}
+.jupyter-assets-card .widget-checkbox {{ align-items: center; }}
+.jupyter-assets-card .widget-checkbox .widget-label-basic {{ display: flex; }}
+.jupyter-assets-card .widget-checkbox input {{ margin: 0 4px; }}
+.jupyter-assets-thumb {{
+  height: {THUMB_PX}px; display: flex; align-items: center; justify-content: center; overflow: hidden;
+  background: var(--jp-layout-color2); border-radius: 2px; color: var(--jp-ui-font-color2);
+  font-size: var(--jp-ui-font-size0); line-height: 1.4; text-align: center;
+}}
+.jupyter-assets-thumb img {{ max-width: 100%; max-height: 100%; object-fit: contain; }}
+.jupyter-assets-name {{
+  color: var(--jp-ui-font-color1); font-size: var(--jp-ui-font-size1); line-height: 1.5; margin-top: 2px;
+  overflow: hidden; text-overflow: ellipsis; white-space: nowrap;
+}}
+.jupyter-assets-detail a {{ word-break: break-all; }}
+.jupyter-assets-status {{ color: var(--jp-ui-font-color2); font-size: var(--jp-ui-font-size0); line-height: 1.4; }}
+</style>"""
+
+
+def _row(children: list[w.Widget]) -> w.HBox:
+    """A row of controls that wraps in a narrow output rather than running off its edge."""
+    return w.HBox(children, layout=w.Layout(flex_flow="row wrap"))
 
 
 class AssetBrowser(Panel):
@@ -43,12 +74,11 @@ class AssetBrowser(Panel):
 
         self.query = w.Text(placeholder="search file name, description, alt text", description="Search")
         self.by_meaning = w.Checkbox(description="by meaning", value=False, indent=False)
+        # "" for "any": ipywidgets 8 takes an option whose value is None for no selection, and shows it blank.
         self.content_type = w.Dropdown(
-            options=[("any type", None)] + [(t, t) for t in CONTENT_TYPES], description="Type"
+            options=[("any type", "")] + [(t, t) for t in ALLOWED_CONTENT_TYPES], description="Type"
         )
-        self.status_filter = w.Dropdown(
-            options=[("any status", None)] + [(s, s) for s in STATUSES], description="Status"
-        )
+        self.status_filter = w.Dropdown(options=[("any status", "")] + [(s, s) for s in STATUSES], description="Status")
         self.sort = w.Dropdown(options=list(SORTS), description="Sort")
         self.query.continuous_update = False
         for control in (self.query, self.by_meaning, self.content_type, self.status_filter, self.sort):
@@ -63,8 +93,13 @@ class AssetBrowser(Panel):
         self.refresh_button.on_click(lambda _: self.refresh())
 
         self.message = w.HTML()
-        self.grid = w.GridBox(layout=w.Layout(grid_template_columns=f"repeat(auto-fill, {THUMB_PX + 32}px)"))
+        # As many columns as fit, each at least 150 px, sharing the rest of the width.
+        self.grid = w.GridBox(
+            layout=w.Layout(grid_template_columns="repeat(auto-fill, minmax(150px, 1fr))", grid_gap="8px", width="100%")
+        )
+        self.grid.add_class("jupyter-assets-grid")
         self.checkboxes: dict[str, w.Checkbox] = {}
+        self.cards: dict[str, w.VBox] = {}
 
         self.delete_selected_button = w.Button(description="Delete selected", button_style="danger", icon="trash")
         self.delete_selected_button.on_click(lambda _: self.delete_selected(confirm=False))
@@ -93,18 +128,26 @@ class AssetBrowser(Panel):
                 self.detail_message,
                 self.detail_info,
             ],
-            layout=w.Layout(display="none", border="1px solid #ccc", padding="6px", width="45%"),
+            layout=w.Layout(
+                display="none", border="1px solid var(--jp-border-color2)", padding="6px", flex="0 1 420px"
+            ),
         )
 
+        self.detail_pane.add_class("jupyter-assets-detail")
         self.widget = w.VBox(
             [
-                w.HBox([self.query, self.by_meaning]),
-                w.HBox([self.content_type, self.status_filter, self.sort]),
-                w.HBox([self.prev_button, self.page_label, self.next_button, self.refresh_button]),
-                w.HBox([self.selection_label, self.delete_selected_button]),
+                w.HTML(STYLE),
+                _row([self.query, self.by_meaning]),
+                _row([self.content_type, self.status_filter, self.sort]),
+                _row([self.prev_button, self.page_label, self.next_button, self.refresh_button]),
+                _row([self.selection_label, self.delete_selected_button]),
                 self.batch_confirm,
                 self.message,
-                w.HBox([w.Box([self.grid], layout=w.Layout(flex="1")), self.detail_pane]),
+                # The detail pane sits beside the grid, or under it where the two do not fit side by side.
+                w.HBox(
+                    [w.Box([self.grid], layout=w.Layout(flex="1 1 320px", min_width="0")), self.detail_pane],
+                    layout=w.Layout(width="100%", flex_flow="row wrap", grid_gap="8px"),
+                ),
             ]
         )
         self.refresh()
@@ -116,7 +159,7 @@ class AssetBrowser(Panel):
         return max(1, -(-self.total // self.page_size))
 
     def _fetch(self) -> Page:
-        filters = {"content_type": self.content_type.value, "status": self.status_filter.value}  # None: any
+        filters = {"content_type": self.content_type.value or None, "status": self.status_filter.value or None}
         text = self.query.value.strip()
         if self.by_meaning.value and text:
             return self.client.search(text, page=self.page, page_size=self.page_size, **filters)
@@ -150,7 +193,7 @@ class AssetBrowser(Panel):
         if not self.assets and self.page > 1 and self.total:  # the page emptied (deletes): show the last one
             self._refresh(page=self.page_count)
             return
-        self.checkboxes = {}
+        self.checkboxes, self.cards = {}, {}
         self.grid.children = [self._card(asset) for asset in self.assets]
         self.page_label.value = f"Page {self.page} of {self.page_count} · {self.total} assets"
         self.prev_button.disabled = self.page <= 1
@@ -221,27 +264,34 @@ class AssetBrowser(Panel):
 
     def _card(self, asset: Asset) -> w.VBox:
         url = asset.thumbnail_url or asset.public_url
+        name = esc(asset.original_file_name)
         # Private assets have no URL the browser could load without the API token, so they show a placeholder.
         picture = (
-            f'<img src="{esc(url)}" alt="{esc(asset.alt_text or asset.original_file_name)}" '
-            f'style="max-width:{THUMB_PX}px;max-height:{THUMB_PX}px">'
+            f'<img src="{esc(url)}" alt="{esc(asset.alt_text or asset.original_file_name)}" loading="lazy">'
             if url
-            else f'<div style="width:{THUMB_PX}px;height:{THUMB_PX // 2}px;background:#eee;text-align:center">'
-            f"{esc(asset.content_type)}<br>{esc(asset.width)}×{esc(asset.height)}</div>"
+            else f"private<br>{esc(asset.content_type)}<br>{esc(asset.width)}×{esc(asset.height)}"
         )
-        name_style = "font-size:smaller;overflow:hidden;text-overflow:ellipsis;white-space:nowrap"
-        name = f'<div style="{name_style}">{esc(asset.original_file_name)}</div>'
+        text = (
+            f'<div class="jupyter-assets-thumb">{picture}</div>'
+            f'<div class="jupyter-assets-name" title="{name}">{name}</div>'  # the full name on hover
+        )
         badge = STATUS_BADGES.get(asset.status)
         if badge:
-            name += f'<div class="jupyter-assets-status" style="font-size:smaller">{esc(badge)}</div>'
-        checkbox = w.Checkbox(value=asset.id in self.selected, indent=False, layout=w.Layout(width="24px"))
+            text += f'<div class="jupyter-assets-status">{esc(badge)}</div>'
+        checkbox = w.Checkbox(value=asset.id in self.selected, indent=False, layout=w.Layout(width="auto"))
         checkbox.observe(lambda change, asset_id=asset.id: self.select(asset_id, change["new"]), names="value")
         self.checkboxes[asset.id] = checkbox
-        details = w.Button(description="details", layout=w.Layout(width="80px"))
+        details = w.Button(description="details", icon="info-circle", layout=w.Layout(width="auto"))
         details.on_click(lambda _, asset_id=asset.id: self.open_details(asset_id))
-        return w.VBox(
-            [w.HTML(picture + name), w.HBox([checkbox, details])], layout=w.Layout(width=f"{THUMB_PX + 24}px")
+        controls = w.HBox(
+            [checkbox, details], layout=w.Layout(justify_content="space-between", align_items="center", width="100%")
         )
+        card = w.VBox([w.HTML(text, layout=w.Layout(width="100%")), controls], layout=w.Layout(width="auto"))
+        card.add_class("jupyter-assets-card")
+        if asset.id in self.selected:
+            card.add_class("jupyter-assets-selected")
+        self.cards[asset.id] = card
+        return card
 
     # -- selection and batch delete ---------------------------------------------------------------------------
 
@@ -254,6 +304,9 @@ class AssetBrowser(Panel):
         checkbox = self.checkboxes.get(asset_id)
         if checkbox is not None and checkbox.value != selected:
             checkbox.value = selected
+        card = self.cards.get(asset_id)
+        if card is not None:
+            (card.add_class if selected else card.remove_class)("jupyter-assets-selected")
         self.selection_label.value = f"{len(self.selected)} selected"
         for callback in self.on_selection_change:
             callback(set(self.selected))

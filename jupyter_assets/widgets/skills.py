@@ -106,7 +106,9 @@ class SkillPanel(Panel):
             return
         self.skills = {skill["name"]: skill for skill in skills}
         self.skill.options = list(self.skills)
-        self._build_form()
+        # The server's first skill is chosen (its observer builds the form), so the tab opens on a form to fill
+        # rather than on an empty dropdown.
+        self.skill.value = next(iter(self.skills), None)
 
     def _build_form(self) -> None:
         skill = self.skills.get(self.skill.value)

@@ -8,7 +8,7 @@ from typing import Any
 import ipywidgets as w
 
 from ..client import AssetsClient, collect_paths
-from ._base import CLIENT_ERRORS, Panel, error_html, esc, table
+from ._base import ALLOWED_CONTENT_TYPES, CLIENT_ERRORS, Panel, error_html, esc, table
 
 # upload_many runs in chunks so the progress bar moves while a large folder uploads.
 FOLDER_CHUNK = 16
@@ -17,7 +17,7 @@ FOLDER_CHUNK = 16
 class UploadPanel(Panel):
     def __init__(self, client: AssetsClient | None = None) -> None:
         super().__init__(client)
-        self.files = w.FileUpload(accept="image/*", multiple=True, description="Files")
+        self.files = w.FileUpload(accept=",".join(ALLOWED_CONTENT_TYPES), multiple=True, description="Files")
         self.folder = w.Text(description="Folder", placeholder="a folder or file path on the kernel's machine")
         self.description = w.Text(description="Description")
         self.alt_text = w.Text(description="Alt text")

@@ -1,5 +1,5 @@
-"""UsageDashboard: library totals, the content-type breakdown and the activity per day (from the events export) as
-tables with HTML bars, the busiest skill."""
+"""UsageDashboard: library totals, the content-type breakdown and the uploads, deletes and skill runs per day (from
+the events export) as tables with HTML bars of counts, the busiest skill."""
 
 from __future__ import annotations
 
@@ -11,6 +11,19 @@ from ..client import AssetsClient
 from ._base import CLIENT_ERRORS, Panel, error_html, esc, human_bytes, table
 
 BAR_PX = 240
+# Uploads, deletes and skill runs: the events table's kinds, their labels and the theme colours of their bars.
+ACTIVITY = (
+    ("upload", "Uploads", "var(--jp-brand-color1)"),
+    ("delete", "Deletes", "var(--jp-error-color1)"),
+    ("skill_run", "Skill runs", "var(--jp-success-color1)"),
+)
+
+
+def _bar(width: int, colour: str, title: str) -> str:
+    return (
+        f'<div title="{esc(title)}" style="background:{colour};height:6px;margin:1px 0;width:{width}px;'
+        'min-width:1px"></div>'
+    )
 
 
 class UsageDashboard(Panel):
@@ -46,12 +59,13 @@ class UsageDashboard(Panel):
                 esc(row["contentType"]),
                 str(row["count"]),
                 human_bytes(row["totalBytes"]),
-                # Bars are plain CSS widths: no plotting library is needed in the kernel.
-                f'<div style="background:#4c78a8;height:12px;width:{round(BAR_PX * row["count"] / most)}px"></div>',
+                # Bars are plain CSS widths (no plotting library in the kernel), of the asset count only.
+                _bar(round(BAR_PX * row["count"] / most), "var(--jp-brand-color1)", f"Assets: {row['count']}"),
             ]
             for row in breakdown
         ]
-        self.breakdown.value = table(["Content type", "Assets", "Bytes", ""], rows) if rows else "No assets yet."
+        headers = ["Content type", "Assets", "Bytes", "Assets (bar)"]
+        self.breakdown.value = table(headers, rows) if rows else "No assets yet."
         skill = stats.get("mostActiveSkill")
         self.most_active.value = (
             f"Most active skill: <b>{esc(skill['skillName'])}</b> ({skill['runCount']} runs)"
@@ -62,22 +76,23 @@ class UsageDashboard(Panel):
 
 
 def _activity(events: Any) -> str:
-    """Uploads, deletes and skill runs per day (UTC), newest first, from the events table."""
+    """Uploads, deletes and skill runs per day (UTC), newest first, from the events table: the counts, and a bar
+    per kind and day, all on one scale of events (bytes are never on it)."""
     per_day: dict[str, dict[str, int]] = {}
     for moment, kind in zip(events.column("occurred_at").to_pylist(), events.column("kind").to_pylist(), strict=True):
-        counts = per_day.setdefault(moment.date().isoformat(), {"upload": 0, "delete": 0, "skill_run": 0})
+        counts = per_day.setdefault(moment.date().isoformat(), dict.fromkeys((k for k, _, _ in ACTIVITY), 0))
         counts[kind] = counts.get(kind, 0) + 1
     if not per_day:
         return "No activity yet."
-    most = max(counts["upload"] for counts in per_day.values()) or 1
-    rows = [
-        [
-            day,
-            str(counts["upload"]),
-            str(counts["delete"]),
-            str(counts["skill_run"]),
-            f'<div style="background:#f58518;height:12px;width:{round(BAR_PX * counts["upload"] / most)}px"></div>',
-        ]
-        for day, counts in sorted(per_day.items(), reverse=True)
-    ]
-    return table(["Day (UTC)", "Uploads", "Deletes", "Skill runs", ""], rows)
+    most = max(counts[kind] for counts in per_day.values() for kind, _, _ in ACTIVITY) or 1
+    rows = []
+    for day, counts in sorted(per_day.items(), reverse=True):
+        bars = "".join(
+            _bar(round(BAR_PX * counts[kind] / most), colour, f"{label}: {counts[kind]}")
+            for kind, label, colour in ACTIVITY
+            if counts[kind]
+        )
+        rows.append([day, *(str(counts[kind]) for kind, _, _ in ACTIVITY), bars])
+    legend = " ".join(f'<span style="color:{colour}">■</span> {label.lower()}' for _, label, colour in ACTIVITY)
+    caption = f"<div>Events per day: {legend} (the longest bar is {most} events)</div>"
+    return caption + table(["Day (UTC)", *(label for _, label, _ in ACTIVITY), "Events"], rows)
