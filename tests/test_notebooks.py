@@ -3,6 +3,7 @@ server: through a `jpserver-<pid>.json` runtime file in `JUPYTER_RUNTIME_DIR`.""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from nbclient import NotebookClient
 from conftest import ADMIN_KEY, REPO, Api, StandaloneServer, jpeg_bytes, png_bytes
 
 NOTEBOOKS = REPO / "notebooks"
+ARTIFACTS = REPO / "test-artifacts" / "notebooks"
 NOTEBOOK_NAMES = ["01-quickstart.ipynb", "02-enrich-and-search.ipynb", "03-usage-analytics.ipynb"]
 
 
@@ -152,33 +154,40 @@ def test_enrich_and_search_without_a_model(library: Library) -> None:
 
 def test_usage_analytics(library: Library) -> None:
     api = library.api
-    for color in ((10, 20, 30), (40, 50, 60)):
-        api.upload_ok(png_bytes(color=color))
+    sizes = []
+    for color in ((10, 20, 30), (40, 50, 60), (70, 80, 90)):
+        sizes.append(api.upload_ok(png_bytes(color=color))["size"])
     jpeg = api.upload_ok(jpeg_bytes(), name="photo.jpg", content_type="image/jpeg")
+    sizes.append(jpeg["size"])
     response = api.post(f"/api/v1/assets/{jpeg['id']}/skills/thumbnail/run", json={})
     assert response.status_code == 200 and response.json()["data"]["succeeded"], response.text
+    gone = all_assets(api)[-1]["id"]  # the oldest PNG
+    assert api.delete(f"/api/v1/assets/{gone}").status_code == 200
 
     notebook = execute("03-usage-analytics.ipynb", library.workdir)
 
     stats = printed(cell(notebook, "stats = client.usage_stats()"))
     assert "assets: 3," in stats
     assert "most active skill: {'skillName': 'thumbnail', 'runCount': 1}" in stats
-    assert "4 events, 3 assets" in printed(cell(notebook, "events = events_table.to_pandas()"))
+    assert "6 events, 3 assets" in printed(cell(notebook, "events = events_table.to_pandas()"))
 
     per_type = printed(cell(notebook, "uploads_per_type = duckdb.sql")).splitlines()
     assert per_type[0].split() == ["content_type", "uploads", "bytes"]
     rows = {line.split()[0]: line.split()[1:] for line in per_type[1:]}
     assert set(rows) == {"image/png", "image/jpeg"}
-    assert rows["image/png"][0] == "2" and rows["image/jpeg"][0] == "1"
+    assert rows["image/png"][0] == "3" and rows["image/jpeg"][0] == "1"
 
     per_day = printed(cell(notebook, "bytes_per_day = duckdb.sql")).splitlines()
     assert per_day[0].split() == ["upload_day", "uploads", "bytes"]
-    assert len(per_day) == 2 and per_day[1].split()[1] == "3"
+    assert len(per_day) == 2 and per_day[1].split()[1] == "4"
 
-    plot = cell(notebook, "try:\n    import matplotlib")
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        assert "image/png" in printed(plot)  # the table instead of the plot
-    else:
-        assert any("image/png" in output.get("data", {}) for output in plot.outputs)
+    # What the chart draws: uploads, deletes and skill runs per day, and the bytes uploaded apart from them.
+    activity = printed(cell(notebook, "activity = duckdb.sql")).splitlines()
+    assert activity[0].split() == ["event_day", "uploads", "deletes", "skill_runs", "bytes_uploaded"]
+    assert len(activity) == 2 and activity[1].split()[1:] == ["4", "1", "1", str(sum(sizes))]
+    chart = cell(notebook, "import matplotlib.pyplot as plt")
+    assert not printed(chart)  # no "matplotlib is not installed", no warning
+    (figure,) = [output["data"] for output in chart.outputs if "image/png" in output.get("data", {})]
+    assert "with 2 Axes" in figure["text/plain"]  # counts and bytes on separate axes
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "usage-per-day.png").write_bytes(base64.b64decode(figure["image/png"]))
