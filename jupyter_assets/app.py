@@ -101,7 +101,9 @@ class AssetsApp(ExtensionApp):
     ).tag(config=True)
     caption_model = Unicode(help="CoCa model for captions. Env JUPYTER_ASSETS_CAPTION_MODEL.").tag(config=True)
     caption_pretrained = Unicode(
-        help="Weights of the caption model (tag or checkpoint path). Env JUPYTER_ASSETS_CAPTION_PRETRAINED."
+        help="Weights of the caption model: a pretrained tag such as mscoco_finetuned_laion2b_s13b_b90k "
+        "(downloaded once) or the path of a checkpoint file. Empty: no captions (the default; nothing downloads). "
+        "Env JUPYTER_ASSETS_CAPTION_PRETRAINED."
     ).tag(config=True)
     model_device = Unicode(
         help="Where models run: auto (CUDA when present), cpu, cuda, cuda:1, ... Env JUPYTER_ASSETS_MODEL_DEVICE."
@@ -180,9 +182,7 @@ class AssetsApp(ExtensionApp):
 
     @default("caption_pretrained")
     def _default_caption_pretrained(self) -> str:
-        # An explicitly empty variable means "no caption model".
-        value = os.environ.get(ENV_PREFIX + "CAPTION_PRETRAINED")
-        return ModelSettings.caption_pretrained if value is None else value
+        return _env("CAPTION_PRETRAINED") or ModelSettings.caption_pretrained
 
     @default("model_device")
     def _default_model_device(self) -> str:

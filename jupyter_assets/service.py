@@ -170,6 +170,9 @@ class AssetService:
         )
         # Blocking work (file I/O, hashing, DuckDB, Pillow) runs here, never on the event loop.
         self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="jupyter-assets-io")
+        # Requests that may load or run a model (skill runs, search by meaning) run here instead: a load can take
+        # a minute, and eight of them must not leave the reads without a thread.
+        self.model_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="jupyter-assets-models")
         self.workers = WorkerPool(self.process_jobs, config.workers, self.log, JOB_BATCH)
         self._api_key_principals: dict[str, Principal] = {}  # by key hash; cleared whenever a key is revoked
         self._closing = threading.Event()
@@ -229,6 +232,7 @@ class AssetService:
         if self._sweeper.ident is not None:
             self._sweeper.join()
         self.workers.stop()
+        self.model_executor.shutdown(wait=True)
         self.executor.shutdown(wait=True)
         self.catalog.close()
 

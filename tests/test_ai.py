@@ -10,8 +10,10 @@ import hashlib
 import io
 import json
 import logging
+import socket
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,10 +24,11 @@ import pytest
 from PIL import Image, ImageDraw
 
 import jupyter_assets.service as service_module
+import jupyter_assets.skills.models as models_module
 from jupyter_assets.auth import ALL_SCOPES, Principal
 from jupyter_assets.processing import Job, WorkerPool
 from jupyter_assets.service import AssetService, ServiceConfig, UploadForm
-from jupyter_assets.skills.models import ModelHub, ModelSettings, _save_atomically
+from jupyter_assets.skills.models import ModelHub, ModelSettings, ModelUnavailableError, _save_atomically
 
 from conftest import (
     JWT_SECRET,
@@ -291,7 +294,7 @@ def test_an_asset_without_an_embedding_says_how_to_get_one(ai: Api) -> None:
 
 
 def test_without_a_model_search_is_409_and_skills_fail_with_the_setting(make_server) -> None:
-    api = make_server(JUPYTER_ASSETS_CAPTION_PRETRAINED="").start().api()
+    api = make_server().start().api()  # the defaults: no CLIP model, no caption model
     first = api.upload_ok(png_bytes(40, 40), runEnrichment="true")
     second = api.upload_ok(png_bytes(40, 40), runEnrichment="true")
     ready = api.wait_for_status(first["id"])
@@ -316,6 +319,79 @@ def test_without_a_model_search_is_409_and_skills_fail_with_the_setting(make_ser
     api.wait_for_status(second["id"])
     groups = api.get("/api/v1/assets/duplicates").json()["data"]["groups"]
     assert {"reason": "exact", "assetIds": sorted([first["id"], second["id"]]), "score": 1.0} in groups
+
+
+class UnreachableHub:
+    """Stands in for huggingface.co, which cannot be reached from this machine (nor from a user's laptop without
+    network): it accepts connections and answers nothing until released, as a download that hangs does; then it
+    answers 404, so the download fails at once instead of after huggingface_hub's retries."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.released = threading.Event()
+        self.connected = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            connection, _ = self.listener.accept()
+            self.connected.set()
+            threading.Thread(target=self._answer_when_released, args=(connection,), daemon=True).start()
+
+    def _answer_when_released(self, connection: socket.socket) -> None:
+        with connection:
+            self.released.wait()
+            connection.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+
+def test_a_model_that_hangs_while_loading_never_blocks_reads_and_then_fails_fast(make_server, tmp_path: Path) -> None:
+    """Without network, a caption tag hung every caption run for 14-50 s, and eight runs at once left a plain list
+    waiting 44 s. Model loads run apart from the reads, and a failed load is remembered."""
+    hub = UnreachableHub()
+    api = make_server(
+        JUPYTER_ASSETS_CAPTION_PRETRAINED="mscoco_finetuned_laion2b_s13b_b90k",
+        HF_ENDPOINT=hub.url,
+        HF_HOME=str(tmp_path / "hf"),
+        HF_HUB_ETAG_TIMEOUT="600",
+        HF_HUB_DOWNLOAD_TIMEOUT="600",
+    ).start().api()
+    ids = [api.upload_ok(png_bytes(20 + n, 20))["id"] for n in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        runs = [pool.submit(api.post, f"/api/v1/assets/{asset_id}/skills/caption/run") for asset_id in ids]
+        assert hub.connected.wait(120), "the caption model never tried to download its weights"
+        for _ in range(5):  # while every run waits for the model, reads are served
+            assert api.get("/api/v1/assets", timeout=10).json()["data"]["total"] == 8
+            assert api.get(f"/api/v1/assets/{ids[0]}", timeout=10).status_code == 200
+        assert not any(run.done() for run in runs)
+        hub.released.set()
+        answers = [run.result(timeout=120).json()["data"] for run in runs]
+    for answer in answers:
+        message = answer["steps"][0]["errorMessage"]
+        assert not answer["succeeded"] and message.startswith("Check c.AssetsApp.caption_pretrained"), message
+        assert len(message) < 600, message
+    # The failure is remembered: another run fails at once, without asking the hub again.
+    hub.released.clear()  # a new attempt would hang (and this request time out)
+    again = api.post(f"/api/v1/assets/{ids[0]}/skills/caption/run", timeout=30).json()["data"]
+    assert again["steps"][0]["errorMessage"].startswith("Check c.AssetsApp.caption_pretrained")
+
+
+def test_a_failed_model_load_is_tried_again_only_after_a_while(monkeypatch: pytest.MonkeyPatch) -> None:
+    hub = ModelHub(ModelSettings(), logging.getLogger("test"))
+    attempts = []
+
+    def failing_load() -> None:
+        attempts.append(1)
+        raise ModelUnavailableError("no weights")
+
+    for _ in range(3):
+        with pytest.raises(ModelUnavailableError):
+            hub._get("caption", failing_load)
+    assert len(attempts) == 1
+    monkeypatch.setattr(models_module, "RETRY_FAILED_LOAD_SECONDS", 0)
+    with pytest.raises(ModelUnavailableError):
+        hub._get("caption", failing_load)
+    assert len(attempts) == 2
 
 
 def test_vocabulary_embeddings_are_computed_once_and_kept_on_disk(tiny_models: dict[str, str], tmp_path: Path) -> None:

@@ -202,6 +202,10 @@ class AssetsHandler(tornado.web.RequestHandler):
     async def run_blocking(self, function: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.service.executor, function, *args)
 
+    async def run_with_models(self, function: Callable[..., T], *args: Any) -> T:
+        """As run_blocking, for work that may load or run a model: it never takes a thread the reads need."""
+        return await asyncio.get_running_loop().run_in_executor(self.service.model_executor, function, *args)
+
     def json_body(self, default: Any = None) -> Any:
         """The parsed JSON body; an empty body gives ``default``; malformed JSON is 400 request_invalid."""
         if len(self.request.body) > MAX_JSON_BODY:

@@ -175,7 +175,7 @@ class AssetCollectionHandler(AssetsHandler):
                 "total": page_result.total,
             }
 
-        self.send_data(await self.run_blocking(listing))
+        self.send_data(await (self.run_with_models if query.meaning else self.run_blocking)(listing))
 
     @tornado.web.authenticated
     async def post(self) -> None:
@@ -259,7 +259,7 @@ class SkillRunHandler(AssetsHandler):
             result = self.service.run_skill(self.principal, asset_id, skill_name, body.get("parameters"))
             return {**result, "asset": _detail_json(self.service, result["asset"])}
 
-        self.send_data(await self.run_blocking(run))
+        self.send_data(await self.run_with_models(run))
 
 
 class SimilarAssetsHandler(AssetsHandler):

@@ -12,6 +12,7 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
 
 CAPTION_MAX_TOKENS = 30
 TEXT_BATCH = 256
+# A model that failed to load is not tried again for this long: a tag that cannot be downloaded took 14-50 s per
+# attempt, and every queued image or skill run would pay it again.
+RETRY_FAILED_LOAD_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,7 @@ class ModelSettings:
     clip_model: str = "ViT-B-32"
     clip_pretrained: str = ""
     caption_model: str = "coca_ViT-B-32"
-    caption_pretrained: str = "mscoco_finetuned_laion2b_s13b_b90k"
+    caption_pretrained: str = ""  # as for CLIP: nothing downloads unless asked
     device: str = "auto"
 
     @property
@@ -105,10 +109,12 @@ def _create(model: str, pretrained: str, device_setting: str, setting_name: str)
             _registered_model_name(model), pretrained=pretrained, device=device
         )
     except Exception as error:  # no network, a missing file, a wrong tag: all mean "no usable weights"
+        reason = " ".join(str(error).split())
         raise ModelUnavailableError(
-            f"Could not load '{model}' with weights '{pretrained}': {error}. Check c.AssetsApp.{setting_name} "
-            f"(JUPYTER_ASSETS_{setting_name.upper()}): a tag needs network access to download the weights once; "
-            "a path must name a readable checkpoint file."
+            f"Check c.AssetsApp.{setting_name} (JUPYTER_ASSETS_{setting_name.upper()}): the weights '{pretrained}' "
+            f"of '{model}' could not be loaded. A tag needs network access to download them once; a path must "
+            f"name a readable checkpoint file. ({type(error).__name__}: "
+            f"{reason[:200] + '…' if len(reason) > 200 else reason})"
         ) from error
     created.eval()
     return created, preprocess, device
@@ -216,8 +222,8 @@ def _normalised(features: Any) -> numpy.ndarray:
 
 
 class ModelHub:
-    """The process's models, each loaded on first use. A failed load is remembered (with its message) until the
-    server restarts, so that every queued image does not retry a download that cannot work."""
+    """The process's models, each loaded on first use. A failed load is remembered (with its message) for
+    RETRY_FAILED_LOAD_SECONDS, so that every queued image does not retry a download that cannot work."""
 
     def __init__(
         self, settings: ModelSettings, log: logging.Logger, cache_dir: Path | None = None, workers: int = 1
@@ -228,6 +234,7 @@ class ModelHub:
         self._log = log
         self._lock = threading.Lock()
         self._loaded: dict[str, Any] = {}
+        self._failed_at: dict[str, float] = {}  # by model name: when its load last failed (time.monotonic)
 
     def clip(self) -> ClipModel:
         key = self.clip_key()
@@ -252,13 +259,17 @@ class ModelHub:
     def _get(self, name: str, factory: Callable[[], Any]) -> Any:
         with self._lock:
             loaded = self._loaded.get(name)
-            if loaded is None:
+            retry = name in self._failed_at and time.monotonic() - self._failed_at[name] > RETRY_FAILED_LOAD_SECONDS
+            if loaded is None or retry:
                 try:
                     self._share_cores()
                     loaded = factory()
+                    self._failed_at.pop(name, None)
                     self._log.info("loaded %s model %s (%s)", name, loaded.model_name, loaded.weights)
                 except ModelUnavailableError as error:
                     loaded = error
+                    self._failed_at[name] = time.monotonic()
+                    self._log.warning("%s model unavailable: %s", name, error)
                 self._loaded[name] = loaded
         if isinstance(loaded, ModelUnavailableError):
             raise loaded
