@@ -93,6 +93,8 @@ ERROR_CODES: dict[str, int] = {
     "storage_provider_profile_default_requires_enabled": 400,
     "storage_provider_profile_root_path_required": 400,
     "storage_provider_profile_secret_not_supported": 400,
+    "storage_provider_profile_access_key_required": 400,
+    "storage_provider_profile_secret_key_required": 400,
     "storage_provider_profile_disabled": 400,
     "storage_provider_default_write_profile_disabled": 400,
     "asset_storage_provider_profile_not_found": 400,

@@ -104,14 +104,14 @@ def _check_complete(image: Image.Image) -> None:
         image.load()
 
 
-def sniff_extension(path: Path, max_pixels: int) -> str | None:
-    """The extension an upload of this file gets (see inspect_upload), or None if it is no image we accept."""
+def sniff_format(source: Path | bytes, max_pixels: int) -> tuple[str, str] | None:
+    """(content type, extension) of the image format of these bytes (see inspect_upload), from the header
+    alone, or None if they are no image we read."""
     try:
-        with open_bounded(path, max_pixels) as image:
-            sniffed = FORMATS.get(image.format or "")
+        with open_bounded(source, max_pixels) as image:
+            return FORMATS.get(image.format or "")
     except (ImageTooLargeError, ImageDecodeError):
         return None
-    return sniffed[1] if sniffed else None
 
 
 def inspect_upload(source: Path | bytes, declared_type: str, max_pixels: int) -> ImageFacts:

@@ -19,7 +19,7 @@ from urllib.parse import quote
 from .auth import ALL_SCOPES, Principal, api_key_owner, generate_api_key, hash_api_key, parse_scopes
 from .catalog import EXPORTABLE_TABLES, Catalog
 from .errors import ApiError, asset_not_found, forbidden, request_invalid
-from .images import EXTENSIONS, inspect_upload, sniff_extension
+from .images import EXTENSIONS, inspect_upload, sniff_format
 from .model import (
     ApiKeyRecord,
     Asset,
@@ -44,6 +44,7 @@ from .storage.local import LocalStorage, fsync_directory, fsync_file
 from .vectors import VectorIndex, group_similar, hamming_groups
 
 MAX_TEXT_LENGTH = 1000
+UNKNOWN_CONTENT_TYPE = "application/octet-stream"
 MAX_FILE_NAME_LENGTH = 255
 MAX_BATCH_DELETE = 1000
 MAX_JOB_ATTEMPTS = 5  # interrupted by a crash this many times: give up (an image that kills the server)
@@ -222,8 +223,8 @@ class AssetService:
         fsynced (see _create_asset): when the crash lost them, the key of every format is removed."""
         if not profile_ids:
             return
-        sniffed = sniff_extension(leftover, self.config.max_image_pixels)
-        for extension in [sniffed] if sniffed else EXTENSIONS:
+        sniffed = sniff_format(leftover, self.config.max_image_pixels)
+        for extension in [sniffed[1]] if sniffed else EXTENSIONS:
             for profile_id in profile_ids:
                 self._remove_file(storage_key(asset_id, extension), profile_id)
 
@@ -287,8 +288,13 @@ class AssetService:
             raise ApiError("asset_content_type_missing", "The file part has no Content-Type.", 400)
         content_type = form.content_type.split(";", 1)[0].strip().lower()
         allowed = self.config.allowed_content_types
+        if content_type == UNKNOWN_CONTENT_TYPE:  # what curl sends for extensions it does not know (.webp)
+            sniffed = sniff_format(form.temp_path if form.data is None else form.data, self.config.max_image_pixels)
+            content_type = sniffed[0] if sniffed and sniffed[0] in allowed else content_type
         if content_type not in allowed:
             message = f"Content type '{content_type}' is not allowed; allowed: {', '.join(allowed)}."
+            if content_type == UNKNOWN_CONTENT_TYPE:
+                message += " Send the file's own type, e.g. with curl: -F 'file=@photo.webp;type=image/webp'."
             raise ApiError("asset_content_type_not_allowed", message, 400)
         file_name = clean_file_name(form.file_name or "")
         if not file_name or len(file_name) > MAX_FILE_NAME_LENGTH:

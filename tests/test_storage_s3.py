@@ -354,9 +354,10 @@ ENDPOINT = "http://127.0.0.1:9"
         ({"presignSeconds": 8 * 24 * 3600}, SECRETS, "storage_provider_profile_configuration_invalid"),
         ({"prefix": "a/../b"}, SECRETS, "storage_provider_profile_configuration_invalid"),
         ({"prefix": 3}, SECRETS, "storage_provider_profile_configuration_invalid"),
-        ({}, {"accessKey": ACCESS_KEY}, "storage_provider_profile_configuration_invalid"),
-        ({}, {"secretKey": SECRET_KEY}, "storage_provider_profile_configuration_invalid"),
-        ({}, {"accessKey": "", "secretKey": SECRET_KEY}, "storage_provider_profile_configuration_invalid"),
+        ({}, {"accessKey": ACCESS_KEY}, "storage_provider_profile_secret_key_required"),
+        ({}, {"accessKey": ACCESS_KEY, "secretKey": ""}, "storage_provider_profile_secret_key_required"),
+        ({}, {"secretKey": SECRET_KEY}, "storage_provider_profile_access_key_required"),
+        ({}, {"accessKey": "", "secretKey": SECRET_KEY}, "storage_provider_profile_access_key_required"),
         ({}, {"accessKey": ACCESS_KEY, "secretKey": 12345}, "storage_provider_profile_configuration_invalid"),
     ],
 )

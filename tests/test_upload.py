@@ -234,6 +234,24 @@ def test_jpeg_upload_gets_jpg_extension(shared_server: StandaloneServer) -> None
     assert (shared_server.root / "files" / asset["storageKey"]).read_bytes() == data
 
 
+def test_an_octet_stream_part_is_sniffed(shared_server: StandaloneServer) -> None:
+    """curl sends application/octet-stream for extensions it does not know (.webp on many systems)."""
+    webp = io.BytesIO()
+    Image.new("RGB", (33, 22), (10, 200, 30)).save(webp, "WEBP")
+    asset = shared_server.api().upload_ok(webp.getvalue(), name="leaf.webp", content_type="application/octet-stream")
+    assert (asset["contentType"], asset["extension"], asset["width"]) == ("image/webp", ".webp", 33)
+
+    for data in (b"<html><script>alert(1)</script></html>", bomb_png()):
+        response = shared_server.api().upload(data, name="page.webp", content_type="application/octet-stream")
+        error = assert_error(response, 400, "asset_content_type_not_allowed")
+        assert "'application/octet-stream'" in error["message"] and ";type=image/webp" in error["message"]
+
+
+def test_the_size_limit_message_names_the_limit_and_the_setting(small_server: StandaloneServer) -> None:
+    error = assert_error(small_server.api().upload(png_bytes(200, 200, noise=True)), 400, "asset_file_too_large")
+    assert "JUPYTER_ASSETS_MAX_UPLOAD_BYTES" in error["message"] and "KiB" in error["message"], error
+
+
 @pytest.mark.parametrize(("orientation", "shown"), [(1, (300, 451)), (3, (300, 451)), (6, (451, 300)), (8, (451, 300))])
 def test_width_and_height_are_the_picture_as_displayed(
     shared_server: StandaloneServer, orientation: int, shown: tuple[int, int]

@@ -139,18 +139,20 @@ class S3Storage:
             raise _invalid(f"presignSeconds must be an integer from 1 to {MAX_PRESIGN_SECONDS}.")
         access_key = secrets.get("accessKey")
         secret_key = secrets.get("secretKey")
-        if (access_key is None) != (secret_key is None):
-            raise _invalid("accessKey and secretKey must be given together, or both left out.")
-        if access_key is not None and not (
-            isinstance(access_key, str) and access_key and isinstance(secret_key, str) and secret_key
-        ):
-            raise _invalid("accessKey and secretKey must be non-empty strings.")
+        if any(value is not None and not isinstance(value, str) for value in (access_key, secret_key)):
+            raise _invalid("accessKey and secretKey must be strings.")
+        # Both, or neither (boto3's own credential chain: environment, profile, instance role).
+        either = "give both, or neither to use boto3's own credentials (environment, profile, instance role)."
+        if access_key and not secret_key:
+            raise ApiError("storage_provider_profile_secret_key_required", f"secretKey is required: {either}", 400)
+        if secret_key and not access_key:
+            raise ApiError("storage_provider_profile_access_key_required", f"accessKey is required: {either}", 400)
         return cls(
             endpoint=endpoint,
             bucket=bucket.strip(),
             region=region.strip(),
-            access_key=access_key,
-            secret_key=secret_key,
+            access_key=access_key or None,
+            secret_key=secret_key or None,
             force_path_style=force_path_style,
             prefix=prefix,
             public_base_url=public_base_url,
