@@ -53,9 +53,9 @@ run: install
 	echo ""; \
 	exec $(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --port=$(PORT) --IdentityProvider.token=$$TOKEN $(ALLOW_ROOT)
 
-## The standalone API on port $(SERVE_PORT), with a freshly created API key
+## The standalone API on port $(SERVE_PORT), with a fresh API key that replaces the one of the previous `make serve`
 serve: install
-	@KEY=$$($(BIN)/jupyter-assets keys create --name "make-serve-$$(date +%Y%m%d-%H%M%S)" --quiet) || exit 1; \
+	@KEY=$$($(BIN)/jupyter-assets keys create --name make-serve --replace --quiet) || exit 1; \
 	echo ""; \
 	echo "  Asset API:  http://localhost:$(SERVE_PORT)/api/v1/assets"; \
 	echo "  API key:    $$KEY"; \

@@ -80,7 +80,10 @@ def cmd_keys(args: argparse.Namespace) -> None:
     catalog = _catalog(_app(args))
     try:
         if args.keys_command == "create":
+            replaced = catalog.revoke_api_key(args.name, utc_now()) if args.replace else 0
             key, _ = create_api_key(catalog, args.name, args.scopes)
+            if replaced and not args.quiet:
+                print(f"Revoked {replaced} earlier key(s) named '{args.name}'.")
             if args.quiet:
                 print(key)
             else:
@@ -154,6 +157,7 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True)
     create.add_argument("--scopes", type=_scopes, default=ALL_SCOPES, help="space/comma separated")
     create.add_argument("--quiet", action="store_true", help="print only the key")
+    create.add_argument("--replace", action="store_true", help="revoke the active keys of this name first")
     listing = with_root(key_commands.add_parser("list", help="list keys (never the keys themselves)"))
     listing.add_argument("--json", action="store_true")
     revoke = with_root(key_commands.add_parser("revoke", help="revoke a key by id or name"))

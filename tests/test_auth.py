@@ -181,6 +181,23 @@ def test_owners_of_different_credential_kinds_never_collide(make_server):
 # -- stored API keys: jupyter-assets keys create / list / revoke ---------------------------------------------
 
 
+def test_keys_create_replace_revokes_the_earlier_keys_of_that_name(make_server):
+    """What `make serve` runs at every start: one active key, not a pile of them, and the same owner."""
+    server = make_server()
+    first = server.cli("keys", "create", "--name", "make-serve", "--replace", "--quiet").stdout.strip()
+    other = server.cli("keys", "create", "--name", "kept", "--quiet").stdout.strip()
+    second = server.cli("keys", "create", "--name", "make-serve", "--replace").stdout
+    assert "Revoked 1 earlier key(s) named 'make-serve'." in second
+    listed = json.loads(server.cli("keys", "list", "--json").stdout)
+    active = sorted(record["name"] for record in listed if record["revokedAtUtc"] is None)
+    assert active == ["kept", "make-serve"] and len(listed) == 3
+    server.start()
+    assert_401(server.api(first).get("/api/v1/assets"), "api_key_invalid")
+    assert server.api(other).get("/api/v1/assets").status_code == 200
+    new_key = re.search(r"^\s+(ja_\S+)$", second, re.MULTILINE).group(1)
+    assert server.api(new_key).upload_ok()["owner"] == "key:make-serve"
+
+
 def test_stored_key_lifecycle_scopes_hashing_and_revocation(make_server):
     server = make_server()
     created = server.cli("keys", "create", "--name", "reader", "--scopes", "assets:read", "--quiet")
