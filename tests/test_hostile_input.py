@@ -125,6 +125,9 @@ def test_stalled_connections_are_timed_out_and_leave_nothing(make_server) -> Non
     while list((server.root / "incoming").iterdir()) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert list((server.root / "incoming").iterdir()) == []
+    # Each timed-out request ended there: none was left waiting for its body until the server stopped.
+    server.stop()
+    assert " 500 " not in server.log(), server.log()[-2000:]
 
 
 def test_the_server_still_serves_after_all_of_the_above(shared_server: StandaloneServer) -> None:

@@ -27,7 +27,7 @@ from ..auth import (
     verify_jwt,
 )
 from ..errors import ApiError, request_invalid
-from ..model import iso, new_id
+from ..model import human_size, iso, new_id
 
 T = TypeVar("T")
 log = logging.getLogger("jupyter_assets")
@@ -220,9 +220,11 @@ class AssetsHandler(tornado.web.RequestHandler):
             raise request_invalid("The body is not valid JSON: it nests too deeply.") from None
 
 
-def body_too_large(size: int | str) -> ApiError:
+def body_too_large(size: int) -> ApiError:
     return ApiError(
-        "request_body_too_large", f"The request body ({size} bytes) is over this route's limit of 4 MiB.", 413
+        "request_body_too_large",
+        f"The request body ({human_size(size)}) is over this route's limit of {human_size(MAX_JSON_BODY)}.",
+        413,
     )
 
 

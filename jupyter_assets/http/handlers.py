@@ -143,6 +143,7 @@ class AssetCollectionHandler(AssetsHandler):
         if self._upload is not None:
             self._upload.abort()
             self._upload = None
+        super().on_connection_close()  # ends the request: without it, its coroutine waits for the body for ever
 
     @tornado.web.authenticated
     async def get(self) -> None:
