@@ -23,7 +23,7 @@ from jupyter_assets.app import jupyter_handler
 from jupyter_assets.auth import ALL_SCOPES, Principal
 from jupyter_assets.http.handlers import PublicContentHandler, routes
 
-from conftest import jupyter_server_config, png_bytes, schema_validator
+from conftest import jupyter_server_config, plain_s3_client, png_bytes, schema_validator
 
 JUPYTER_API_KEY = "jupyter-side-config-key"
 HTTP_VERBS = ("get", "post", "patch", "delete", "put", "head")
@@ -429,6 +429,33 @@ async def test_content_of_an_asset_deleted_while_it_is_being_read_is_404(jp_fetc
     monkeypatch.undo()
     with pytest.raises(HTTPClientError) as raised:
         await jp_fetch("api/v1/assets", asset["id"])
+    error_of(raised.value.response, 404, "asset_not_found")
+
+
+async def test_content_of_an_s3_asset_deleted_while_it_is_being_read_is_404(
+    jp_fetch, jp_serverapp, monkeypatch, moto_endpoint
+):
+    """The same race on S3, whose read sends its GET as it opens (local storage reads at the first chunk)."""
+    plain_s3_client(moto_endpoint, "us-east-1", "test", "test").create_bucket(Bucket="race")
+    profile = {
+        "name": "race", "providerType": "s3", "isDefault": True,
+        "configuration": {"endpoint": moto_endpoint, "bucket": "race", "region": "us-east-1"},
+        "secretConfiguration": {"accessKey": "test", "secretKey": "test"},
+    }  # fmt: skip
+    created = await jp_fetch("api/v1/system/storage/providers", method="POST", body=json.dumps(profile))
+    assert created.code == 201
+    asset = await upload(jp_fetch, isPublic="false")
+    assert asset["storageProvider"] == "s3"
+    service = jp_serverapp.web_app.settings["jupyter_assets_service"]
+    read_content = service.read_content
+
+    def deleted_in_between(content, start, end):
+        service.delete_asset(Principal("test-admin", ALL_SCOPES, "api_key"), asset["id"])
+        return read_content(content, start, end)
+
+    monkeypatch.setattr(service, "read_content", deleted_in_between)
+    with pytest.raises(HTTPClientError) as raised:
+        await jp_fetch("api/v1/assets", asset["id"], "content")
     error_of(raised.value.response, 404, "asset_not_found")
 
 

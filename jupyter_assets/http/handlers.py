@@ -412,8 +412,8 @@ class ByteStreamHandler(AssetsHandler):
             self.set_header("Content-Range", f"bytes {start}-{end - 1}/{content.size}")
         self.set_header("Content-Length", str(end - start))
         if include_body and end > start:
-            chunks = await self.run_blocking(self.service.read_content, content, start, end)
-            try:
+            try:  # S3 sends its GET when the read opens, local storage at the first chunk
+                chunks = await self.run_blocking(self.service.read_content, content, start, end)
                 chunk = await self.run_blocking(next, chunks, b"")
             except FileNotFoundError:  # deleted since it was looked up; nothing has been sent yet
                 raise ApiError("asset_not_found", "The asset was deleted while it was being read.", 404) from None
