@@ -80,7 +80,8 @@ def cmd_keys(args: argparse.Namespace) -> None:
     catalog = _catalog(_app(args))
     try:
         if args.keys_command == "create":
-            replaced = catalog.revoke_api_key(args.name, utc_now()) if args.replace else 0
+            earlier = [r.id for r in catalog.list_api_keys() if r.name == args.name and r.revoked_at is None]
+            replaced = sum(catalog.revoke_api_key(key_id, utc_now()) for key_id in earlier) if args.replace else 0
             key, _ = create_api_key(catalog, args.name, args.scopes)
             if replaced and not args.quiet:
                 print(f"Revoked {replaced} earlier key(s) named '{args.name}'.")

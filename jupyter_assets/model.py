@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 ASSET_STATUSES = ("pending", "processing", "ready", "failed")
+THUMBNAIL_KIND = "thumbnail_256"  # the derivative list items and cards show
 
 
 def new_id() -> str:

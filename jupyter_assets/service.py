@@ -21,6 +21,7 @@ from .catalog import EXPORTABLE_TABLES, Catalog
 from .errors import ApiError, asset_not_found, forbidden, request_invalid
 from .images import EXTENSIONS, inspect_upload, sniff_format
 from .model import (
+    THUMBNAIL_KIND,
     ApiKeyRecord,
     Asset,
     Derivative,
@@ -171,9 +172,13 @@ class AssetService:
         )
         # Blocking work (file I/O, hashing, DuckDB, Pillow) runs here, never on the event loop.
         self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="jupyter-assets-io")
-        # Requests that may load or run a model (skill runs, search by meaning) run here instead: a load can take
-        # a minute, and eight of them must not leave the reads without a thread.
-        self.model_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="jupyter-assets-models")
+        # Requests that may load or run a model (skill runs, search by meaning) run on threads of that model
+        # instead: a load can take a minute (or hang on a download), and eight such requests must leave neither
+        # the reads nor the other model without a thread.
+        self.model_executors = {
+            model: ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"jupyter-assets-{model}")
+            for model in ("clip", "caption")
+        }
         self.workers = WorkerPool(self.process_jobs, config.workers, self.log, JOB_BATCH)
         self._api_key_principals: dict[str, Principal] = {}  # by key hash; cleared whenever a key is revoked
         self._closing = threading.Event()
@@ -233,7 +238,8 @@ class AssetService:
         if self._sweeper.ident is not None:
             self._sweeper.join()
         self.workers.stop()
-        self.model_executor.shutdown(wait=True)
+        for executor in self.model_executors.values():
+            executor.shutdown(wait=True)
         self.executor.shutdown(wait=True)
         self.catalog.close()
 
@@ -555,6 +561,15 @@ class AssetService:
         storage = self.storage_for(asset.storage_profile_id)
         return {d.kind: self._public_url(storage, d.storage_key) for d in asset.derivatives}
 
+    def thumbnail_urls(self, assets: list[Asset]) -> dict[str, str | None]:
+        """The thumbnail URL of each asset that has one, found for the whole list in one catalog query."""
+        thumbnails = self.catalog.derivatives_of_kind([asset.id for asset in assets], THUMBNAIL_KIND)
+        return {
+            asset.id: self._public_url(self.storage_for(asset.storage_profile_id), thumbnails[asset.id].storage_key)
+            for asset in assets
+            if asset.id in thumbnails
+        }
+
     def _public_url(self, storage: Storage, key: str) -> str | None:
         """The provider's own public URL, else this server's /content route, which streams public files from any
         provider (an S3 bucket without a public base URL, a private git repository)."""
@@ -680,6 +695,11 @@ class AssetService:
     def list_skills(self, principal: Principal) -> list[dict[str, Any]]:
         principal.require("assets:read")
         return [skill.to_json() for skill in self.skills.all()]
+
+    def model_of_skill(self, skill_name: str) -> str | None:
+        """The model a skill runs ("clip", "caption"), if any; None also for an unknown skill."""
+        skill = self.skills.get(skill_name)
+        return skill.model if skill else None
 
     def run_skill(self, principal: Principal, asset_id: str, skill_name: str, parameters: Any) -> dict[str, Any]:
         principal.require("assets:write")

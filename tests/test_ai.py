@@ -345,17 +345,26 @@ class UnreachableHub:
             connection.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 
 
-def test_a_model_that_hangs_while_loading_never_blocks_reads_and_then_fails_fast(make_server, tmp_path: Path) -> None:
+def test_a_model_that_hangs_while_loading_never_blocks_reads_and_then_fails_fast(
+    make_server, tiny_models: dict[str, str], tmp_path: Path
+) -> None:
     """Without network, a caption tag hung every caption run for 14-50 s, and eight runs at once left a plain list
-    waiting 44 s. Model loads run apart from the reads, and a failed load is remembered."""
+    waiting 44 s. Model loads run apart from the reads (and from the CLIP model's), and a failed load is
+    remembered."""
     hub = UnreachableHub()
-    api = make_server(
-        JUPYTER_ASSETS_CAPTION_PRETRAINED="mscoco_finetuned_laion2b_s13b_b90k",
-        HF_ENDPOINT=hub.url,
-        HF_HOME=str(tmp_path / "hf"),
-        HF_HUB_ETAG_TIMEOUT="600",
-        HF_HUB_DOWNLOAD_TIMEOUT="600",
-    ).start().api()
+    api = (
+        make_server(
+            JUPYTER_ASSETS_CLIP_MODEL=tiny_models["tiny-clip"],
+            JUPYTER_ASSETS_CLIP_PRETRAINED=tiny_models["tiny-clip-weights"],
+            JUPYTER_ASSETS_CAPTION_PRETRAINED="mscoco_finetuned_laion2b_s13b_b90k",
+            HF_ENDPOINT=hub.url,
+            HF_HOME=str(tmp_path / "hf"),
+            HF_HUB_ETAG_TIMEOUT="600",
+            HF_HUB_DOWNLOAD_TIMEOUT="600",
+        )
+        .start()
+        .api()
+    )
     ids = [api.upload_ok(png_bytes(20 + n, 20))["id"] for n in range(8)]
     with ThreadPoolExecutor(8) as pool:
         runs = [pool.submit(api.post, f"/api/v1/assets/{asset_id}/skills/caption/run") for asset_id in ids]
@@ -363,6 +372,11 @@ def test_a_model_that_hangs_while_loading_never_blocks_reads_and_then_fails_fast
         for _ in range(5):  # while every run waits for the model, reads are served
             assert api.get("/api/v1/assets", timeout=10).json()["data"]["total"] == 8
             assert api.get(f"/api/v1/assets/{ids[0]}", timeout=10).status_code == 200
+            assert api.get("/api/v1/assets/duplicates", timeout=10).status_code == 200
+            assert api.get("/api/v1/assets?text=a+cat", timeout=30).status_code == 200  # the CLIP model's own
+        # ... and so are skills that need no model.
+        thumbnail = api.post(f"/api/v1/assets/{ids[1]}/skills/thumbnail/run", timeout=30).json()["data"]
+        assert thumbnail["succeeded"]
         assert not any(run.done() for run in runs)
         hub.released.set()
         answers = [run.result(timeout=120).json()["data"] for run in runs]

@@ -395,6 +395,14 @@ async def test_a_cookie_request_with_a_failing_bearer_header_is_401_and_keeps_th
     assert response.code == 200, response.body
     assert json.loads(response.body)["data"]["description"] == "by the page"
 
+    # Jupyter's own header form with a stale token (an open JupyterLab tab after a restart) is judged as Jupyter
+    # judges it: the cookie counts, held to the XSRF check.
+    stale = {"Authorization": "token from-before-the-restart"}
+    response = await anonymous(http_server_client, path, method="PATCH", body=patch, headers={**cookie, **stale})
+    error_of(response, 403, "auth_forbidden")
+    response = await anonymous(http_server_client, path, method="PATCH", body=patch, headers={**with_xsrf, **stale})
+    assert response.code == 200, response.body
+
 
 async def test_jupyterhubs_request_logger_reads_our_users(jp_fetch, http_server_client, jp_base_url):
     """current_user is what Jupyter and JupyterHub expect there (a User with a name), whoever authenticated."""
@@ -476,6 +484,11 @@ async def test_public_content_is_anonymous_and_private_content_is_404(
     response = await anonymous(http_server_client, f"{jp_base_url}content/{public['storageKey']}", "HEAD")
     assert response.code == 200
     assert int(response.headers["Content-Length"]) == len(data)
+    # A header meant for someone else (a proxy's Basic auth, a stale Bearer) does not refuse the anonymous route.
+    for header in ("Basic dXNlcjpwYXNz", "Bearer stale", "ja_not-a-key"):
+        url = f"{jp_base_url}content/{public['storageKey']}"
+        response = await anonymous(http_server_client, url, headers={"Authorization": header})
+        assert (response.code, response.body) == (200, data), header
 
     for method in ("GET", "HEAD"):
         response = await anonymous(http_server_client, f"{jp_base_url}content/{private['storageKey']}", method)

@@ -18,6 +18,7 @@ from jupyter_server.auth.identity import User
 
 from ..auth import (
     ALL_SCOPES,
+    API_KEY_PREFIX,
     CONFIG_KEY_OWNER,
     JwtSettings,
     Principal,
@@ -73,19 +74,23 @@ class AssetsHandler(tornado.web.RequestHandler):
 
     async def prepare(self) -> None:
         self.trace_id = new_id()
-        sent = self._credential()
+        # The anonymous route looks at no credential: a proxy's Basic auth or a stale header must not refuse it.
+        sent = None if self._allows_anonymous() else self._credential()
         principal = None
         if sent is None:
             if self.trust_jupyter_user:
                 principal = await self._jupyter_principal(credential_sent=False)
         elif sent[0] == "bearer" and sent[1]:
             principal = await self._authenticate(sent[1])
-            if principal is None and self.trust_jupyter_user:  # Jupyter's own token, sent as a Bearer credential
+            # Jupyter's own token may come as a Bearer credential too; one of our keys is never passed on.
+            if principal is None and self.trust_jupyter_user and not sent[1].startswith(API_KEY_PREFIX):
                 principal = await self._jupyter_principal(credential_sent=True)
             if principal is None:
                 raise ApiError("api_key_invalid", "The API key is invalid or revoked.", 401)
-        elif sent[0] == "token" and self.trust_jupyter_user:  # Jupyter's own header form
-            principal = await self._jupyter_principal(credential_sent=True)
+        elif sent[0] == "token" and self.trust_jupyter_user:
+            # Jupyter's own header form, under Jupyter's own rules: a stale token (an open tab after a restart)
+            # leaves the cookie, which Jupyter's XSRF check then guards.
+            principal = await self._jupyter_principal(credential_sent=False)
             if principal is None:
                 raise ApiError("auth_required", "The Jupyter token is not valid for this server.", 401)
         else:
@@ -202,9 +207,11 @@ class AssetsHandler(tornado.web.RequestHandler):
     async def run_blocking(self, function: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.service.executor, function, *args)
 
-    async def run_with_models(self, function: Callable[..., T], *args: Any) -> T:
-        """As run_blocking, for work that may load or run a model: it never takes a thread the reads need."""
-        return await asyncio.get_running_loop().run_in_executor(self.service.model_executor, function, *args)
+    async def run_with_model(self, model: str | None, function: Callable[..., T], *args: Any) -> T:
+        """As run_blocking, on the threads of ``model`` when the work may load or run one: it never takes a thread
+        the reads (or another model) need."""
+        executor = self.service.model_executors[model] if model else self.service.executor
+        return await asyncio.get_running_loop().run_in_executor(executor, function, *args)
 
     def json_body(self, default: Any = None) -> Any:
         """The parsed JSON body; an empty body gives ``default``; malformed JSON is 400 request_invalid."""

@@ -176,7 +176,7 @@ class AssetCollectionHandler(AssetsHandler):
                 "total": page_result.total,
             }
 
-        self.send_data(await (self.run_with_models if query.meaning else self.run_blocking)(listing))
+        self.send_data(await self.run_with_model("clip" if query.meaning else None, listing))
 
     @tornado.web.authenticated
     async def post(self) -> None:
@@ -260,7 +260,7 @@ class SkillRunHandler(AssetsHandler):
             result = self.service.run_skill(self.principal, asset_id, skill_name, body.get("parameters"))
             return {**result, "asset": _detail_json(self.service, result["asset"])}
 
-        self.send_data(await self.run_with_models(run))
+        self.send_data(await self.run_with_model(self.service.model_of_skill(skill_name), run))
 
 
 class SimilarAssetsHandler(AssetsHandler):
@@ -479,18 +479,9 @@ def _detail_json(service: Any, asset: Any) -> dict[str, Any]:
 
 
 def _list_json(service: Any, assets: list[Any]) -> list[dict[str, Any]]:
-    """List items, each with its thumbnail's URL. Blocking, as _detail_json. One catalog query finds the thumbnails
-    of the whole list, however long it is."""
-    from dataclasses import replace  # local: this function is the only user
-
-    thumbnails = service.catalog.derivatives_of_kind([asset.id for asset in assets], "thumbnail_256")
-    items = []
-    for asset in assets:
-        thumbnail = thumbnails.get(asset.id)
-        # The derivative's URL comes from its asset's storage, as in the detail JSON.
-        urls = service.derivative_urls(replace(asset, derivatives=[thumbnail])) if thumbnail else {}
-        items.append(asset.list_item_json(service.public_url(asset), urls.get("thumbnail_256")))
-    return items
+    """List items, each with its thumbnail's URL. Blocking, as _detail_json."""
+    thumbnails = service.thumbnail_urls(assets)
+    return [asset.list_item_json(service.public_url(asset), thumbnails.get(asset.id)) for asset in assets]
 
 
 def routes(base_url: str) -> list[tuple[str, type[AssetsHandler]]]:

@@ -34,6 +34,8 @@ class Skill:
     # of queued jobs before their steps run. It may leave results in each context's scratch; failures are left
     # for the steps to report.
     prepare_batch: Callable[[list[SkillContext]], None] | None = None
+    # The model it runs ("clip" or "caption"), which may first have to load: its runs get threads of their own.
+    model: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -108,6 +108,7 @@ EMBED = Skill(
     steps=(Step("compute_embedding", compute_embedding),),
     aliases=("embedding", "compute_embedding"),
     prepare_batch=embed_batch,
+    model="clip",
 )
 TAGS = Skill(
     name="tags",
@@ -141,17 +142,20 @@ TAGS = Skill(
     },
     aliases=("zero_shot_tags", "auto-tag", "auto_tag"),
     prepare_batch=embed_batch,
+    model="clip",
 )
 CAPTION = Skill(
     name="caption",
     description="Write a caption with a CoCa model; fills the description and alt text when they are empty.",
     steps=(Step("generate_caption", generate_caption),),
     aliases=("ai-caption", "ai_caption", "basic_caption", "generate_basic_caption", "generate_caption"),
+    model="caption",
 )
 BASIC_IMAGE_ENRICH = Skill(
     name="basic_image_enrich",
     description="Generate thumbnail derivative and basic caption structured result for image assets.",
     steps=(Step("generate_thumbnail", generate_thumbnail), Step("generate_basic_caption", generate_caption)),
+    model="caption",
 )
 
 

@@ -232,7 +232,9 @@ class ModelHub:
         self._workers = workers
         self._cache_dir = cache_dir  # for what is slow to recompute (text embeddings of vocabularies)
         self._log = log
-        self._lock = threading.Lock()
+        # One lock per model, held while it loads (a minute, or a download that hangs), and one for the CLIP
+        # key: looking up what is indexed must never wait for a load.
+        self._locks = {"clip": threading.Lock(), "caption": threading.Lock(), "clip_key": threading.Lock()}
         self._loaded: dict[str, Any] = {}
         self._failed_at: dict[str, float] = {}  # by model name: when its load last failed (time.monotonic)
 
@@ -248,7 +250,7 @@ class ModelHub:
         """(model, weights label) of the configured CLIP model without loading it, or None when unconfigured."""
         if not self.settings.clip_configured:
             return None
-        with self._lock:
+        with self._locks["clip_key"]:
             if "clip_key" not in self._loaded:
                 self._loaded["clip_key"] = (
                     model_name(self.settings.clip_model),
@@ -257,7 +259,7 @@ class ModelHub:
             return self._loaded["clip_key"]
 
     def _get(self, name: str, factory: Callable[[], Any]) -> Any:
-        with self._lock:
+        with self._locks[name]:
             loaded = self._loaded.get(name)
             retry = name in self._failed_at and time.monotonic() - self._failed_at[name] > RETRY_FAILED_LOAD_SECONDS
             if loaded is None or retry:
