@@ -34,6 +34,8 @@ T = TypeVar("T")
 log = logging.getLogger("jupyter_assets")
 # JSON bodies are small. Larger ones are refused with 413 before they are parsed (uploads stream their own).
 MAX_JSON_BODY = 4 * 1024 * 1024
+MAX_DRAINED_BODY = 16 * 1024 * 1024  # a refused body up to this size is read first, so the client hears why
+MAX_URL_LENGTH = 64 * 1024
 
 # How Jupyter's Authorizer actions on the "assets" resource map to our scopes (JupyterHub roles use these).
 JUPYTER_ACTIONS = {"assets:read": "read", "assets:write": "write", "assets:delete": "write", "assets:admin": "execute"}
@@ -285,9 +287,6 @@ class BodyTooLargeHandler(AssetsHandler):
 
     get = head = post = put = patch = delete = options = refuse
 
-
-MAX_URL_LENGTH = 64 * 1024
-MAX_DRAINED_BODY = 16 * 1024 * 1024
 
 
 class Authenticator:
