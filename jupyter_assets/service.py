@@ -602,7 +602,25 @@ class AssetService:
         return _stored_content(storage, item, stored_size)
 
     def read_content(self, content: Content, start: int, end: int) -> Iterator[bytes]:
-        return content.storage.open(content.storage_key, start, end)
+        """The bytes of ``content`` from ``start`` to ``end``, opened at the first chunk (FileNotFoundError there
+        when the file was deleted since the lookup). A file no longer of the size looked up was replaced by a
+        rewrite in place, whose commit follows within milliseconds: StoredFileChanged, carrying the content looked
+        up again (``current``) for the answer to start over from, so no body ever has another length than the
+        one announced."""
+        from .storage import StoredFileChanged  # (a local import: this module's imports are being edited)
+
+        try:
+            chunks = content.storage.open(content.storage_key, start, end, expected_size=content.size)
+            first = next(chunks, b"")
+        except StoredFileChanged as changed:
+            found = self.catalog.find_by_storage_key(content.storage_key)
+            stored_size = content.storage.size(content.storage_key)
+            if found is None or stored_size is None:
+                raise FileNotFoundError(content.storage_key) from changed
+            changed.current = _stored_content(content.storage, found[1] or found[0], stored_size)
+            raise
+        yield first
+        yield from chunks
 
     def usage_stats(self, principal: Principal) -> UsageStats:
         principal.require("assets:read")

@@ -391,12 +391,19 @@ asset = service.create_asset(admin, form)
 service.run_skill(admin, asset.id, "thumbnail", None)
 print(asset.id, flush=True)
 put_bytes = service.storage.put_bytes
-if moment == "replace":  # the process dies as the new bytes are moved over the old ones
-    os.replace = lambda *args, **kwargs: os._exit(17)
+real_replace = os.replace
+if moment == "replace":  # the process dies as the new bytes are moved over the old ones (the thumbnail went first)
+    def replace(source, target):
+        if str(target).endswith(asset.storage_key):
+            os._exit(17)
+        real_replace(source, target)
+    os.replace = replace
 elif moment == "commit":  # the new bytes (and the new thumbnail) are stored; the catalog never hears of them
     service.catalog.commit_run = lambda *args, **kwargs: os._exit(17)
 else:  # a delete comes between the note and the bytes, which then store the file again
     def put_after_a_delete(key, data):
+        if key != asset.storage_key:  # the new thumbnail, stored before the new original
+            return put_bytes(key, data)
         service.delete_asset(admin, asset.id)
         put_bytes(key, data)
         os._exit(17)
@@ -478,7 +485,8 @@ def test_a_rewrite_that_a_delete_overtook_leaves_no_file_after_a_crash(services,
 
 def test_a_rewrite_makes_its_bytes_durable_under_its_note_before_its_commit(services, monkeypatch) -> None:
     # The reverse of a crash between bytes and commit: a commit whose bytes are not durable yet. The note comes
-    # first, then the new bytes are fsynced, renamed over the old ones and the rename fsynced; only then the commit.
+    # first, then the new thumbnail is stored, then the new bytes are fsynced, renamed over the old ones and the
+    # rename fsynced; only then (and at once) the commit.
     service = services(workers=0)
     asset = service.create_asset(ADMIN, upload_form(service, png_bytes(120, 90), runenrichment="false"))
     steps: list[str] = []
@@ -493,8 +501,11 @@ def test_a_rewrite_makes_its_bytes_durable_under_its_note_before_its_commit(serv
     monkeypatch.setattr(service.catalog, "commit_run", recording(steps, "commit", service.catalog.commit_run))
     assert service.run_skill(ADMIN, asset.id, "watermark", None)["succeeded"]
     original = service.storage.path_for(asset.storage_key)
-    assert steps[:4] == ["note", "fsync", f"rename {original}", "fsync"]
-    assert steps.index("commit") > 4
+    (thumbnail,) = service.catalog.get_asset_detail(asset.id).derivatives
+    thumbnail_file = service.storage.path_for(thumbnail.storage_key)
+    assert steps[:9] == [
+        "note", "fsync", f"rename {thumbnail_file}", "fsync", "fsync", f"rename {original}", "fsync", "commit", "commit"
+    ]  # fmt: skip
     assert_catalog_describes_the_stored_bytes(service, asset.id)
 
 
@@ -511,7 +522,7 @@ def test_a_rewrite_whose_storage_fails_leaves_the_catalog_describing_what_is_sto
     failed: list[str] = []
 
     def put_fails_once(key: str, data: bytes) -> None:
-        if failed:
+        if failed or key != asset.storage_key:  # the new thumbnail is stored first
             return real_put(key, data)
         failed.append(key)
         if stored:
@@ -1029,7 +1040,7 @@ def test_an_s3_rewrite_replaces_the_object_under_its_key_with_one_put(bucket, on
     after = service.run_skill(ADMIN, asset.id, "watermark", {"opacity": 1})["asset"]
     assert after.storage_key == asset.storage_key and after.checksum_sha256 != asset.checksum_sha256
     (thumbnail,) = after.derivatives
-    assert puts == [asset.storage_key, thumbnail.storage_key]  # one PUT for the original
+    assert puts == [thumbnail.storage_key, asset.storage_key]  # the new thumbnail first, one PUT for the original
     assert objects_in(raw, name) == sorted([asset.storage_key, thumbnail.storage_key])
     stored = raw.get_object(Bucket=name, Key=asset.storage_key)["Body"].read()
     assert (len(stored), hashlib.sha256(stored).hexdigest()) == (after.size, after.checksum_sha256)

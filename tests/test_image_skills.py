@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import random
 from pathlib import Path
@@ -12,6 +13,7 @@ import duckdb
 import pytest
 import requests
 from PIL import Image, ImageChops, ImageCms, ImageDraw
+from urllib3 import encode_multipart_formdata
 
 from jupyter_assets.auth import Principal
 from jupyter_assets.images import decode
@@ -19,9 +21,10 @@ from jupyter_assets.service import AssetService, ServiceConfig, UploadForm
 from jupyter_assets.skills import run_skill
 from jupyter_assets.skills.image import perceptual_hash
 
-from conftest import Api, StandaloneServer, assert_error, png_bytes
+from conftest import Api, StandaloneServer, assert_error, jupyter_server_config, png_bytes
 
 DARK = (20, 30, 40)
+ADMIN = Principal("tester", frozenset({"assets:read", "assets:write", "assets:delete", "assets:admin"}), "api_key")
 
 
 @pytest.fixture(scope="module")
@@ -232,12 +235,23 @@ def test_format_convert_keep_original_keeps_the_old_file(shared_server: Standalo
     assert file_exists(shared_server, before["storageKey"])
     assert file_exists(shared_server, after["storageKey"])
     assert requests.get(before["publicUrl"], timeout=10).status_code == 404  # kept, but no longer served
-    # And a second conversion with keepOriginal false removes the file it replaces (the WebP). Back in PNG, the
-    # asset takes its PNG key again: the kept file is replaced.
-    again = run(api, before["id"], "convert-image-format", {"targetFormat": "png", "keepOriginal": "false"})["asset"]
-    assert_stored(api, again, "PNG")
-    assert again["storageKey"] == before["storageKey"]
+    kept = (shared_server.root / "files" / before["storageKey"]).read_bytes()
+    # A conversion back to PNG would take the kept file's key (the asset's id with .png) and overwrite it (and a
+    # run of it that failed would leave the kept file to the sweep): it is refused, and nothing changes.
+    back = run(api, before["id"], "convert-image-format", {"targetFormat": "png"})
+    assert back["succeeded"] is False
+    assert "kept by an earlier conversion" in back["steps"][0]["errorMessage"]
+    assert (
+        back["asset"]["storageKey"] == after["storageKey"]
+        and back["asset"]["checksumSha256"] == after["checksumSha256"]
+    )
+    assert (shared_server.root / "files" / before["storageKey"]).read_bytes() == kept
+    assert_stored(api, back["asset"], "WEBP")
+    # A conversion to a third format with keepOriginal false removes the file it replaces (the WebP).
+    again = run(api, before["id"], "convert-image-format", {"targetFormat": "jpeg", "keepOriginal": "false"})["asset"]
+    assert_stored(api, again, "JPEG")
     assert not file_exists(shared_server, after["storageKey"])
+    assert (shared_server.root / "files" / before["storageKey"]).read_bytes() == kept
 
 
 def test_format_convert_to_its_own_format_cannot_keep_the_original(api: Api) -> None:
@@ -626,3 +640,107 @@ def test_upload_enrichment_stores_the_perceptual_hash(tmp_path: Path) -> None:
     assert stored.keys() == expected.keys()
     for asset_id, value in expected.items():
         assert distance(stored[asset_id], value) <= 4
+
+
+# -- rewrites and readers ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def jp_server_config(tmp_path, monkeypatch):
+    return jupyter_server_config(tmp_path / "lib", monkeypatch)
+
+
+async def test_content_read_while_a_rewrite_replaces_it_is_the_new_bytes_under_their_etag(
+    jp_fetch, jp_serverapp, monkeypatch
+) -> None:
+    """A rewrite in place can replace the file between the content lookup and its read: the answer is not the new
+    bytes under the old size (a body longer or shorter than its Content-Length) but the content looked up again.
+    The service's read is wrapped only to force that order; the rewrite is a real watermark run."""
+    body, content_type = encode_multipart_formdata(
+        {"file": ("x.png", encode(scene(12, 160, 120), "PNG"), "image/png"), "runEnrichment": "false",
+         "isPublic": "false"}
+    )  # fmt: skip
+    uploaded = await jp_fetch("api/v1/assets", method="POST", body=body, headers={"Content-Type": content_type})
+    asset_id = json.loads(uploaded.body)["data"]["id"]
+    service = jp_serverapp.web_app.settings["jupyter_assets_service"]
+    read_content = service.read_content
+    rewrites: list[dict] = []
+
+    def rewritten_in_between(content, start, end):
+        if not rewrites:
+            rewrites.append(service.run_skill(ADMIN, asset_id, "watermark", {"opacity": 1}))
+        return read_content(content, start, end)
+
+    monkeypatch.setattr(service, "read_content", rewritten_in_between)
+    response = await jp_fetch("api/v1/assets", asset_id, "content")
+    (rewrite,) = rewrites
+    assert rewrite["succeeded"]
+    stored = service.catalog.get_asset(asset_id)
+    assert stored.checksum_sha256 == rewrite["asset"].checksum_sha256
+    assert response.body == service.storage.read(stored.storage_key)
+    assert int(response.headers["Content-Length"]) == len(response.body) == stored.size
+    assert response.headers["ETag"] == f'"{stored.checksum_sha256}"'
+
+
+def test_a_rewrite_whose_thumbnail_fails_changes_nothing(tmp_path: Path, monkeypatch) -> None:
+    """The new thumbnail is made before the new bytes are stored: when it cannot be made, the original, its facts
+    and its thumbnail stay as they were, and nothing is left behind."""
+    service = AssetService(ServiceConfig(root_dir=tmp_path / "library", public_base_url="http://127.0.0.1:1"))
+    service.start()
+    try:
+        principal = Principal("tester", frozenset({"assets:read", "assets:write"}), "api_key")
+        data = encode(scene(13, 120, 90), "PNG")
+        asset = service.create_asset(principal, upload_form(service, data))
+        (thumbnail,) = service.run_skill(principal, asset.id, "thumbnail", None)["asset"].derivatives
+        put_bytes = service.storage.put_bytes
+
+        def thumbnails_fail(key: str, payload: bytes) -> None:
+            if key.endswith(".webp"):
+                raise OSError("no space left for thumbnails")
+            put_bytes(key, payload)
+
+        monkeypatch.setattr(service.storage, "put_bytes", thumbnails_fail)
+        result = service.run_skill(principal, asset.id, "watermark", {"opacity": 1})
+        assert result["succeeded"] is False and "no space left" in result["steps"][0]["errorMessage"]
+        stored = service.catalog.get_asset_detail(asset.id)
+        assert service.storage.read(stored.storage_key) == data
+        assert (stored.size, stored.checksum_sha256) == (len(data), hashlib.sha256(data).hexdigest())
+        assert [derivative.storage_key for derivative in stored.derivatives] == [thumbnail.storage_key]
+        assert service.catalog.rewrite_notes() == [] and service.catalog.pending_cleanup() == []
+        files = sorted(path for path in (tmp_path / "library" / "files").rglob("*.*") if ".partial" not in path.parts)
+        assert files == sorted(
+            tmp_path / "library" / "files" / key for key in (asset.storage_key, thumbnail.storage_key)
+        )
+    finally:
+        service.close()
+
+
+def test_a_rewrite_overtaken_by_another_servers_commits_nothing_of_its_own(tmp_path: Path, monkeypatch) -> None:
+    """Two servers of one library do not share the rewrite lock: another server's rewrite may commit between this
+    one's note and its commit. The commit is guarded by the checksum the run started from, so it fails rather than
+    describe its own bytes over the other's, and the catalog then takes the facts of the bytes stored last."""
+    service = AssetService(ServiceConfig(root_dir=tmp_path / "library", public_base_url="http://127.0.0.1:1"))
+    service.start()
+    try:
+        principal = Principal("tester", frozenset({"assets:read", "assets:write"}), "api_key")
+        asset = service.create_asset(principal, upload_form(service, encode(scene(14, 120, 90), "PNG")))
+        other = encode(scene(15, 120, 90), "PNG")
+        put_bytes = service.storage.put_bytes
+
+        def the_other_server_commits_after(key: str, payload: bytes) -> None:
+            put_bytes(key, payload)
+            if key == asset.storage_key:  # the other server stores its rewrite, then commits it
+                put_bytes(key, other)
+                facts = {"size": len(other), "checksum_sha256": hashlib.sha256(other).hexdigest()}
+                service.catalog.update_asset(asset.id, facts)
+
+        monkeypatch.setattr(service.storage, "put_bytes", the_other_server_commits_after)
+        result = service.run_skill(principal, asset.id, "watermark", {"opacity": 1})
+        assert result["succeeded"] is False and "changed" in result["steps"][0]["errorMessage"]
+        stored = service.catalog.get_asset(asset.id)
+        data = service.storage.read(stored.storage_key)
+        assert data == other
+        assert (stored.size, stored.checksum_sha256) == (len(other), hashlib.sha256(other).hexdigest())
+        assert service.catalog.rewrite_notes() == []
+    finally:
+        service.close()

@@ -18,7 +18,9 @@ import pytest
 from jupyter_assets.auth import Principal
 from jupyter_assets.errors import ApiError
 from jupyter_assets.service import AssetService, ServiceConfig, UploadForm
+from jupyter_assets.storage import StoredFileChanged
 from jupyter_assets.storage.git import GitRepoStorage
+from jupyter_assets.storage.local import CHUNK_SIZE
 
 from conftest import png_bytes
 
@@ -557,3 +559,19 @@ def test_a_rewrite_in_place_is_one_commit_of_new_bytes_under_the_same_path(remot
         assert stored != data and hashlib.sha256(stored).hexdigest() == after.checksum_sha256
     finally:
         service.close()
+
+
+def test_a_rewrite_of_a_file_being_read_leaves_its_reader_the_old_bytes(storage: GitRepoStorage, remote: Path) -> None:
+    """A rewrite in place replaces a file that a reader may be half way through: the new bytes go to a temporary
+    file renamed over it, so the reader ends the old file (never half old, half new), and the next read gets the
+    new one."""
+    old, new = os.urandom(3 * CHUNK_SIZE), os.urandom(2 * CHUNK_SIZE + 17)
+    storage.put_bytes(KEY, old)
+    reader = storage.open(KEY, expected_size=len(old))
+    first = next(reader)
+    storage.put_bytes(KEY, new)
+    assert first + b"".join(reader) == old
+    assert storage.read(KEY) == new and git_bytes(remote, "show", f"main:{KEY}") == new
+    with pytest.raises(StoredFileChanged):  # a reader that looked the old size up is told, before any byte
+        next(storage.open(KEY, expected_size=len(old)))
+    assert [path.name for path in storage.worktree.rglob("*.partial")] == []

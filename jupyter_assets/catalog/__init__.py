@@ -599,6 +599,15 @@ class Catalog:
             .fetchall()
         )
 
+    def cleanup_noted(self, storage_key: str) -> bool:
+        """Whether a note (of any reason) says the file under ``storage_key`` may be a leftover."""
+        return (
+            self._cursor()
+            .execute("SELECT 1 FROM storage_cleanup WHERE storage_key = ? LIMIT 1", [storage_key])
+            .fetchone()
+            is not None
+        )
+
     def drop_rewrite_note(self, storage_key: str) -> None:
         def work(tx: Cursor) -> Any:
             tx.execute(
@@ -807,11 +816,24 @@ class Changes:
 
     def __init__(self) -> None:
         self._writes: list[Callable[[Cursor], None]] = []
-        self.replaced_keys: set[str] = set()  # files of derivatives that were replaced: remove them once committed
+        self._replaced: set[str] = set()
+        self._parts: list[Changes] = []  # extended with (see extend)
+
+    @property
+    def replaced_keys(self) -> set[str]:
+        """Files no longer referenced once committed (replaced derivatives, the old original of a conversion):
+        removed then. Known once applied."""
+        return self._replaced.union(*(part.replaced_keys for part in self._parts))
 
     def apply(self, tx: Cursor) -> None:
         for write in self._writes:
             write(tx)
+
+    def extend(self, other: Changes) -> Changes:
+        """Add the writes of ``other``, applied in their turn after the writes added so far; returns self."""
+        self._writes.append(other.apply)
+        self._parts.append(other)
+        return self
 
     def upsert_derivative(self, derivative: Derivative) -> None:
         """Store a derivative, replacing one of the same kind, whose file is then noted for removal."""
@@ -840,25 +862,35 @@ class Changes:
                     "INSERT INTO storage_cleanup SELECT ?, storage_profile_id, 'replaced', ? FROM assets WHERE id = ?",
                     [old[0], utc_now(), derivative.asset_id],
                 )
-                self.replaced_keys.add(old[0])  # a set: the writer may run this again after a failed batch
+                self._replaced.add(old[0])  # a set: the writer may run this again after a failed batch
 
         self._writes.append(write)
 
-    def replace_original(self, asset_id: str, facts: dict[str, Any], old_key: str | None) -> None:
+    def replace_original(self, asset_id: str, facts: dict[str, Any], old_key: str | None, checksum: str) -> None:
         """Point the asset at its new, already stored original (catalog column names in ``facts``, storage_key
         included), ending the notes of its key (the key is referenced now); ``old_key``: the file it no longer
-        uses (a conversion's), noted for removal and removed once committed."""
+        uses (a conversion's), noted for removal and removed once committed. Only if the catalog still has the
+        original of ``checksum``, the one the rewrite started from: else OriginalChangedError, and nothing of the
+        commit is applied (another rewrite committed meanwhile, another server's perhaps, and this one would
+        undo it)."""
 
         def write(tx: Cursor) -> None:
             assignments = ", ".join(f"{column} = ?" for column in facts)
-            tx.execute(f"UPDATE assets SET {assignments} WHERE id = ?", [*facts.values(), asset_id])
+            updated = tx.execute(
+                f"UPDATE assets SET {assignments} WHERE id = ? AND checksum_sha256 = ? RETURNING id",
+                [*facts.values(), asset_id, checksum],
+            ).fetchone()
+            if updated is None:
+                raise OriginalChangedError(
+                    "The original changed while this skill ran (another rewrite committed); run it again."
+                )
             tx.execute("DELETE FROM storage_cleanup WHERE storage_key = ?", [facts["storage_key"]])
             if old_key is not None:
                 tx.execute(
                     "INSERT INTO storage_cleanup SELECT ?, storage_profile_id, 'replaced', ? FROM assets WHERE id = ?",
                     [old_key, utc_now(), asset_id],
                 )
-                self.replaced_keys.add(old_key)
+                self._replaced.add(old_key)
 
         self._writes.append(write)
 

@@ -388,40 +388,56 @@ class ByteStreamHandler(AssetsHandler):
     serves_bytes = True
 
     async def send_content(self, content: Content, include_body: bool) -> None:
-        self.set_header("Content-Type", content.content_type)
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Accept-Ranges", "bytes")
-        self.set_header("ETag", f'"{content.etag}"')
-        if self.check_etag_header():
-            self.set_status(304)
+        """Headers, then the bytes. A file replaced by a rewrite in place since it was looked up (its size is no
+        longer the one announced) is answered from the content looked up again, once: the rewrite's commit follows
+        its bytes within milliseconds, and a client is better served by the new bytes than by an error."""
+        from ..storage import StoredFileChanged  # (a local import: keeps this change inside this method)
+
+        for attempt in (1, 2):
+            self.set_header("Content-Type", content.content_type)
+            self.set_header("X-Content-Type-Options", "nosniff")
+            self.set_header("Accept-Ranges", "bytes")
+            self.set_header("ETag", f'"{content.etag}"')
+            if self.check_etag_header():
+                self.set_status(304)
+                self.finish()
+                return
+            start, end = 0, content.size
+            range_header = self.request.headers.get("Range")
+            if range_header:
+                parsed = _parse_range(range_header, content.size)
+                if parsed is None:
+                    raise ApiError(
+                        "range_not_satisfiable",
+                        "The requested range is not satisfiable.",
+                        416,
+                        {"Content-Range": f"bytes */{content.size}"},
+                    )
+                start, end = parsed
+                self.set_status(206)
+                self.set_header("Content-Range", f"bytes {start}-{end - 1}/{content.size}")
+            self.set_header("Content-Length", str(end - start))
+            if include_body and end > start:
+                try:  # S3 sends its GET when the read opens, local storage at the first chunk
+                    chunks = await self.run_blocking(self.service.read_content, content, start, end)
+                    chunk = await self.run_blocking(next, chunks, b"")
+                except FileNotFoundError:  # deleted since it was looked up; nothing has been sent yet
+                    raise ApiError("asset_not_found", "The asset was deleted while it was being read.", 404) from None
+                except StoredFileChanged as changed:  # nothing has been sent yet either
+                    if attempt == 2 or not isinstance(changed.current, Content):
+                        raise ApiError(
+                            "internal_server_error",
+                            "The asset's file kept changing while it was being read; try again.",
+                            500,
+                        ) from None
+                    content = changed.current
+                    continue
+                while chunk:
+                    self.write(chunk)
+                    await self.flush()
+                    chunk = await self.run_blocking(next, chunks, b"")
             self.finish()
             return
-        start, end = 0, content.size
-        range_header = self.request.headers.get("Range")
-        if range_header:
-            parsed = _parse_range(range_header, content.size)
-            if parsed is None:
-                raise ApiError(
-                    "range_not_satisfiable",
-                    "The requested range is not satisfiable.",
-                    416,
-                    {"Content-Range": f"bytes */{content.size}"},
-                )
-            start, end = parsed
-            self.set_status(206)
-            self.set_header("Content-Range", f"bytes {start}-{end - 1}/{content.size}")
-        self.set_header("Content-Length", str(end - start))
-        if include_body and end > start:
-            try:  # S3 sends its GET when the read opens, local storage at the first chunk
-                chunks = await self.run_blocking(self.service.read_content, content, start, end)
-                chunk = await self.run_blocking(next, chunks, b"")
-            except FileNotFoundError:  # deleted since it was looked up; nothing has been sent yet
-                raise ApiError("asset_not_found", "The asset was deleted while it was being read.", 404) from None
-            while chunk:
-                self.write(chunk)
-                await self.flush()
-                chunk = await self.run_blocking(next, chunks, b"")
-        self.finish()
 
     def compute_etag(self) -> None:
         return None  # we set the checksum as ETag ourselves

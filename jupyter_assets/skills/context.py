@@ -55,6 +55,7 @@ class SkillContext:
         # What the skills write to the catalog, committed at the end of the run with its record (see commit).
         self.changes = Changes()
         self._after_commit: list[Callable[[], None]] = []
+        self._stored: list[str] = []  # keys of the new files this run stored (derivatives)
         self._original: bytes | None = None  # read once per job: several steps look at the original
         self._image: Image.Image | None = None
         self._image_is_full = False
@@ -133,40 +134,77 @@ class SkillContext:
         ones under the same key (atomically, in the storage), under a recovery note that settle_rewrite follows
         after a crash, so the catalog's facts always end up describing the stored bytes; in a new format they go
         under the new key and the old file is removed once committed (or kept, for format-convert's
-        keepOriginal)."""
-        key = storage_key(self.asset.id, extension)
-        in_place = key == self.asset.storage_key
+        keepOriginal).
+
+        Everything derived from the new bytes (the thumbnail) is made before they are stored: between storing them
+        and the commit, the catalog still describes the old bytes (the content route looks such a file up again),
+        and that window is only the commit's."""
+        started = self.asset  # what the run read: the catalog must still describe it when the rewrite commits
+        key = storage_key(started.id, extension)
+        in_place = key == started.storage_key
         if in_place and keep_old_file:
             raise ValueError("keepOriginal needs another format: in its own format the new bytes take the old key.")
+        if not in_place:
+            self._refuse_to_overwrite(key)
         facts = _facts(data, width, height) | {"content_type": content_type, "extension": extension, "storage_key": key}
-        old_key = None if in_place or keep_old_file else self.asset.storage_key
-        with _rewrite_lock(self.asset.storage_key):  # one rewrite of an original at a time, from note to commit
-            self.catalog.note_rewrite(self.asset, key, REWRITE_IN_FLIGHT if in_place else "original_in_flight")
+        old_key = None if in_place or keep_old_file else started.storage_key
+        with _rewrite_lock(started.storage_key):  # one rewrite of an original at a time, from note to commit
+            self.catalog.note_rewrite(started, key, REWRITE_IN_FLIGHT if in_place else "original_in_flight")
+            earlier, state = self.changes, (self._original, self._image, self._image_is_full)
+            rewrite, stored_before = Changes(), len(self._stored)
+            self.changes = rewrite
             try:
+                rewrite.replace_original(started.id, facts, old_key, started.checksum_sha256)
+                self._adopt(data, facts)
+                if refresh is not None:
+                    refresh(self)  # stores the new derivatives under keys of their own, noted until committed
                 self.storage.put_bytes(key, data)
             except BaseException:
-                if in_place:  # the storage may hold either bytes now (a timeout after the write, say)
+                self._restore(started, earlier, state, self._stored[stored_before:])
+                if in_place:  # nothing stored, or a storage that failed may hold either bytes (a timeout after
+                    self._settle_at_once(key, refresh)  # the write, say): the catalog takes what is there
+                raise
+            self.changes = Changes().extend(earlier).extend(rewrite)
+            try:
+                committed = self.commit([])
+            except BaseException:  # the guard (another server's rewrite committed) or a failing catalog
+                self._restore(started, earlier, state, self._stored[stored_before:])
+                if in_place:
                     self._settle_at_once(key, refresh)
                 raise
-            self.changes.replace_original(self.asset.id, facts, old_key)
-            self._adopt(data, facts)
-            try:
-                if refresh is not None:
-                    refresh(self)
-            finally:
-                if not self.commit([]):  # deleted meanwhile: what was just stored is nobody's
-                    self.remove_file(key)
-                    self.catalog.drop_rewrite_note(key)
-                    raise AssetGoneError(self.asset.id)
+            if not committed:  # deleted meanwhile: what was just stored is nobody's
+                self.remove_file(key)
+                self.catalog.drop_rewrite_note(key)
+                raise AssetGoneError(started.id)
+
+    def _refuse_to_overwrite(self, key: str) -> None:
+        """A conversion's key is the asset's id with the new extension: a file there that no note marks as
+        leftover is the original kept by an earlier conversion (keepOriginal), which this one would overwrite
+        and, if it failed, leave to the sweep."""
+        if self.storage.size(key) is not None and not self.catalog.cleanup_noted(key):
+            raise ValueError(
+                f"The file {key} is already stored: the original kept by an earlier conversion (keepOriginal). "
+                "Converting back to its format would overwrite it, so this conversion is refused."
+            )
 
     def _adopt(self, data: bytes, facts: dict[str, Any]) -> None:
         self.asset = dataclasses.replace(self.asset, **facts)
         self._original, self._image = data, None  # the next step decodes the new original
 
+    def _restore(
+        self, asset: Asset, changes: Changes, state: tuple[bytes | None, Image.Image | None, bool], stored: list[str]
+    ) -> None:
+        """Back to the original the run read and to the writes of the steps before a rewrite that failed; the
+        derivatives it stored (of bytes that are not the original) are removed."""
+        self.asset, self.changes = asset, changes
+        self._original, self._image, self._image_is_full = state
+        for key in stored:
+            self.remove_file(key)
+
     def _settle_at_once(self, key: str, refresh: Callable[[SkillContext], None] | None) -> None:
         try:
             settle_rewrite(self.environment, key, self.asset.storage_profile_id, refresh)
-        except Exception as error:  # the storage is still failing: the sweep settles it later
+        except Exception as error:  # the storage (or the catalog) is still failing: the sweep settles it later
             self.log.warning("rewrite of %s left for the sweep to settle: %s", key, error)
 
     def _store_new(self, data: bytes, extension: str, reason: str) -> str:
@@ -174,6 +212,7 @@ class SkillContext:
         nothing; the key."""
         key = storage_key(new_id(), extension)
         self.catalog.add_cleanup(key, self.asset.storage_profile_id, reason)
+        self._stored.append(key)
         self.storage.put_bytes(key, data)
         return key
 
@@ -212,12 +251,12 @@ def _facts(data: bytes, width: int | None, height: int | None) -> dict[str, Any]
     return {"size": len(data), "width": width, "height": height, "checksum_sha256": hashlib.sha256(data).hexdigest()}
 
 
-def settle_rewrites(
+def settle_rewrites_with(
     environment: SkillEnvironment, refresh: Callable[[SkillContext], None], noted_before: datetime | None = None
 ) -> int:
     """Settle every rewrite in place that never committed (all of them at start; while running, those noted
-    before ``noted_before``, older than any run can be). Returns how many were settled; a failure leaves its note
-    for the next sweep."""
+    before ``noted_before``, older than any run can be), making the derivatives again with ``refresh``. Returns how
+    many were settled; a failure leaves its note for the next sweep."""
     settled = 0
     for key, profile_id in environment.catalog.rewrite_notes(noted_before):
         try:
@@ -235,7 +274,9 @@ def settle_rewrite(
 ) -> None:
     """After a rewrite in place that did not commit, the storage holds either the old bytes (the catalog describes
     them: nothing to do) or the new ones: the catalog takes their facts, and the derivatives are made again from
-    them, in one commit that ends the note. The caller holds the asset's rewrite lock."""
+    them, in one commit that ends the note. Derivatives that cannot be made again (new bytes that do not decode,
+    a storage that fails) do not hold the facts back: the size and checksum must describe the stored bytes. The
+    caller holds the asset's rewrite lock."""
     catalog = environment.catalog
     found = catalog.find_by_storage_key(key)  # a rewrite note's key is an original's, never a derivative's
     if found is None:  # the asset was deleted: its file is nobody's
@@ -260,10 +301,14 @@ def settle_rewrite(
         pass  # the size and the checksum still describe the bytes; the picture's size stays as it was
     environment.log.info("asset %s takes the facts of its rewritten original %s (a run did not commit)", asset.id, key)
     context = SkillContext(asset, {}, environment)
-    context.changes.replace_original(asset.id, facts | {"storage_key": key}, None)
+    settled = Changes()
+    settled.replace_original(asset.id, facts | {"storage_key": key}, None, asset.checksum_sha256)
     context._adopt(data, facts)
-    try:
-        if refresh is not None:
+    if refresh is not None:
+        try:
             refresh(context)
-    finally:
-        context.commit([])
+        except Exception as error:
+            environment.log.warning("asset %s keeps its old derivatives: %s", asset.id, error)
+            context.changes = Changes()  # what the refresh stored before it failed is left to the sweep
+    context.changes = settled.extend(context.changes)
+    context.commit([])

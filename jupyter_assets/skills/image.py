@@ -12,8 +12,7 @@ from PIL import Image, ImageColor, ImageDraw, ImageFont, ImageOps, JpegImagePlug
 
 from ..images import FORMATS, open_bounded
 from . import Skill, SkillRegistry, Step
-from . import context as context_module
-from .context import SkillContext, SkillEnvironment
+from .context import SkillContext, SkillEnvironment, settle_rewrites_with
 
 THUMBNAIL_BOX = (256, 256)
 # A JPEG drafted at reduced DCT scale is an exact block average (no aliasing), so a draft 1.5x the thumbnail is
@@ -290,8 +289,9 @@ def _replace(
 
 
 def settle_rewrites(environment: SkillEnvironment, noted_before: datetime | None = None) -> int:
-    """Settle the rewrites in place that a crash or a failing storage left uncommitted (see settle_rewrite)."""
-    return context_module.settle_rewrites(environment, generate_thumbnail, noted_before)
+    """Settle the rewrites in place that a crash or a failing storage left uncommitted (see settle_rewrite),
+    making their thumbnails again: settle_rewrites_with bound to generate_thumbnail, for the service's sweep."""
+    return settle_rewrites_with(environment, generate_thumbnail, noted_before)
 
 
 # -- registration -------------------------------------------------------------------------------------------

@@ -29,8 +29,11 @@ class Storage(Protocol):
     def put_bytes(self, key: str, data: bytes) -> None:
         """Store ``data`` under ``key``, atomically."""
 
-    def open(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-        """The stored bytes from ``start`` to ``end`` (exclusive), in chunks."""
+    def open(
+        self, key: str, start: int = 0, end: int | None = None, expected_size: int | None = None
+    ) -> Iterator[bytes]:
+        """The stored bytes from ``start`` to ``end`` (exclusive), in chunks. With ``expected_size``, a file whose
+        whole size is another (replaced since its size was looked up) raises StoredFileChanged before any chunk."""
 
     def read(self, key: str) -> bytes:
         """All the stored bytes."""
@@ -46,6 +49,15 @@ class Storage(Protocol):
 
     def redirect_url(self, key: str) -> str | None:
         """Where a client may fetch the file of a public asset directly (possibly a short-lived URL), or None."""
+
+
+class StoredFileChanged(Exception):
+    """The file opened is not the size its lookup saw: a rewrite in place replaced it since (its catalog commit
+    follows within milliseconds). ``current``: the content looked up again, where the reader did so."""
+
+    def __init__(self, key: str, expected: int, found: int | None) -> None:
+        super().__init__(f"The file {key} is {found} bytes, not the {expected} it was looked up with.")
+        self.current: object | None = None
 
 
 def storage_key(file_id: str, extension: str) -> str:

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -126,8 +127,10 @@ class GitRepoStorage:
     def put_bytes(self, key: str, data: bytes) -> None:
         self._commit_file(self.repository_path(key), lambda destination: destination.write_bytes(data))
 
-    def open(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-        yield from read_range(self._readable(key), start, end)
+    def open(
+        self, key: str, start: int = 0, end: int | None = None, expected_size: int | None = None
+    ) -> Iterator[bytes]:
+        yield from read_range(self._readable(key), start, end, expected_size)
 
     def read(self, key: str) -> bytes:
         return self._readable(key).read_bytes()
@@ -200,10 +203,23 @@ class GitRepoStorage:
     # -- writes ---------------------------------------------------------------------------------------------------
 
     def _commit_file(self, path: str, write: Callable[[Path], object], message: str | None = None) -> None:
+        """``write`` fills a temporary file beside the clone's file, renamed over it: a reader of the clone gets
+        the old file or the new one, never a half-written one (a rewrite in place replaces a file being read). A
+        temporary file left by a crash is untracked, and the reset of the next write or start removes it."""
+
         def apply() -> None:
             destination = self._work_file(path)
             destination.parent.mkdir(parents=True, exist_ok=True)
-            write(destination)
+            descriptor, temp_name = tempfile.mkstemp(dir=destination.parent, prefix=".", suffix=".partial")
+            os.close(descriptor)
+            temp = Path(temp_name)
+            try:
+                write(temp)
+                temp.chmod(0o644)  # mkstemp makes it private; the clone's files are not
+                os.replace(temp, destination)
+            except BaseException:
+                temp.unlink(missing_ok=True)
+                raise
             # -f: a .gitignore in the repository must not hide our files.
             self._check(self._git("add", "-f", "--", path))
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
-from . import check_key
+from . import StoredFileChanged, check_key
 
 CHUNK_SIZE = 256 * 1024
 
@@ -57,8 +57,10 @@ class LocalStorage:
             raise
         fsync_directory(destination.parent)
 
-    def open(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-        yield from read_range(self.path_for(key), start, end)
+    def open(
+        self, key: str, start: int = 0, end: int | None = None, expected_size: int | None = None
+    ) -> Iterator[bytes]:
+        yield from read_range(self.path_for(key), start, end, expected_size)
 
     def read(self, key: str) -> bytes:
         return self.path_for(key).read_bytes()
@@ -81,9 +83,15 @@ class LocalStorage:
         return f"{self.public_base_url}/{quote(key)}"
 
 
-def read_range(path: Path, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-    """The bytes of a file from ``start`` to ``end`` (exclusive), in chunks."""
+def read_range(path: Path, start: int = 0, end: int | None = None, expected_size: int | None = None) -> Iterator[bytes]:
+    """The bytes of a file from ``start`` to ``end`` (exclusive), in chunks. With ``expected_size``, the file
+    opened must have that size (else StoredFileChanged): a file replaced by a rename since its size was looked
+    up is another file, and the one opened is read to the end whatever renames follow."""
     with open(path, "rb") as handle:
+        if expected_size is not None:
+            found = os.fstat(handle.fileno()).st_size
+            if found != expected_size:
+                raise StoredFileChanged(str(path), expected_size, found)
         handle.seek(start)
         remaining = None if end is None else end - start
         while remaining is None or remaining > 0:

@@ -28,7 +28,7 @@ from botocore.exceptions import (
 from botocore.utils import determine_content_length
 
 from ..errors import ApiError
-from . import check_key
+from . import StoredFileChanged, check_key
 
 CHUNK_SIZE = 256 * 1024
 # Smaller files go up in one request, from memory (so at most this much per upload in flight).
@@ -189,8 +189,11 @@ class S3Storage:
                 Bucket=self.bucket, Key=object_key, Body=data, ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum
             )
 
-    def open(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-        """A ranged GET, sent at once so that a missing file raises FileNotFoundError here, not mid-response."""
+    def open(
+        self, key: str, start: int = 0, end: int | None = None, expected_size: int | None = None
+    ) -> Iterator[bytes]:
+        """A ranged GET, sent at once so that a missing file (or, with ``expected_size``, one of another size)
+        raises here, not mid-response. The object a GET answers with is read to the end, whatever PUTs follow."""
         object_key = self.object_key(key)
         if end is not None and end <= start:
             return iter(())
@@ -202,9 +205,18 @@ class S3Storage:
             try:
                 response = self._client.get_object(**arguments)
             except ClientError as error:
-                if _error_code(error) == "InvalidRange":  # start at or past the end: nothing, as LocalStorage
-                    return iter(())
-                raise
+                if _error_code(error) != "InvalidRange":
+                    raise
+                # Start at or past the end: nothing, as LocalStorage; unless the range fitted the size expected.
+                if expected_size is not None and start < expected_size:
+                    raise StoredFileChanged(key, expected_size, None) from None
+                return iter(())
+        if expected_size is not None:
+            content_range = response.get("ContentRange")  # bytes <first>-<last>/<whole size>
+            found = int(content_range.rsplit("/", 1)[1]) if content_range else response["ContentLength"]
+            if found != expected_size:
+                response["Body"].close()
+                raise StoredFileChanged(key, expected_size, found)
         return self._stream(response["Body"])
 
     def _stream(self, body: Any) -> Iterator[bytes]:
