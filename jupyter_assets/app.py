@@ -15,12 +15,11 @@ from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Dict, Int, List, Unicode, default
 
-from .auth import JwtSettings
+from .auth import Authenticator, JwtSettings
 from .http.base import (
     MAX_JSON_BODY,
     MAX_URL_LENGTH,
     AssetsHandler,
-    Authenticator,
     BodyTooLargeHandler,
     NotFoundHandler,
     UriTooLongHandler,
@@ -217,7 +216,7 @@ class AssetsApp(ExtensionApp):
 
     def build(self, public_base_url: str) -> tuple[AssetService, Authenticator]:
         service = AssetService(self.service_config(public_base_url), self.log)
-        authenticator = Authenticator(self.api_keys, self.jwt_settings(), service)
+        authenticator = Authenticator(self.api_keys, self.jwt_settings(), service.api_keys)
         return service, authenticator
 
     # -- inside Jupyter -----------------------------------------------------------------------------------

@@ -14,9 +14,9 @@ from traitlets.config import Application
 
 from .app import DEFAULT_STANDALONE_PORT, AssetsApp, serve
 from .auth import ALL_SCOPES, mint_jwt, parse_scopes
+from .auth.keys import ApiKeys
 from .catalog import EXPORTABLE_TABLES, Catalog, CatalogLockedError
-from .model import utc_now
-from .service import ConfigurationError, create_api_key
+from .service import ConfigurationError
 
 
 def _app(args: argparse.Namespace) -> AssetsApp:
@@ -62,9 +62,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     def announce_first_key(service) -> None:  # noqa: ANN001
         # Auth is always required: with nothing configured, create a key on first start and show it once.
-        if app.api_keys or app.jwt_secret or app.jwt_public_key or service.catalog.list_api_keys():
+        if app.api_keys or app.jwt_secret or app.jwt_public_key or service.api_keys.records():
             return
-        key, _ = create_api_key(service.catalog, "first-start", ALL_SCOPES)
+        key, _ = service.api_keys.create("first-start", ALL_SCOPES)
         print(
             f"jupyter-assets: no credentials were configured; created an admin API key:\n\n    {key}\n",
             flush=True,
@@ -78,11 +78,11 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 def cmd_keys(args: argparse.Namespace) -> None:
     catalog = _catalog(_app(args))
+    keys = ApiKeys(catalog)
     try:
         if args.keys_command == "create":
-            earlier = [r.id for r in catalog.list_api_keys() if r.name == args.name and r.revoked_at is None]
-            replaced = sum(catalog.revoke_api_key(key_id, utc_now()) for key_id in earlier) if args.replace else 0
-            key, _ = create_api_key(catalog, args.name, args.scopes)
+            replaced = keys.revoke_named(args.name) if args.replace else 0
+            key, _ = keys.create(args.name, args.scopes)
             if replaced and not args.quiet:
                 print(f"Revoked {replaced} earlier key(s) named '{args.name}'.")
             if args.quiet:
@@ -91,14 +91,14 @@ def cmd_keys(args: argparse.Namespace) -> None:
                 print(f"Created API key '{args.name}' ({' '.join(sorted(args.scopes))}). It is shown only once:\n")
                 print(f"    {key}\n")
         elif args.keys_command == "list":
-            records = catalog.list_api_keys()
+            records = keys.records()
             if args.json:
                 print(json.dumps([r.to_json() for r in records], indent=2))
             for r in [] if args.json else records:
                 state = f"revoked {r.revoked_at:%Y-%m-%d %H:%M}" if r.revoked_at else "active"
                 print(f"{r.id}  {r.name:<20} {r.prefix}…  {' '.join(r.scopes):<60} {state}")
         elif args.keys_command == "revoke":
-            if catalog.revoke_api_key(args.key, utc_now()) == 0:
+            if keys.revoke(args.key) == 0:
                 sys.exit(f"error: no active key with id or name {args.key!r}")
             print(f"Revoked {args.key}.")
     finally:

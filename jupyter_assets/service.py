@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .auth import ALL_SCOPES, Principal, api_key_owner, generate_api_key, hash_api_key, parse_scopes
+from .auth import ALL_SCOPES, Principal
+from .auth.keys import ApiKeys
 from .catalog import EXPORTABLE_TABLES, Catalog
 from .errors import ApiError, asset_not_found, forbidden, request_invalid
 from .images import EXTENSIONS, inspect_upload, sniff_format
 from .model import (
     THUMBNAIL_KIND,
-    ApiKeyRecord,
     Asset,
     Derivative,
     ListQuery,
@@ -115,14 +115,6 @@ def clean_file_name(raw: str) -> str:
     return "".join(ch for ch in last if unicodedata.category(ch) != "Cc").strip()
 
 
-def create_api_key(catalog: Catalog, name: str, scopes: frozenset[str]) -> tuple[str, ApiKeyRecord]:
-    """Create and store (hashed) a new API key; the key itself is returned once and never stored."""
-    key = generate_api_key()
-    record = ApiKeyRecord(new_id(), name, key[:7], sorted(scopes), utc_now(), None)
-    catalog.insert_api_key(record, hash_api_key(key))
-    return key, record
-
-
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -180,7 +172,7 @@ class AssetService:
             for model in ("clip", "caption")
         }
         self.workers = WorkerPool(self.process_jobs, config.workers, self.log, JOB_BATCH)
-        self._api_key_principals: dict[str, Principal] = {}  # by key hash; cleared whenever a key is revoked
+        self.api_keys = ApiKeys(self.catalog)
         self._closing = threading.Event()
         self._sweeper = threading.Thread(target=self._sweep_now_and_then, name="jupyter-assets-sweeper", daemon=True)
 
@@ -893,47 +885,6 @@ class AssetService:
                 for asset_id in members:
                     kept_holding.setdefault(asset_id, []).append(members)
         return kept
-
-    # -- API keys -----------------------------------------------------------------------------------------
-
-    def create_api_key(self, principal: Principal, name: Any, scopes: Any) -> dict[str, Any]:
-        principal.require("assets:admin")
-        if not isinstance(name, str) or not name.strip():
-            raise request_invalid("The field 'name' is required.")
-        try:
-            parsed = parse_scopes(scopes) if scopes is not None else ALL_SCOPES
-        except (ValueError, TypeError) as error:
-            raise request_invalid(f"The field 'scopes' is invalid: {error}") from error
-        key, record = create_api_key(self.catalog, name.strip(), parsed)
-        return {**record.to_json(), "key": key}
-
-    def list_api_keys(self, principal: Principal) -> list[dict[str, Any]]:
-        principal.require("assets:admin")
-        return [record.to_json() for record in self.catalog.list_api_keys()]
-
-    def revoke_api_key(self, principal: Principal, key_id: str) -> None:
-        principal.require("assets:admin")
-        if self.catalog.revoke_api_key(key_id, utc_now()) == 0:
-            raise ApiError("api_key_not_found", f"No active API key '{key_id}'.", 404)
-        self._api_key_principals.clear()
-
-    def lookup_api_key(self, key: str) -> Principal | None:
-        """The principal of a stored key (remembered once seen); a revoked key is refused with a clear code."""
-        key_hash = hash_api_key(key)
-        principal = self._api_key_principals.get(key_hash)
-        if principal is not None:
-            return principal
-        record = self.catalog.find_api_key(key_hash)
-        if record is None:
-            return None
-        if record.revoked_at is not None:
-            raise ApiError("api_key_invalid", "This API key has been revoked.", 401)
-        principal = Principal(api_key_owner(record.name), parse_scopes(record.scopes), "api_key")
-        self._api_key_principals[key_hash] = principal
-        return principal
-
-    def api_key_is_cached(self, key: str) -> bool:
-        return hash_api_key(key) in self._api_key_principals
 
     # -- housekeeping -------------------------------------------------------------------------------------
 

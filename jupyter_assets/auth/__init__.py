@@ -7,10 +7,14 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 import jwt
 
 from ..errors import ApiError
+
+if TYPE_CHECKING:
+    from .keys import ApiKeys
 
 SCOPES = ("assets:read", "assets:write", "assets:delete", "assets:admin")
 ALL_SCOPES = frozenset(SCOPES)
@@ -155,3 +159,28 @@ def match_config_key(credential: str, configured: list[str]) -> bool:
     for key in configured:
         found |= hmac.compare_digest(credential.encode(), key.strip().encode())
     return found
+
+
+class Authenticator:
+    """Turns a bearer credential into a Principal: a JWT (three dot-separated parts) or an API key."""
+
+    def __init__(self, config_keys: list[str], jwt_settings: JwtSettings, stored_keys: ApiKeys) -> None:
+        self.config_keys = [key.strip() for key in config_keys if key.strip()]
+        self.jwt_settings = jwt_settings
+        self.stored_keys = stored_keys
+
+    def answers_in_memory(self, credential: str) -> bool:
+        """True when authenticate() needs no catalog read (so it may run on the event loop)."""
+        return (
+            is_jwt(credential)
+            or match_config_key(credential, self.config_keys)
+            or self.stored_keys.is_cached(credential)
+        )
+
+    def authenticate(self, credential: str) -> Principal | None:
+        """A principal, None for an unknown API key, or ApiError for a bad JWT or a revoked key."""
+        if is_jwt(credential):
+            return verify_jwt(credential, self.jwt_settings)
+        if match_config_key(credential, self.config_keys):
+            return Principal(CONFIG_KEY_OWNER, ALL_SCOPES, "api_key")
+        return self.stored_keys.principal_for(credential)

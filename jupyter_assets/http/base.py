@@ -16,17 +16,7 @@ from typing import Any, TypeVar
 import tornado.web
 from jupyter_server.auth.identity import User
 
-from ..auth import (
-    ALL_SCOPES,
-    API_KEY_PREFIX,
-    CONFIG_KEY_OWNER,
-    JwtSettings,
-    Principal,
-    is_jwt,
-    jupyter_owner,
-    match_config_key,
-    verify_jwt,
-)
+from ..auth import API_KEY_PREFIX, Principal, jupyter_owner
 from ..errors import ApiError, request_invalid
 from ..model import human_size, iso, new_id
 
@@ -286,29 +276,3 @@ class BodyTooLargeHandler(AssetsHandler):
         raise self.refusal
 
     get = head = post = put = patch = delete = options = refuse
-
-
-
-class Authenticator:
-    """Turns a bearer credential into a Principal: a JWT (three dot-separated parts) or an API key."""
-
-    def __init__(self, config_keys: list[str], jwt_settings: JwtSettings, stored_keys: Any) -> None:
-        self.config_keys = [key.strip() for key in config_keys if key.strip()]
-        self.jwt_settings = jwt_settings
-        self.stored_keys = stored_keys  # the AssetService: lookup_api_key / api_key_is_cached
-
-    def answers_in_memory(self, credential: str) -> bool:
-        """True when authenticate() needs no catalog read (so it may run on the event loop)."""
-        return (
-            is_jwt(credential)
-            or match_config_key(credential, self.config_keys)
-            or self.stored_keys.api_key_is_cached(credential)
-        )
-
-    def authenticate(self, credential: str) -> Principal | None:
-        """A principal, None for an unknown API key, or ApiError for a bad JWT or a revoked key."""
-        if is_jwt(credential):
-            return verify_jwt(credential, self.jwt_settings)
-        if match_config_key(credential, self.config_keys):
-            return Principal(CONFIG_KEY_OWNER, ALL_SCOPES, "api_key")
-        return self.stored_keys.lookup_api_key(credential)

@@ -331,7 +331,7 @@ class ApiKeysHandler(AssetsHandler):
 
     @tornado.web.authenticated
     async def get(self) -> None:
-        self.send_data(await self.run_blocking(self.service.list_api_keys, self.principal))
+        self.send_data(await self.run_blocking(self.service.api_keys.list_as, self.principal))
 
     @tornado.web.authenticated
     async def post(self) -> None:
@@ -339,7 +339,7 @@ class ApiKeysHandler(AssetsHandler):
         if not isinstance(body, dict):
             raise request_invalid('The body must be a JSON object {"name": ..., "scopes": [...]}.')
         created = await self.run_blocking(
-            self.service.create_api_key, self.principal, body.get("name"), body.get("scopes")
+            self.service.api_keys.create_as, self.principal, body.get("name"), body.get("scopes")
         )
         self.send_data(created, 201)
 
@@ -347,7 +347,7 @@ class ApiKeysHandler(AssetsHandler):
 class ApiKeyHandler(AssetsHandler):
     @tornado.web.authenticated
     async def delete(self, key_id: str) -> None:
-        await self.run_blocking(self.service.revoke_api_key, self.principal, key_id)
+        await self.run_blocking(self.service.api_keys.revoke_as, self.principal, key_id)
         self.send_data({"id": key_id, "revoked": True})
 
 
