@@ -8,11 +8,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -25,18 +23,24 @@ from urllib.parse import urljoin
 import nbformat
 import pytest
 import requests
+from jupyterlab_browser import (
+    CHROMIUM_BINARY,
+    NODE,
+    NPM,
+    UI_TESTS,
+    RunningLab,
+    jupyter_env,
+    jupyterlab,
+    missing_browser_tooling,
+    run_node,
+    script_env,
+)
 from PIL import Image, ImageStat
 
-from conftest import REPO, Api, free_port, jpeg_bytes, model_env, png_bytes
+from conftest import REPO, Api, jpeg_bytes, model_env, png_bytes
 
-LABEXTENSION = REPO / "labextension"
-UI_TESTS = LABEXTENSION / "ui-tests"
 ARTIFACTS = REPO / "test-artifacts" / "labextension"
 BUNDLE = REPO / "jupyter_assets" / "labextension"
-CHROMIUM_WRAPPER = Path("/usr/bin/chromium")  # Debian's launcher script
-CHROMIUM_BINARY = Path("/usr/lib/chromium/chromium")  # what it runs (Playwright needs the binary itself)
-NODE = shutil.which("node")
-NPM = shutil.which("npm")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 # The library the browser sees: (file name, bytes, content type, public?, description, alt text).
@@ -66,13 +70,9 @@ WATERMARK_TEXT = "UI TEST"
 def require_browser_tooling() -> None:
     """The browser tests need Node, Debian's Chromium, playwright-core and the built panel. A missing piece is a
     failure with the command that provides it, never a skip."""
-    missing = []
-    if not NODE or not NPM:
-        missing.append("node and npm (install Node.js >= 20)")
-    if not CHROMIUM_BINARY.exists():
-        missing.append(f"{CHROMIUM_BINARY} (`make lab-test-deps` installs Debian's chromium)")
-    if not (LABEXTENSION / "node_modules" / "playwright-core").is_dir():
-        missing.append("labextension/node_modules/playwright-core (`cd labextension && jlpm install`)")
+    missing = missing_browser_tooling()
+    if not NPM:
+        missing.append("npm (install Node.js >= 20)")
     if not (BUNDLE / "package.json").exists():
         missing.append(f"the built panel in {BUNDLE} (`cd labextension && jlpm build:prod`)")
     installed = Path(sys.prefix) / "share" / "jupyter" / "labextensions" / "jupyter-assets" / "package.json"
@@ -81,34 +81,10 @@ def require_browser_tooling() -> None:
     assert not missing, "cannot run the browser tests; missing: " + "; ".join(missing)
 
 
-def jupyter_env(home: Path, **extra: str) -> dict[str, str]:
-    """An environment isolated from the user's Jupyter setup: no JUPYTER_* / JPY_* from outside, fresh config,
-    data and runtime folders (so user settings and workspaces start empty). Extensions stay discoverable: the
-    server extension through the venv's etc/jupyter, the panel through the venv's share/jupyter/labextensions."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "JPY_"))}
-    for name in ("config", "data", "runtime"):
-        (home / name).mkdir(parents=True, exist_ok=True)
-    env.update(
-        JUPYTER_CONFIG_DIR=str(home / "config"),
-        JUPYTER_DATA_DIR=str(home / "data"),
-        JUPYTER_RUNTIME_DIR=str(home / "runtime"),
-        # No AI model unless the caller names one: a default weight would be downloaded (slow, and offline here).
-        JUPYTER_ASSETS_CLIP_PRETRAINED="",
-        JUPYTER_ASSETS_CAPTION_PRETRAINED="",
-        PYTHONUNBUFFERED="1",
-    )
-    env.update(extra)
-    return env
-
-
-@dataclass
-class Lab:
-    url: str  # http://127.0.0.1:<port>/user/tester/ (the server's base URL, as behind JupyterHub)
-    token: str
+@dataclass(kw_only=True)
+class Lab(RunningLab):  # url: http://127.0.0.1:<port>/user/tester/ (the server's base URL, as behind JupyterHub)
     notebooks: Path
     library: Path
-    log_path: Path
-    process: subprocess.Popen
     seeded: dict[str, dict] = field(default_factory=dict)  # by file name, as the upload answered
 
     @property
@@ -117,34 +93,6 @@ class Lab:
         api = Api(self.url, None)
         api.session.headers["Authorization"] = f"token {self.token}"
         return api
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-def wait_for_lab(url: str, token: str, process: subprocess.Popen, log_path: Path, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"JupyterLab exited early ({process.returncode}):\n{log_path.read_text()}")
-        try:
-            response = requests.get(url + "api/v1/assets", headers={"Authorization": f"token {token}"}, timeout=2)
-            if response.status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"JupyterLab did not answer /api/v1/assets in {timeout} s:\n{log_path.read_text()}")
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)  # Jupyter shuts its kernels down on SIGTERM
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 @contextmanager
@@ -157,29 +105,11 @@ def running_lab(base: Path, **env_extra: str) -> Iterator[Lab]:
     kernelspec = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     nbformat.write(nbformat.v4.new_notebook(metadata={"kernelspec": kernelspec}), notebooks / "drop.ipynb")
     (notebooks / SERVER_FILE).write_bytes(SERVER_FILE_BYTES)
-    token = secrets.token_hex(24)
-    port = free_port()
     # Under a prefix, as JupyterHub serves a user's server: every URL the panel makes must carry it.
-    url = f"http://127.0.0.1:{port}{BASE_URL}"
-    command = [
-        sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-        f"--IdentityProvider.token={token}", "--allow-root", f"--ServerApp.root_dir={notebooks}",
-        "--LabApp.expose_app_in_browser=True", f"--ServerApp.base_url={BASE_URL}",
-    ]  # fmt: skip
-    env = jupyter_env(base / "jupyter", JUPYTER_ASSETS_ROOT=str(library), **env_extra)
-    # No "get notified about Jupyter news?" toast: it pops up at a moment of its own and can take the keyboard
-    # focus just as the test presses Enter in the search box (a run failed so, the toast on its screenshot).
-    news = base / "jupyter" / "config" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
-    news.mkdir(parents=True)
-    (news / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
-    log_path = base / "jupyterlab.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=notebooks)
-    try:
-        wait_for_lab(url, token, process, log_path)
-        yield Lab(url, token, notebooks, library, log_path, process)
-    finally:
-        stop(process)
+    with jupyterlab(
+        notebooks, base / "jupyter", base / "jupyterlab.log", BASE_URL, JUPYTER_ASSETS_ROOT=str(library), **env_extra
+    ) as running:
+        yield Lab(**vars(running), notebooks=notebooks, library=library)
 
 
 @pytest.fixture(scope="module")
@@ -209,12 +139,6 @@ def bare_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 def tags_of(asset: dict) -> list[dict]:
     (result,) = [r for r in asset["structuredResults"] if r["kind"] == "tags"]
     return json.loads(result["payloadJson"])["tags"]
-
-
-def run_node(script: Path, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [NODE, str(script)], cwd=LABEXTENSION, env=env, capture_output=True, text=True, timeout=timeout
-    )
 
 
 def png_image(path: Path) -> Image.Image:
@@ -268,14 +192,7 @@ def test_panel_in_jupyterlab(lab: Lab) -> None:
         "notebook": "drop.ipynb",
         "serverFile": {"name": SERVER_FILE},
     }
-    env = {
-        **os.environ,
-        "LAB_URL": lab.url,
-        "TOKEN": lab.token,
-        "ARTIFACTS": str(artifacts),
-        "CHROMIUM": str(CHROMIUM_WRAPPER),
-        "PLAN": json.dumps(plan),
-    }
+    env = script_env(lab, artifacts, PLAN=json.dumps(plan))
     started = time.monotonic()
     result = run_node(UI_TESTS / "panel.mjs", env, timeout=300)
     output = f"--- panel.mjs stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
@@ -358,15 +275,7 @@ def test_panel_in_jupyterlab(lab: Lab) -> None:
 
 def run_bare(lab: Lab, check: str, plan: dict) -> subprocess.CompletedProcess:
     """``ui-tests/bare.mjs`` with CHECK=<check> against ``lab``; fails with its output and the server's log."""
-    env = {
-        **os.environ,
-        "LAB_URL": lab.url,
-        "TOKEN": lab.token,
-        "ARTIFACTS": str(ARTIFACTS),
-        "CHROMIUM": str(CHROMIUM_WRAPPER),
-        "CHECK": check,
-        "PLAN": json.dumps(plan),
-    }
+    env = script_env(lab, ARTIFACTS, CHECK=check, PLAN=json.dumps(plan))
     result = run_node(UI_TESTS / "bare.mjs", env, timeout=240)
     output = f"--- bare.mjs ({check}) stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
     assert result.returncode == 0, f"{output}\n--- JupyterLab log (tail) ---\n{lab.log()[-6000:]}"

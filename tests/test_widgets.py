@@ -5,13 +5,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
-import secrets
-import shutil
-import signal
-import subprocess
-import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,19 +13,16 @@ from pathlib import Path
 import ipywidgets as w
 import nbformat
 import pytest
-import requests
+from jupyterlab_browser import CHROMIUM_BINARY, UI_TESTS, jupyterlab, missing_browser_tooling, run_node, script_env
 from PIL import Image, ImageStat
 
 from jupyter_assets.client import Asset, AssetsApiError, AssetsClient
 from jupyter_assets.widgets import AssetBrowser, SkillPanel, UploadPanel, UsageDashboard, show
 from jupyter_assets.widgets.skills import SkillForm
 
-from conftest import ADMIN_KEY, REPO, StandaloneServer, free_port, jpeg_bytes, png_bytes
+from conftest import ADMIN_KEY, REPO, StandaloneServer, jpeg_bytes, png_bytes
 
 ARTIFACTS = REPO / "test-artifacts" / "widgets"
-LABEXTENSION = REPO / "labextension"  # its node_modules has playwright-core
-CHROMIUM_BINARY = Path("/usr/lib/chromium/chromium")  # Debian's
-NODE = shutil.which("node")
 
 
 @pytest.fixture
@@ -523,131 +514,9 @@ def test_show_builds_four_tabs_and_the_skill_panel_runs_on_the_browsers_selectio
 
 
 # -- in a real JupyterLab -------------------------------------------------------------------------------------
-
-# Drives Debian's Chromium with playwright-core (from labextension/node_modules: run with that folder as the working
-# directory). Opens the notebook, runs it, waits for every card's picture, measures where the cards and their
-# controls are at two window widths, and screenshots the output in the light and the dark theme. Prints the
-# measurements as one JSON line.
-WIDGETS_IN_LAB_JS = r"""
-import { chromium } from 'playwright-core';
-
-const { LAB_URL, TOKEN, NOTEBOOK, ARTIFACTS, CHROMIUM, CARDS } = process.env;
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-sync']
-});
-const errors = [];
-try {
-  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
-  page.setDefaultTimeout(60_000);
-  page.on('pageerror', error => errors.push(String(error.stack || error)));
-  await page.goto(`${LAB_URL}lab/tree/${NOTEBOOK}?token=${TOKEN}`);
-  await page.waitForFunction(() => window.jupyterapp?.shell?.currentWidget?.sessionContext);
-  await page.evaluate(async () => {
-    const panel = window.jupyterapp.shell.currentWidget;
-    await panel.context.ready;
-    await panel.sessionContext.ready;
-    await window.jupyterapp.commands.execute('notebook:run-all-cells');
-  });
-  const cards = Number(CARDS);
-  await page.waitForFunction(count => document.querySelectorAll('.jupyter-assets-card').length === count, cards);
-  // Every public card's thumbnail has loaded (a broken URL would never get a natural width).
-  await page.waitForFunction(() =>
-    [...document.querySelectorAll('.jupyter-assets-card img')].every(img => img.complete && img.naturalWidth > 0)
-  );
-  const measure = () =>
-    page.evaluate(() => {
-      const box = element => {
-        const r = element.getBoundingClientRect();
-        return { left: r.left, top: r.top, right: r.right, bottom: r.bottom };
-      };
-      return [...document.querySelectorAll('.jupyter-assets-card')].map(card => ({
-        card: box(card),
-        picture: box(card.querySelector('.jupyter-assets-thumb')),
-        checkbox: box(card.querySelector('input[type="checkbox"]')),
-        button: box(card.querySelector('button')),
-        name: card.querySelector('.jupyter-assets-name').textContent,
-        border: getComputedStyle(card).borderTopWidth,
-        background: getComputedStyle(card).backgroundColor
-      }));
-    });
-  const output = page.locator('.jp-OutputArea-child', { has: page.locator('.jupyter-assets-grid') });
-  const wide = await measure();
-  await output.screenshot({ path: `${ARTIFACTS}/browser-light.png` });
-  // A selected card, and the detail pane open beside the grid.
-  const first = page.locator('.jupyter-assets-card').first();
-  await first.locator('input[type="checkbox"]').check();
-  await page.locator('.jupyter-assets-card.jupyter-assets-selected').waitFor();
-  await first.locator('button').click();
-  await page.locator('.jupyter-assets-detail textarea').waitFor({ state: 'visible' });
-  const detail = await measure();
-  const pane = await page.locator('.jupyter-assets-detail').evaluate(element => {
-    const r = element.getBoundingClientRect();
-    return { left: r.left, right: r.right, text: element.textContent };
-  });
-  await output.screenshot({ path: `${ARTIFACTS}/browser-detail-light.png` });
-  await page.evaluate(() => window.jupyterapp.commands.execute('apputils:change-theme', { theme: 'JupyterLab Dark' }));
-  await page.waitForFunction(() => document.body.dataset.jpThemeName === 'JupyterLab Dark');
-  await page.locator('#jupyterlab-splash').waitFor({ state: 'detached' }); // the theme change's splash screen
-  const dark = await measure();
-  await output.screenshot({ path: `${ARTIFACTS}/browser-dark.png` });
-  await page.setViewportSize({ width: 760, height: 1600 }); // tall enough for the whole output
-  // JupyterLab lays its panels out again on the next frames: wait until the grid fits the narrower window.
-  await page.waitForFunction(() => document.querySelector('.jupyter-assets-grid').getBoundingClientRect().right <= 760);
-  const narrow = await measure();
-  await output.screenshot({ path: `${ARTIFACTS}/browser-narrow.png` });
-  console.log(JSON.stringify({ wide, detail, pane, dark, narrow, errors }));
-} finally {
-  await browser.close();
-}
-"""
-
-
-def start_lab(root: Path, home: Path, log_path: Path) -> tuple[str, str, subprocess.Popen]:
-    """JupyterLab on a free port, isolated from the user's Jupyter setup (fresh config, data and runtime folders,
-    no JUPYTER_* / JPY_* from outside); answers its URL and token once it serves."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "JPY_"))}
-    for name in ("config", "data", "runtime"):
-        (home / name).mkdir(parents=True, exist_ok=True)
-        env[f"JUPYTER_{name.upper()}_DIR"] = str(home / name)
-    # Our server extension loads in this JupyterLab too: its own library, and no AI model to download.
-    env.update(
-        JUPYTER_ASSETS_ROOT=str(home / "library"),
-        JUPYTER_ASSETS_CLIP_PRETRAINED="",
-        JUPYTER_ASSETS_CAPTION_PRETRAINED="",
-    )
-    news = home / "config" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
-    news.mkdir(parents=True)  # no "get Jupyter news?" toast over the notebook
-    (news / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
-    token, port = secrets.token_hex(16), free_port()
-    command = [
-        sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}", "--allow-root",
-        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
-    ]  # fmt: skip
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"JupyterLab exited early:\n{log_path.read_text()}"
-        try:
-            if requests.get(f"{url}api/status", params={"token": token}, timeout=2).status_code == 200:
-                return url, token, process
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)  # polling a subprocess that gives no other signal of being ready
-    stop_lab(process)
-    raise AssertionError(f"JupyterLab did not answer in 120 s:\n{log_path.read_text()}")
-
-
-def stop_lab(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)  # Jupyter shuts its kernels down on SIGTERM
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+# labextension/ui-tests/widgets.mjs drives Debian's Chromium (see jupyterlab_browser.py): opens the notebook, runs it,
+# waits for every card's picture, measures where the cards and their controls are at two window widths, screenshots
+# the output in the light and the dark theme, and prints the measurements as one JSON line.
 
 
 def brightness(path: Path) -> float:
@@ -676,8 +545,8 @@ def test_browser_in_jupyterlab_is_a_grid_of_cards_in_both_themes(client: AssetsC
     """widgets.show() in a notebook of a real JupyterLab, in Debian's Chromium: the cards sit side by side in as
     many columns as the width allows, each card's checkbox and details button inside its own bordered card, in the
     theme's colours. Screenshots (light, with the detail pane, dark, narrow) go to test-artifacts/widgets/."""
-    assert NODE and CHROMIUM_BINARY.exists(), "the browser test needs node and Debian's chromium"
-    assert (LABEXTENSION / "node_modules" / "playwright-core").is_dir(), "run `cd labextension && jlpm install`"
+    missing = missing_browser_tooling()
+    assert not missing, "cannot run the browser test; missing: " + "; ".join(missing)
     for name, data, public in BROWSER_SEED:
         asset = client.upload(data, file_name=name, is_public=public)
         wait_ready(client, asset.id)
@@ -693,25 +562,12 @@ def test_browser_in_jupyterlab_is_a_grid_of_cards_in_both_themes(client: AssetsC
     )
     notebook = nbformat.v4.new_notebook(metadata={"kernelspec": kernelspec}, cells=[nbformat.v4.new_code_cell(code)])
     nbformat.write(notebook, notebooks / "browse.ipynb")
-    log_path = tmp_path / "jupyterlab.log"
-    url, token, process = start_lab(notebooks, tmp_path / "jupyter", log_path)
-    try:
-        script_env = {
-            **os.environ,
-            "LAB_URL": url,
-            "TOKEN": token,
-            "NOTEBOOK": "browse.ipynb",
-            "ARTIFACTS": str(ARTIFACTS),
-            "CHROMIUM": str(CHROMIUM_BINARY),
-            "CARDS": str(len(BROWSER_SEED)),
-        }
-        result = subprocess.run(
-            [NODE, "--input-type=module", "-e", WIDGETS_IN_LAB_JS],
-            cwd=LABEXTENSION, env=script_env, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-    finally:
-        stop_lab(process)
-    lab_log = log_path.read_text(errors="replace")[-4000:]
+    home = tmp_path / "jupyter"
+    # Our server extension loads in this JupyterLab too: its own library.
+    with jupyterlab(notebooks, home, tmp_path / "jupyterlab.log", JUPYTER_ASSETS_ROOT=str(home / "library")) as lab:
+        env = script_env(lab, ARTIFACTS, CHROMIUM_BINARY, NOTEBOOK="browse.ipynb", CARDS=str(len(BROWSER_SEED)))
+        result = run_node(UI_TESTS / "widgets.mjs", env, timeout=300)
+    lab_log = lab.log()[-4000:]
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\n--- JupyterLab log (tail) ---\n{lab_log}"
     seen = json.loads(result.stdout.strip().splitlines()[-1])
     assert seen["errors"] == []

@@ -3,38 +3,27 @@
 // the server what the browser did. Only the panel's data-testid hooks (labextension/README.md) are used, plus
 // JupyterLab's own commands and DOM for the notebook and the dialog.
 //
-// Environment: LAB_URL (http://127.0.0.1:<port>/), TOKEN (Jupyter's), ARTIFACTS (folder for screenshots and logs),
-// PLAN (JSON, see the test), CHROMIUM (default /usr/bin/chromium).
+// Environment: LAB_URL, TOKEN, ARTIFACTS, CHROMIUM (see harness.mjs) and PLAN (JSON, see the test).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import {
+  api,
+  ARTIFACTS,
+  changeTheme as changeLabTheme,
+  LAB_URL,
+  loadLab,
+  openBrowser,
+  required,
+  runCommand as runLabCommand,
+  tid,
+  TIMEOUT
+} from './harness.mjs';
 
-function required(name) {
-  const value = process.env[name];
-  if (!value) {
-    throw new Error(`${name} is not set`);
-  }
-  return value;
-}
-
-const LAB_URL = required('LAB_URL').replace(/\/?$/, '/');
-const TOKEN = required('TOKEN');
-const ARTIFACTS = required('ARTIFACTS');
 const PLAN = JSON.parse(required('PLAN'));
-const TIMEOUT = 30_000; // generous: a loaded CI machine, and a first JupyterLab load
-const tid = id => `[data-testid="${id}"]`;
 const card = id => `${tid('assets-grid')} ${tid('asset-card')}[data-asset-id="${id}"]`;
 
-fs.mkdirSync(ARTIFACTS, { recursive: true });
-
 // -- the server, as the test sees it (Jupyter's token, like the panel's session) ----------------------------------
-
-async function api(pathname) {
-  const response = await fetch(new URL(pathname, LAB_URL), { headers: { Authorization: `token ${TOKEN}` } });
-  const body = (response.headers.get('content-type') || '').includes('json') ? await response.json() : null;
-  return { status: response.status, body };
-}
 
 /** Polls `probe` until it returns something truthy: for server state that the UI changes asynchronously. */
 async function until(what, probe, timeout = TIMEOUT) {
@@ -56,53 +45,12 @@ const asset = async id => (await api(`api/v1/assets/${id}`)).body?.data;
 
 // -- the browser ----------------------------------------------------------------------------------------------
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync'
-  ]
-});
-const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
-await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: new URL(LAB_URL).origin });
-const page = await context.newPage();
-page.setDefaultTimeout(TIMEOUT);
-
 // Every console message goes to the log, with the step it came in; errors are collected and fail the run.
-let current = '(start)';
-const consoleLog = [];
-const errors = [];
-// Errors a step provokes on purpose (Chromium logs every 4xx answer as a console error); each one excuses one.
-const expectedErrors = [];
-page.on('console', message => {
-  const where = message.location();
-  const line = `[${message.type()}] during "${current}": ${message.text()} (${where.url}:${where.lineNumber})`;
-  consoleLog.push(line);
-  if (message.type() === 'error') {
-    const expected = expectedErrors.findIndex(pattern => pattern.test(line));
-    if (expected >= 0) {
-      expectedErrors.splice(expected, 1);
-    } else {
-      errors.push(line);
-    }
-  }
+const session = await openBrowser({
+  viewport: { width: 1400, height: 900 },
+  permissions: ['clipboard-read', 'clipboard-write']
 });
-page.on('pageerror', error => {
-  const line = `[uncaught] during "${current}": ${error.stack || error}`;
-  consoleLog.push(line);
-  errors.push(line);
-});
-
-async function step(name, body) {
-  current = name;
-  const started = Date.now();
-  await body();
-  console.log(`ok  ${name} (${Date.now() - started} ms)`);
-}
+const { page, step, expectedErrors } = session;
 
 /** Waits until exactly `count` elements match `selector`. */
 async function waitForCount(selector, count) {
@@ -112,17 +60,8 @@ async function waitForCount(selector, count) {
   );
 }
 
-async function waitForTheme(name) {
-  await page.waitForFunction(theme => document.body.dataset.jpThemeName === theme, name);
-  // A theme change shows JupyterLab's splash screen over everything and removes it 200 ms after the new theme is in
-  // place. Until then it would cover the screenshot; and a second change within those 200 ms makes JupyterLab remove
-  // the splash twice (an uncaught NotFoundError from its own code).
-  await page.locator('#jupyterlab-splash').waitFor({ state: 'detached' });
-}
-
 async function changeTheme(theme) {
-  await runCommand('apputils:change-theme', { theme });
-  await waitForTheme(theme);
+  await changeLabTheme(page, theme);
   await page.waitForFunction(light => document.body.dataset.jpThemeLight === light, String(theme.endsWith('Light')));
 }
 
@@ -143,10 +82,7 @@ async function textFits(selector, text) {
   );
 }
 
-async function runCommand(id, args = {}) {
-  // Resolves to true: what a command returns (a widget ...) cannot cross into Node.
-  return page.evaluate(([id, args]) => window.jupyterapp.commands.execute(id, args).then(() => true), [id, args]);
-}
+const runCommand = (id, args) => runLabCommand(page, id, args);
 
 const panel = page.locator(tid('assets-panel'));
 const grid = page.locator(tid('assets-grid'));
@@ -169,11 +105,7 @@ async function backToGrid() {
 }
 
 try {
-  await step('JupyterLab loads', async () => {
-    await page.goto(`${LAB_URL}lab?token=${TOKEN}`);
-    await page.waitForFunction(() => window.jupyterapp !== undefined, null, { timeout: 90_000 });
-    await page.evaluate(() => window.jupyterapp.restored.then(() => true));
-  });
+  await step('JupyterLab loads', () => loadLab(page));
 
   await step('the panel opens from its sidebar tab', async () => {
     // The sidebar tab of the widget whose id is jupyter-assets-panel (the README: the panel's root).
@@ -542,17 +474,10 @@ try {
 
   await step('no console errors', async () => {
     // Nothing else is ignored: the panel, JupyterLab and the kernel all run clean in this setup.
-    assert.deepEqual(errors, [], `console errors:\n${errors.join('\n')}`);
-    assert.deepEqual(expectedErrors, [], 'an error provoked on purpose never showed');
+    session.noConsoleErrors();
   });
 } catch (error) {
-  console.error(`FAILED at step "${current}":\n${error.stack || error}`);
-  if (errors.length) {
-    console.error(`console errors so far:\n${errors.join('\n')}`);
-  }
-  await page.screenshot({ path: path.join(ARTIFACTS, 'failure.png') }).catch(() => {});
-  process.exitCode = 1;
+  await session.fail(error, 'failure.png');
 } finally {
-  fs.writeFileSync(path.join(ARTIFACTS, 'console.log'), consoleLog.join('\n') + '\n');
-  await browser.close();
+  await session.close('console.log');
 }
