@@ -40,7 +40,7 @@ from .skills import SkillRegistry, default_registry, run_skill
 from .skills.context import SkillContext, SkillEnvironment
 from .skills.image import settle_rewrites
 from .skills.models import ClipModel, ModelHub, ModelSettings, ModelUnavailableError, not_configured
-from .storage import Storage, profiles, storage_key
+from .storage import Storage, StoredFileChanged, profiles, storage_key
 from .storage.local import LocalStorage, fsync_directory, fsync_file
 from .vectors import VectorIndex, group_similar, hamming_groups
 
@@ -599,8 +599,6 @@ class AssetService:
         rewrite in place, whose commit follows within milliseconds: StoredFileChanged, carrying the content looked
         up again (``current``) for the answer to start over from, so no body ever has another length than the
         one announced."""
-        from .storage import StoredFileChanged  # (a local import: this module's imports are being edited)
-
         try:
             chunks = content.storage.open(content.storage_key, start, end, expected_size=content.size)
             first = next(chunks, b"")

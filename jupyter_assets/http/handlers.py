@@ -14,6 +14,7 @@ from jupyter_server.auth.decorator import allow_unauthenticated
 from ..errors import ApiError, request_invalid
 from ..model import ASSET_STATUSES, ListQuery, human_size
 from ..service import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Content
+from ..storage import StoredFileChanged
 from .base import AssetsHandler
 from .upload import MultipartUpload
 
@@ -391,8 +392,6 @@ class ByteStreamHandler(AssetsHandler):
         """Headers, then the bytes. A file replaced by a rewrite in place since it was looked up (its size is no
         longer the one announced) is answered from the content looked up again, once: the rewrite's commit follows
         its bytes within milliseconds, and a client is better served by the new bytes than by an error."""
-        from ..storage import StoredFileChanged  # (a local import: keeps this change inside this method)
-
         for attempt in (1, 2):
             self.set_header("Content-Type", content.content_type)
             self.set_header("X-Content-Type-Options", "nosniff")
