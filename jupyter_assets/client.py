@@ -27,6 +27,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from .model import human_size
+
 if TYPE_CHECKING:
     import pandas
     import pyarrow
@@ -76,17 +78,6 @@ def _camel(name: str) -> str:
 
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
-def _human_size(size: int | None) -> str:
-    if size is None:
-        return ""
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return ""
 
 
 class Asset:
@@ -170,9 +161,8 @@ class Asset:
             reason = "private" if self.data.get("isPublic") is False else "no thumbnail yet"
             parts.append(f'<div style="{frame}">{reason}</div>')
         parts.append(f"<div><b>{esc(str(self.data.get('originalFileName', '')))}</b></div>")
-        parts.append(
-            f"<div>{esc(_human_size(self.data.get('size')))} &middot; {esc(str(self.data.get('status', '')))}</div>"
-        )
+        size = human_size(self.data["size"]) if self.data.get("size") is not None else ""
+        parts.append(f"<div>{esc(size)} &middot; {esc(str(self.data.get('status', '')))}</div>")
         if self.data.get("description"):
             parts.append(f"<div>{esc(str(self.data['description']))}</div>")
         if self.tags:

@@ -20,7 +20,6 @@ FORMATS: dict[str, tuple[str, str]] = {
     "BMP": ("image/bmp", ".bmp"),
     "TIFF": ("image/tiff", ".tiff"),
 }
-CONTENT_TYPE_FORMATS = {content_type: name for name, (content_type, _) in FORMATS.items()}
 EXTENSIONS = tuple(extension for _, extension in FORMATS.values())
 QUARTER_TURNS = frozenset({5, 6, 7, 8})  # EXIF orientations that show the stored picture turned (or transposed)
 

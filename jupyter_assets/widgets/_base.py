@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import math
 from typing import Any
 
 import ipywidgets as w
@@ -46,12 +45,6 @@ def error_html(error: BaseException) -> str:
 
 def esc(value: object) -> str:
     return html.escape("" if value is None else str(value))
-
-
-def human_bytes(size: int) -> str:
-    units = ("B", "KiB", "MiB", "GiB", "TiB")
-    exponent = min(int(math.log(size, 1024)), len(units) - 1) if size > 0 else 0
-    return f"{size} B" if exponent == 0 else f"{size / 1024**exponent:.1f} {units[exponent]}"
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:

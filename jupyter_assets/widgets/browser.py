@@ -8,7 +8,8 @@ from collections.abc import Callable
 import ipywidgets as w
 
 from ..client import Asset, AssetsApiError, AssetsClient, Page
-from ._base import ALLOWED_CONTENT_TYPES, CLIENT_ERRORS, Panel, error_html, esc, human_bytes, table
+from ..model import human_size
+from ._base import ALLOWED_CONTENT_TYPES, CLIENT_ERRORS, Panel, error_html, esc, table
 
 STATUSES = ["pending", "processing", "ready", "failed"]
 SORTS = {
@@ -369,7 +370,7 @@ class AssetBrowser(Panel):
         self.detail = asset
         self.detail_title.value = (
             f"<b>{esc(asset.original_file_name)}</b><br><code>{esc(asset.id)}</code><br>"
-            f"{esc(asset.content_type)} · {esc(asset.width)}×{esc(asset.height)} · {human_bytes(asset.size)} · "
+            f"{esc(asset.content_type)} · {esc(asset.width)}×{esc(asset.height)} · {human_size(asset.size)} · "
             f"{esc(asset.status)}"
         )
         self.detail_description.value = asset.description or ""
@@ -390,7 +391,7 @@ class AssetBrowser(Panel):
             parts.append(f"<p>Tags: {tags}</p>")
         if asset.derivatives:
             rows = [
-                [esc(d["kind"]), esc(d["contentType"]), f"{d['width']}×{d['height']}", human_bytes(d["size"])]
+                [esc(d["kind"]), esc(d["contentType"]), f"{d['width']}×{d['height']}", human_size(d["size"])]
                 for d in asset.derivatives
             ]
             parts.append("<p>Derivatives:</p>" + table(["Kind", "Type", "Size (px)", "Bytes"], rows))

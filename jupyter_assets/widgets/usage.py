@@ -8,7 +8,8 @@ from typing import Any
 import ipywidgets as w
 
 from ..client import AssetsClient
-from ._base import CLIENT_ERRORS, Panel, error_html, esc, human_bytes, table
+from ..model import human_size
+from ._base import CLIENT_ERRORS, Panel, error_html, esc, table
 
 BAR_PX = 240
 # Uploads, deletes and skill runs: the events table's kinds, their labels and the theme colours of their bars.
@@ -49,7 +50,7 @@ class UsageDashboard(Panel):
             return
         self.stats = stats
         self.totals.value = (
-            f"<b>{stats['totalAssets']}</b> assets · <b>{human_bytes(stats['totalBytes'])}</b> "
+            f"<b>{stats['totalAssets']}</b> assets · <b>{human_size(stats['totalBytes'])}</b> "
             f"({stats['totalBytes']} bytes) · <b>{stats['totalDerivatives']}</b> derivatives"
         )
         breakdown = stats["contentTypeBreakdown"]
@@ -58,7 +59,7 @@ class UsageDashboard(Panel):
             [
                 esc(row["contentType"]),
                 str(row["count"]),
-                human_bytes(row["totalBytes"]),
+                human_size(row["totalBytes"]),
                 # Bars are plain CSS widths (no plotting library in the kernel), of the asset count only.
                 _bar(round(BAR_PX * row["count"] / most), "var(--jp-brand-color1)", f"Assets: {row['count']}"),
             ]
