@@ -331,7 +331,8 @@ def test_delete_whose_file_removal_fails_is_retried_at_the_next_start(services, 
     assert asset_count(restarted) == 0
 
 
-CRASH_DURING_A_STORAGE_WRITE = """
+# The start of a crash script: a service on argv[1] holding one upload of the image at argv[2] (``asset``).
+UPLOADED_IN_A_SCRIPT = """
 import hashlib, os, sys
 from pathlib import Path
 from jupyter_assets.auth import Principal
@@ -346,10 +347,16 @@ os.close(descriptor)
 form = UploadForm(True, "kitten.png", "image/png", path, len(data), hashlib.sha256(data).hexdigest(),
                   {"runenrichment": "false"})
 asset = service.create_asset(admin, form)
+"""
+
+CRASH_DURING_A_STORAGE_WRITE = (
+    UPLOADED_IN_A_SCRIPT
+    + """
 print(asset.id, flush=True)
 os.replace = lambda *args, **kwargs: os._exit(17)  # the process dies as a finished write is moved into place
 service.run_skill(admin, asset.id, "thumbnail", None)
 """
+)
 
 
 def test_storage_write_cut_by_a_crash_leaves_no_temporary_file(services, tmp_path: Path) -> None:
@@ -373,21 +380,10 @@ def test_storage_write_cut_by_a_crash_leaves_no_temporary_file(services, tmp_pat
 
 # -- rewrites in place (exif-strip, watermark keep the key) ---------------------------------------------------
 
-CRASH_DURING_A_REWRITE = """
-import hashlib, os, sys
-from pathlib import Path
-from jupyter_assets.auth import Principal
-from jupyter_assets.service import AssetService, ServiceConfig, UploadForm
-
-root, data, moment = Path(sys.argv[1]), Path(sys.argv[2]).read_bytes(), sys.argv[3]
-service = AssetService(ServiceConfig(root_dir=root, public_base_url="http://x", workers=0))
-admin = Principal("t", frozenset({"assets:read", "assets:write", "assets:delete", "assets:admin"}), "api_key")
-descriptor, path = service.new_incoming_file()
-os.write(descriptor, data)
-os.close(descriptor)
-form = UploadForm(True, "kitten.png", "image/png", path, len(data), hashlib.sha256(data).hexdigest(),
-                  {"runenrichment": "false"})
-asset = service.create_asset(admin, form)
+CRASH_DURING_A_REWRITE = (
+    UPLOADED_IN_A_SCRIPT
+    + """
+moment = sys.argv[3]
 service.run_skill(admin, asset.id, "thumbnail", None)
 print(asset.id, flush=True)
 put_bytes = service.storage.put_bytes
@@ -410,6 +406,7 @@ else:  # a delete comes between the note and the bytes, which then store the fil
     service.storage.put_bytes = put_after_a_delete
 service.run_skill(admin, asset.id, "watermark", {"opacity": 1})
 """
+)
 
 
 def crash_during_a_rewrite(root: Path, tmp_path: Path, moment: str) -> tuple[str, bytes]:
