@@ -26,7 +26,8 @@ from benchlib import write_json
 from PIL import Image, ImageDraw
 
 from jupyter_assets.auth import ALL_SCOPES, Principal
-from jupyter_assets.service import JOB_BATCH, AssetService, ServiceConfig, UploadForm, sha256_of
+from jupyter_assets.model import file_sha256
+from jupyter_assets.service import JOB_BATCH, AssetService, ServiceConfig, UploadForm
 from jupyter_assets.skills.models import ModelSettings
 
 MODEL = "ViT-B-32"
@@ -78,7 +79,7 @@ def through_the_worker(root: Path, checkpoint: Path, images: list[bytes]) -> tup
             descriptor, path = service.new_incoming_file()
             with open(descriptor, "wb") as handle:
                 handle.write(data)
-            form = UploadForm(True, f"photo-{number}.jpg", "image/jpeg", path, len(data), sha256_of(path))
+            form = UploadForm(True, f"photo-{number}.jpg", "image/jpeg", path, len(data), file_sha256(path))
             service.create_asset(principal, form)  # runEnrichment defaults to true: the job waits in the queue
         started = time.perf_counter()
         service.start()

@@ -7,7 +7,6 @@ importing this module stays cheap.
 
 from __future__ import annotations
 
-import hashlib
 import html
 import io
 import json
@@ -27,7 +26,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from .model import human_size
+from .model import file_sha256, human_size
 
 if TYPE_CHECKING:
     import pandas
@@ -578,7 +577,7 @@ class AssetsClient:
                     self._worker_sessions.append(self._local.session)
             if not skip_existing:
                 return "uploaded", self.upload(path, **upload_fields)
-            checksum = _sha256(path)
+            checksum = file_sha256(path)
             with seen_lock:  # claimed before uploading, so copies within one batch go up once
                 if checksum in existing:
                     return "skipped", None
@@ -765,11 +764,3 @@ def collect_paths(sources: str | Path | Iterable[str | Path]) -> list[Path]:
         else:
             paths.append(path)  # a missing file is reported as failed, not dropped
     return paths
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 ASSET_STATUSES = ("pending", "processing", "ready", "failed")
@@ -52,6 +54,15 @@ def human_size(size: int) -> str:
             return f"{value:.1f}".removesuffix(".0") + f" {unit}"
         value /= 1024
     raise AssertionError("unreachable")
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 (hex) of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(4 * 1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def iso(moment: datetime | None) -> str | None:

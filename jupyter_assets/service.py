@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -30,6 +29,7 @@ from .model import (
     SkillExecution,
     StorageProfile,
     UsageStats,
+    file_sha256,
     human_size,
     new_id,
     parse_id,
@@ -113,14 +113,6 @@ def clean_file_name(raw: str) -> str:
     """The last path segment, control characters removed, trimmed. Never used to build a path."""
     last = raw.replace("\\", "/").rsplit("/", 1)[-1]
     return "".join(ch for ch in last if unicodedata.category(ch) != "Cc").strip()
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def parse_bool(name: str, value: str | None, default: bool) -> bool:
@@ -207,7 +199,7 @@ class AssetService:
                 if asset_id:
                     self._remove_uncommitted_upload(asset_id, leftover, copying_profiles)
             elif (storage := self.storage_for(asset.storage_profile_id)).size(asset.storage_key) is None:
-                if sha256_of(leftover) == asset.checksum_sha256:
+                if file_sha256(leftover) == asset.checksum_sha256:
                     self.log.info("storing upload %s that was committed before a crash", asset.id)
                     storage.put(asset.storage_key, leftover, sha256=asset.checksum_sha256)
                 else:

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy
 
+from ..model import file_sha256
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -55,11 +57,7 @@ def weights_label(pretrained: str) -> str:
     path = Path(pretrained).expanduser()
     if not path.is_file():
         return pretrained
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(4 * 1024 * 1024):
-            digest.update(chunk)
-    return f"{path.name}@sha256:{digest.hexdigest()[:12]}"
+    return f"{path.name}@sha256:{file_sha256(path)[:12]}"
 
 
 def model_name(configured: str) -> str:
