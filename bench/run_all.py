@@ -112,7 +112,7 @@ def summarize(name: str, result: dict) -> tuple[list[str], list[bool]]:
         scale = "" if result["goals"]["full_size"] else " (below 1M vectors: information)"
         lines.append(
             f"vectors: p95 < 100 ms{scale} {_v(result['goals']['latency'])}; exact {_v(result['goals']['exact'])}; "
-            f"hamming_groups {hamming['hashes']:,} hashes {hamming['seconds']:.2f} s; similar_groups "
+            f"hamming_groups {hamming['hashes']:,} hashes {hamming['seconds']:.2f} s; group_similar "
             f"{similar['vectors']:,} vectors {similar['seconds']:.2f} s"
         )
         goals += [result["goals"]["latency"], result["goals"]["exact"]]

@@ -6,7 +6,7 @@
   process: ``scores = M @ q; top = argsort(-scores)[:20]``. The two alternate query by query, so machine noise hits
   both alike. Every answer is checked against the baseline's (same ids in the same order, scores within 1e-5).
 * Times ``hamming_groups`` on 1,000,000 random 64-bit hashes (200,000 with --quick) with 1% planted near-duplicates
-  (1-3 copies each, 0..max_distance bits away), and ``similar_groups`` on 20,000 vectors (5,000 with --quick) with
+  (1-3 copies each, 0..max_distance bits away), and ``group_similar`` on 20,000 vectors (5,000 with --quick) with
   1% planted near-copies; both check that every planted copy lands in its original's group.
 
 Goal (issue): search p95 < 100 ms over 1,000,000 stored 512-d embeddings, exact. Absolute, so machine-dependent:
@@ -23,7 +23,7 @@ import time
 import numpy as np
 from benchlib import fmt_ratio, percentile, write_json
 
-from jupyter_assets.vectors import VectorIndex, hamming_groups, similar_groups
+from jupyter_assets.vectors import VectorIndex, group_similar, hamming_groups
 
 DIM = 512
 LIMIT = 20
@@ -159,7 +159,7 @@ def bench_similar(rng: np.random.Generator, count: int, threshold: float) -> dic
     ids = [asset_id(i) for i in range(count + len(copies))]
     index.load(ids, np.vstack([matrix, near]))
     started = time.perf_counter()
-    groups = similar_groups(index, threshold)
+    groups = group_similar(*index.snapshot(), threshold)
     seconds = time.perf_counter() - started
     group_of = {member: n for n, (group, _) in enumerate(groups) for member in group}
     missed = sum(
@@ -183,8 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=200, help="queries, half random, half index rows (200)")
     parser.add_argument("--hashes", type=int, help="perceptual hashes (default 1,000,000; 200,000 with --quick)")
     parser.add_argument("--max-distance", type=int, default=6, help="hamming_groups distance in bits (6)")
-    parser.add_argument("--similar", type=int, help="vectors for similar_groups (default 20,000; 5,000 with --quick)")
-    parser.add_argument("--threshold", type=float, default=0.95, help="similar_groups cosine threshold (0.95)")
+    parser.add_argument("--similar", type=int, help="vectors for group_similar (default 20,000; 5,000 with --quick)")
+    parser.add_argument("--threshold", type=float, default=0.95, help="group_similar cosine threshold (0.95)")
     parser.add_argument("--quick", action="store_true", help="~1 minute version")
     parser.add_argument("--seed", type=int, default=2)
     parser.add_argument("--json", help="write the results as JSON to this file")
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     gc.collect()
     print(f"hamming_groups: {hash_count:,} hashes, max distance {args.max_distance}", flush=True)
     hamming = bench_hamming(rng, hash_count, args.max_distance)
-    print(f"similar_groups: {similar_count:,} vectors, threshold {args.threshold}", flush=True)
+    print(f"group_similar: {similar_count:,} vectors, threshold {args.threshold}", flush=True)
     similar = bench_similar(rng, similar_count, args.threshold)
 
     print()
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     for name, entry, what in (
         ("hamming_groups", hamming, f"{hamming['hashes']:,} hashes at <= {hamming['max_distance']} bits"),
-        ("similar_groups", similar, f"{similar['vectors']:,} vectors at cosine >= {similar['threshold']}"),
+        ("group_similar", similar, f"{similar['vectors']:,} vectors at cosine >= {similar['threshold']}"),
     ):
         print(
             f"{name}: {what}: {entry['seconds']:.2f} s, {entry['groups']:,} groups, planted copies missed: "

@@ -4,23 +4,11 @@
   exact top-k cosine queries by brute force (one BLAS matrix-vector product over the live rows, then a partial
   sort). At 1,000,000 x 512 that is ~2 GB of floats and ~50 ms per query on two cores, bound by memory bandwidth.
 * :func:`hamming_groups` groups assets whose 64-bit perceptual hashes are within a few bits (multi-index hashing).
-* :func:`similar_groups` groups assets whose embeddings are within a cosine threshold (blockwise, O(N^2 * d)).
+* :func:`group_similar` groups assets whose embeddings are within a cosine threshold (blockwise, O(N^2 * d)).
 
-Paging a filtered ranking (``GET /api/v1/assets?text=...&page=&pageSize=``): only the catalog knows which assets the
-caller may see and which match the other filters, so the index ranks and the caller filters, doubling the limit
-until the page is full or the index is exhausted::
-
-    need = page * page_size
-    limit = 4 * need                       # the matrix product dominates: a generous first limit is nearly free
-    while True:
-        hits = index.search(query, limit)  # best `limit` (id, score), best first, deterministic
-        visible = catalog_filter(hits)     # keeps the order
-        if len(visible) >= need or limit >= len(index):
-            break
-        limit *= 2
-    page_items = visible[need - page_size : need]
-
-Each round is one pass over the index (~50 ms at 1M x 512), plus ~0.5 us per candidate for the exact scores.
+The index ranks; only the catalog knows which assets a caller may see and which match the other filters, so the
+search room (``search.py``) asks for a few more candidates than a page needs and widens the ranking until the page
+is full or the index is exhausted.
 """
 
 from __future__ import annotations
@@ -39,7 +27,7 @@ _MIN_CAPACITY = 1024
 _LOAD_BLOCK = 8192  # rows normalised per step of load()
 _LOAD_THREADS = 4
 _RESCORE_BLOCK = 2048  # candidates scored again in float64 per step (8 MB at 512 dimensions)
-_SIMILAR_ROWS = 1024  # similar_groups tile: 1024 x 8192 float32 scores = 32 MB
+_SIMILAR_ROWS = 1024  # group_similar tile: 1024 x 8192 float32 scores = 32 MB
 _SIMILAR_COLS = 8192
 _MASK64 = (1 << 64) - 1
 # A vector whose norm is this close to 1 is kept as given: dividing it again would only add rounding noise (and
@@ -449,7 +437,7 @@ def hamming_groups(hashes: Sequence[tuple[str, int]], max_distance: int) -> list
     return _groups(ids, _labels(parent)[inverse])
 
 
-def similar_groups(index: VectorIndex, threshold: float) -> list[tuple[list[str], float]]:
+def group_similar(ids: list[str], matrix: np.ndarray, threshold: float) -> list[tuple[list[str], float]]:
     """Groups of assets whose embeddings have cosine >= threshold, linked transitively, with the group's score.
 
     The score is the LOWEST cosine among all pairs of members that reach the threshold (the weakest link that
@@ -457,13 +445,9 @@ def similar_groups(index: VectorIndex, threshold: float) -> list[tuple[list[str]
     by first member. Exactly 1.0 can miss identical vectors (rounding): use a threshold a little below.
 
     Cost: every pair is scored, O(N^2 * d) (20k x 512: ~1 s; 1M: hours), in 1024 x 8192 tiles so memory stays at
-    a copy of the index plus ~32 MB. Works on a snapshot, so the index stays writable meanwhile.
+    a copy of the index plus ~32 MB. Row i of the normalised ``matrix`` is ``ids[i]``: a ``VectorIndex.snapshot``,
+    so the index stays writable meanwhile.
     """
-    return group_similar(*index.snapshot(), threshold)
-
-
-def group_similar(ids: list[str], matrix: np.ndarray, threshold: float) -> list[tuple[list[str], float]]:
-    """similar_groups over given rows (normalised vectors, row i for ids[i])."""
     if not -1.0 <= threshold <= 1.0:
         raise ValueError("threshold must be within [-1, 1]")
     n = len(ids)

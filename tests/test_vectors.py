@@ -1,4 +1,4 @@
-"""VectorIndex, hamming_groups and similar_groups against numpy brute force on random data."""
+"""VectorIndex, hamming_groups and group_similar against numpy brute force on random data."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from jupyter_assets import vectors
-from jupyter_assets.vectors import VectorIndex, hamming_groups, similar_groups
+from jupyter_assets.vectors import VectorIndex, group_similar, hamming_groups
 
 
 def unit(rng: np.random.Generator, dim: int) -> np.ndarray:
@@ -414,7 +414,7 @@ def brute_similar(ids: list[str], matrix: np.ndarray, threshold: float) -> list[
     return sorted((sorted(group), weakest[root]) for root, group in members.items() if len(group) > 1)
 
 
-def test_similar_groups_match_brute_force(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_group_similar_match_brute_force(monkeypatch: pytest.MonkeyPatch) -> None:
     # Small tiles, so the test crosses row blocks, column blocks and the diagonal tile's edge.
     monkeypatch.setattr(vectors, "_SIMILAR_ROWS", 128)
     monkeypatch.setattr(vectors, "_SIMILAR_COLS", 300)
@@ -436,7 +436,7 @@ def test_similar_groups_match_brute_force(monkeypatch: pytest.MonkeyPatch) -> No
     exact = matrix.astype(np.float64) @ matrix.astype(np.float64).T
     assert np.abs(exact - threshold).min() > 1e-5  # no pair sits on the threshold within float32 rounding
     expected = brute_similar(ids, matrix, threshold)
-    got = similar_groups(index, threshold)
+    got = group_similar(*index.snapshot(), threshold)
     assert len(expected) > 20
     assert [group for group, _ in got] == [group for group, _ in expected]
     np.testing.assert_allclose([s for _, s in got], [s for _, s in expected], atol=1e-5)
@@ -444,14 +444,14 @@ def test_similar_groups_match_brute_force(monkeypatch: pytest.MonkeyPatch) -> No
     assert all(score >= threshold for _, score in got)
 
 
-def test_similar_groups_edges() -> None:
+def test_group_similar_edges() -> None:
     index = VectorIndex(2)
-    assert similar_groups(index, 0.9) == []
+    assert group_similar(*index.snapshot(), 0.9) == []
     index.add("b", [1, 0])
     index.add("a", [1, 0.01])
     index.add("c", [0, 1])
-    groups = similar_groups(index, 0.99)
+    groups = group_similar(*index.snapshot(), 0.99)
     assert [group for group, _ in groups] == [["a", "b"]]
     assert groups[0][1] == pytest.approx(1 / np.hypot(1, 0.01), abs=1e-6)
     with pytest.raises(ValueError):
-        similar_groups(index, 1.5)
+        group_similar(*index.snapshot(), 1.5)
