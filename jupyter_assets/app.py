@@ -6,6 +6,8 @@ import asyncio
 import logging
 import os
 import signal
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,21 +30,68 @@ from .http.handlers import routes
 from .service import AssetService, ServiceConfig
 from .skills.models import ModelSettings
 
-ENV_PREFIX = "JUPYTER_ASSETS_"
 DEFAULT_STANDALONE_PORT = 5121
 # Tornado closes the connection, unanswered, on a request head over its limit: ours is larger, so that a URL over
 # MAX_URL_LENGTH still gets its 414.
 MAX_REQUEST_HEAD = 1024 * 1024
 
 
-def _env(name: str) -> str | None:
-    value = os.environ.get(ENV_PREFIX + name)
-    return value if value not in (None, "") else None
+@dataclass(frozen=True)
+class EnvDefault:
+    """Where a trait's default comes from: the environment ``variable`` when set (not empty), read by ``parse``;
+    else ``fallback(app)``, computed when first asked for (it may read the app's other traits)."""
+
+    variable: str
+    parse: Callable[[str], Any] = str  # a bad value raises here, with the parser's own message (int's)
+    fallback: Callable[[AssetsApp], Any] = lambda app: None
 
 
-def _env_list(name: str) -> list[str] | None:
-    value = _env(name)
-    return [item.strip() for item in value.split(",") if item.strip()] if value else None
+def _comma_list(value: str) -> list[str] | None:
+    """Comma-separated items, stripped; None (so the fallback) when there are none, as with ",,"."""
+    return [item.strip() for item in value.split(",") if item.strip()] or None
+
+
+def _default_skills(app: AssetsApp) -> list[str]:
+    # Embeddings and tags need CLIP weights: without any, asking for them would only fail after every upload.
+    return [*ServiceConfig.enrichment_skills, *(["embed", "tags"] if app.clip_pretrained else [])]
+
+
+# Every AssetsApp trait that a JUPYTER_ASSETS_* variable can set. Fallbacks shared with ServiceConfig and
+# ModelSettings come from them, so that each default is written once.
+ENV_DEFAULTS: dict[str, EnvDefault] = {
+    "root_dir": EnvDefault("JUPYTER_ASSETS_ROOT", fallback=lambda app: os.path.join(jupyter_data_dir(), "assets")),
+    "api_keys": EnvDefault("JUPYTER_ASSETS_API_KEYS", _comma_list, lambda app: []),
+    "jwt_secret": EnvDefault("JUPYTER_ASSETS_JWT_SECRET"),
+    "jwt_public_key": EnvDefault("JUPYTER_ASSETS_JWT_PUBLIC_KEY"),
+    "jwt_issuer": EnvDefault("JUPYTER_ASSETS_JWT_ISSUER"),
+    "jwt_audience": EnvDefault("JUPYTER_ASSETS_JWT_AUDIENCE"),
+    "max_upload_bytes": EnvDefault("JUPYTER_ASSETS_MAX_UPLOAD_BYTES", int, lambda app: ServiceConfig.max_upload_bytes),
+    "allowed_content_types": EnvDefault(
+        "JUPYTER_ASSETS_ALLOWED_CONTENT_TYPES", _comma_list, lambda app: list(ServiceConfig.allowed_content_types)
+    ),
+    "public_base_url": EnvDefault("JUPYTER_ASSETS_PUBLIC_BASE_URL"),
+    "enrichment_skills": EnvDefault("JUPYTER_ASSETS_ENRICHMENT_SKILLS", _comma_list, _default_skills),
+    "clip_model": EnvDefault("JUPYTER_ASSETS_CLIP_MODEL", fallback=lambda app: ModelSettings.clip_model),
+    "clip_pretrained": EnvDefault("JUPYTER_ASSETS_CLIP_PRETRAINED", fallback=lambda app: ModelSettings.clip_pretrained),
+    "caption_model": EnvDefault("JUPYTER_ASSETS_CAPTION_MODEL", fallback=lambda app: ModelSettings.caption_model),
+    "caption_pretrained": EnvDefault(
+        "JUPYTER_ASSETS_CAPTION_PRETRAINED", fallback=lambda app: ModelSettings.caption_pretrained
+    ),
+    "model_device": EnvDefault("JUPYTER_ASSETS_MODEL_DEVICE", fallback=lambda app: ModelSettings.device),
+}
+
+
+def _default_from_env(trait: str) -> Callable[[AssetsApp], Any]:
+    """The default generator of ``trait`` (traitlets calls it with the app only, hence one per trait)."""
+    setting = ENV_DEFAULTS[trait]
+
+    def generate(app: AssetsApp) -> Any:
+        raw = os.environ.get(setting.variable)
+        parsed = setting.parse(raw) if raw else None
+        return parsed if parsed is not None else setting.fallback(app)
+
+    generate.__name__ = f"_{trait}_from_env"
+    return generate
 
 
 class AssetsApp(ExtensionApp):
@@ -85,10 +134,10 @@ class AssetsApp(ExtensionApp):
     enrichment_skills = List(
         Unicode(), help="Skills run after an upload (env JUPYTER_ASSETS_ENRICHMENT_SKILLS, comma-separated)."
     ).tag(config=True)
-    max_image_pixels = Int(100_000_000, help="Images declaring more pixels are refused (decompression bombs).").tag(
-        config=True
-    )
-    workers = Int(2, help="Enrichment worker threads.").tag(config=True)
+    max_image_pixels = Int(
+        ServiceConfig.max_image_pixels, help="Images declaring more pixels are refused (decompression bombs)."
+    ).tag(config=True)
+    workers = Int(ServiceConfig.workers, help="Enrichment worker threads.").tag(config=True)
     clip_model = Unicode(
         help="open_clip model for embeddings, tags and search by meaning (a name, or the path of an open_clip JSON "
         "config). Env JUPYTER_ASSETS_CLIP_MODEL."
@@ -127,65 +176,11 @@ class AssetsApp(ExtensionApp):
         True, help="Accept the user Jupyter authenticated as an admin of the library (inside Jupyter only)."
     ).tag(config=True)
 
-    @default("root_dir")
-    def _default_root_dir(self) -> str:
-        return _env("ROOT") or os.path.join(jupyter_data_dir(), "assets")
-
-    @default("api_keys")
-    def _default_api_keys(self) -> list[str]:
-        return _env_list("API_KEYS") or []
-
-    @default("jwt_secret")
-    def _default_jwt_secret(self) -> str | None:
-        return _env("JWT_SECRET")
-
-    @default("jwt_public_key")
-    def _default_jwt_public_key(self) -> str | None:
-        return _env("JWT_PUBLIC_KEY")
-
-    @default("jwt_issuer")
-    def _default_jwt_issuer(self) -> str | None:
-        return _env("JWT_ISSUER")
-
-    @default("jwt_audience")
-    def _default_jwt_audience(self) -> str | None:
-        return _env("JWT_AUDIENCE")
-
-    @default("max_upload_bytes")
-    def _default_max_upload_bytes(self) -> int:
-        return int(_env("MAX_UPLOAD_BYTES") or 10 * 1024 * 1024)
-
-    @default("allowed_content_types")
-    def _default_allowed_content_types(self) -> list[str]:
-        return _env_list("ALLOWED_CONTENT_TYPES") or ["image/png", "image/jpeg", "image/gif", "image/webp"]
-
-    @default("public_base_url")
-    def _default_public_base_url(self) -> str | None:
-        return _env("PUBLIC_BASE_URL")
-
-    @default("enrichment_skills")
-    def _default_enrichment_skills(self) -> list[str]:
-        return _env_list("ENRICHMENT_SKILLS") or ["thumbnail", *(["embed", "tags"] if self.clip_pretrained else [])]
-
-    @default("clip_model")
-    def _default_clip_model(self) -> str:
-        return _env("CLIP_MODEL") or ModelSettings.clip_model
-
-    @default("clip_pretrained")
-    def _default_clip_pretrained(self) -> str:
-        return _env("CLIP_PRETRAINED") or ModelSettings.clip_pretrained
-
-    @default("caption_model")
-    def _default_caption_model(self) -> str:
-        return _env("CAPTION_MODEL") or ModelSettings.caption_model
-
-    @default("caption_pretrained")
-    def _default_caption_pretrained(self) -> str:
-        return _env("CAPTION_PRETRAINED") or ModelSettings.caption_pretrained
-
-    @default("model_device")
-    def _default_model_device(self) -> str:
-        return _env("MODEL_DEVICE") or ModelSettings.device
+    # One default handler per trait of ENV_DEFAULTS, all alike (see _default_from_env). A value from a config file
+    # or the command line sets the trait itself, so it wins: the default is only asked for when nothing set it.
+    for _trait in ENV_DEFAULTS:
+        locals()[f"_{_trait}_from_env"] = default(_trait)(_default_from_env(_trait))
+    del _trait
 
     # -- building the service -----------------------------------------------------------------------------
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from jupyter_core.paths import jupyter_data_dir
+
+from jupyter_assets.app import AssetsApp
 
 from conftest import assert_error, png_bytes
 
@@ -73,3 +77,95 @@ def test_an_invalid_declared_storage_profile_stops_the_start_with_a_clear_error(
     server = make_server(JUPYTER_CONFIG_DIR=str(config_dir))
     with pytest.raises(RuntimeError, match="Storage profile 'broken' in configuration: rootPath is required"):
         server.start()
+
+
+# -- JUPYTER_ASSETS_* variables, read in-process ---------------------------------------------------------------
+
+ENV_CASES = [
+    ("JUPYTER_ASSETS_ROOT", "/srv/library", "root_dir", "/srv/library"),
+    ("JUPYTER_ASSETS_API_KEYS", " key-one , key-two ,", "api_keys", ["key-one", "key-two"]),
+    ("JUPYTER_ASSETS_JWT_SECRET", "s3cret", "jwt_secret", "s3cret"),
+    ("JUPYTER_ASSETS_JWT_PUBLIC_KEY", "/keys/jwt.pem", "jwt_public_key", "/keys/jwt.pem"),
+    ("JUPYTER_ASSETS_JWT_ISSUER", "issuer", "jwt_issuer", "issuer"),
+    ("JUPYTER_ASSETS_JWT_AUDIENCE", "audience", "jwt_audience", "audience"),
+    ("JUPYTER_ASSETS_MAX_UPLOAD_BYTES", "4096", "max_upload_bytes", 4096),
+    ("JUPYTER_ASSETS_MAX_UPLOAD_BYTES", "0", "max_upload_bytes", 0),
+    (
+        "JUPYTER_ASSETS_ALLOWED_CONTENT_TYPES",
+        "image/png,image/avif",
+        "allowed_content_types",
+        ["image/png", "image/avif"],
+    ),
+    ("JUPYTER_ASSETS_PUBLIC_BASE_URL", "https://cdn.example", "public_base_url", "https://cdn.example"),
+    ("JUPYTER_ASSETS_ENRICHMENT_SKILLS", "thumbnail,tags", "enrichment_skills", ["thumbnail", "tags"]),
+    ("JUPYTER_ASSETS_CLIP_MODEL", "RN50", "clip_model", "RN50"),
+    ("JUPYTER_ASSETS_CLIP_PRETRAINED", "openai", "clip_pretrained", "openai"),
+    ("JUPYTER_ASSETS_CLIP_PRETRAINED", "openai", "enrichment_skills", ["thumbnail", "embed", "tags"]),
+    ("JUPYTER_ASSETS_CAPTION_MODEL", "coca_ViT-L-14", "caption_model", "coca_ViT-L-14"),
+    ("JUPYTER_ASSETS_CAPTION_PRETRAINED", "mscoco", "caption_pretrained", "mscoco"),
+    ("JUPYTER_ASSETS_MODEL_DEVICE", "cuda:1", "model_device", "cuda:1"),
+]
+# What each trait is with nothing in the environment (or an empty variable, or a list with no items), written out
+# here so that a change of default shows.
+UNSET_DEFAULTS = {
+    "api_keys": [],
+    "jwt_secret": None,
+    "jwt_public_key": None,
+    "jwt_issuer": None,
+    "jwt_audience": None,
+    "max_upload_bytes": 10 * 1024 * 1024,
+    "allowed_content_types": ["image/png", "image/jpeg", "image/gif", "image/webp"],
+    "public_base_url": None,
+    "enrichment_skills": ["thumbnail"],
+    "clip_model": "ViT-B-32",
+    "clip_pretrained": "",
+    "caption_model": "coca_ViT-B-32",
+    "caption_pretrained": "",
+    "model_device": "auto",
+    "max_image_pixels": 100_000_000,
+    "workers": 2,
+}
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in list(os.environ):
+        if name.startswith("JUPYTER_ASSETS_"):
+            monkeypatch.delenv(name)
+    return monkeypatch
+
+
+@pytest.mark.parametrize(("variable", "value", "trait", "expected"), ENV_CASES)
+def test_each_variable_sets_its_trait(clean_env, variable: str, value: str, trait: str, expected: object) -> None:
+    clean_env.setenv(variable, value)
+    assert getattr(AssetsApp(), trait) == expected
+
+
+LIST_VARIABLES = ["JUPYTER_ASSETS_API_KEYS", "JUPYTER_ASSETS_ALLOWED_CONTENT_TYPES", "JUPYTER_ASSETS_ENRICHMENT_SKILLS"]
+
+
+@pytest.mark.parametrize(
+    ("value", "variables"),
+    [(None, []), ("", sorted({variable for variable, *_ in ENV_CASES})), (",, ,", LIST_VARIABLES)],
+    ids=["unset", "empty", "list-without-items"],
+)
+def test_unset_or_empty_variables_give_the_defaults(clean_env, value: str | None, variables: list[str]) -> None:
+    for variable in variables:
+        clean_env.setenv(variable, value)
+    app = AssetsApp()
+    assert {trait: getattr(app, trait) for trait in UNSET_DEFAULTS} == UNSET_DEFAULTS
+    assert app.root_dir == os.path.join(jupyter_data_dir(), "assets")
+
+
+def test_a_bad_number_in_the_environment_is_refused(clean_env) -> None:
+    clean_env.setenv("JUPYTER_ASSETS_MAX_UPLOAD_BYTES", "10MB")
+    with pytest.raises(ValueError, match=r"invalid literal for int\(\) with base 10: '10MB'"):
+        AssetsApp().max_upload_bytes  # noqa: B018
+
+
+def test_the_command_line_wins_over_the_environment(clean_env) -> None:
+    clean_env.setenv("JUPYTER_ASSETS_MAX_UPLOAD_BYTES", "4096")
+    clean_env.setenv("JUPYTER_ASSETS_API_KEYS", "from-env")
+    app = AssetsApp()
+    app.parse_command_line(["--AssetsApp.max_upload_bytes=100", "--AssetsApp.api_keys=from-cli"])
+    assert (app.max_upload_bytes, app.api_keys) == (100, ["from-cli"])
