@@ -172,7 +172,7 @@ def test_a_push_rejected_because_another_clone_won_the_race_is_replayed(
 ) -> None:
     storage.put_bytes(KEY, b"first")
     other = other_clone(remote, tmp_path)
-    real_git = storage._git
+    real_git = storage.clone._git
     pushes: list[int] = []
 
     def racing_git(*args: str, network: bool = False) -> subprocess.CompletedProcess[str]:
@@ -183,7 +183,7 @@ def test_a_push_rejected_because_another_clone_won_the_race_is_replayed(
                 push_from_other(other, "notes/race.txt", b"won the race")
         return real_git(*args, network=network)
 
-    monkeypatch.setattr(storage, "_git", racing_git)
+    monkeypatch.setattr(storage.clone, "_git", racing_git)
     storage.put_bytes(OTHER_KEY, b"second")
 
     assert len(pushes) == 2
@@ -473,7 +473,7 @@ def test_the_token_goes_in_a_header_and_never_leaks(
         argv.extend(command)
         return real_run(command, **kwargs)  # type: ignore[call-overload]
 
-    monkeypatch.setattr("jupyter_assets.storage.git.subprocess.run", recording_run)
+    monkeypatch.setattr("jupyter_assets.storage.git_clone.subprocess.run", recording_run)
     caplog.set_level(logging.DEBUG)
     storage = GitRepoStorage(remote_url=url, ref="main", token=TOKEN, cache_dir=tmp_path / "cache")
 

@@ -91,35 +91,13 @@ class S3Storage:
         naming the field (never a secret's value)."""
         if not isinstance(configuration, dict) or not isinstance(secrets, dict):
             raise _invalid("The configuration and the secrets must be objects.")
-        endpoint = configuration.get("endpoint")
-        if not _is_http_url(endpoint):
-            raise ApiError(
-                "storage_provider_profile_endpoint_invalid",
-                "endpoint must be an absolute http or https URL without credentials, query or fragment.",
-                400,
-            )
-        bucket = configuration.get("bucket")
-        if bucket is None or (isinstance(bucket, str) and not bucket.strip()):
-            raise ApiError("storage_provider_profile_bucket_required", "bucket is required.", 400)
-        region = configuration.get("region")
-        if region is None or (isinstance(region, str) and not region.strip()):
-            raise ApiError("storage_provider_profile_region_required", "region is required.", 400)
-        if not isinstance(bucket, str) or not isinstance(region, str):
-            raise _invalid("bucket and region must be strings.")
+        endpoint, bucket, region = _endpoint_bucket_region(configuration)
         force_path_style = configuration.get("forcePathStyle", True)
         if force_path_style is None:
             force_path_style = True
         if not isinstance(force_path_style, bool):
             raise _invalid("forcePathStyle must be a boolean.")
-        prefix = configuration.get("prefix") or ""
-        if not isinstance(prefix, str):
-            raise _invalid("prefix must be a string.")
-        prefix = prefix.strip("/")
-        if prefix:
-            try:
-                check_key(prefix)
-            except ApiError:
-                raise _invalid("prefix must be a relative path without empty, '.' or '..' segments.") from None
+        prefix = _prefix(configuration)
         public_base_url = configuration.get("publicBaseUrl")
         if public_base_url is not None and not _is_http_url(public_base_url):
             raise ApiError(
@@ -127,32 +105,14 @@ class S3Storage:
                 "publicBaseUrl must be an absolute http or https URL without credentials, query or fragment.",
                 400,
             )
-        presign_seconds = configuration.get("presignSeconds")
-        if presign_seconds is None:
-            presign_seconds = 3600
-        # bool is an int in Python: refuse true/false explicitly.
-        if (
-            isinstance(presign_seconds, bool)
-            or not isinstance(presign_seconds, int)
-            or not 1 <= presign_seconds <= MAX_PRESIGN_SECONDS
-        ):
-            raise _invalid(f"presignSeconds must be an integer from 1 to {MAX_PRESIGN_SECONDS}.")
-        access_key = secrets.get("accessKey")
-        secret_key = secrets.get("secretKey")
-        if any(value is not None and not isinstance(value, str) for value in (access_key, secret_key)):
-            raise _invalid("accessKey and secretKey must be strings.")
-        # Both, or neither (boto3's own credential chain: environment, profile, instance role).
-        either = "give both, or neither to use boto3's own credentials (environment, profile, instance role)."
-        if access_key and not secret_key:
-            raise ApiError("storage_provider_profile_secret_key_required", f"secretKey is required: {either}", 400)
-        if secret_key and not access_key:
-            raise ApiError("storage_provider_profile_access_key_required", f"accessKey is required: {either}", 400)
+        presign_seconds = _presign_seconds(configuration)
+        access_key, secret_key = _credentials(secrets)
         return cls(
             endpoint=endpoint,
-            bucket=bucket.strip(),
-            region=region.strip(),
-            access_key=access_key or None,
-            secret_key=secret_key or None,
+            bucket=bucket,
+            region=region,
+            access_key=access_key,
+            secret_key=secret_key,
             force_path_style=force_path_style,
             prefix=prefix,
             public_base_url=public_base_url,
@@ -341,6 +301,9 @@ def _send_small_body_at_once(request: Any, **_: Any) -> None:
         del request.headers["Expect"]
 
 
+# -- configuration ------------------------------------------------------------------------------------------------
+
+
 def _is_http_url(value: object) -> bool:
     if not isinstance(value, str):
         return False
@@ -361,3 +324,65 @@ def _is_http_url(value: object) -> bool:
 
 def _invalid(message: str) -> ApiError:
     return ApiError("storage_provider_profile_configuration_invalid", message, 400)
+
+
+def _endpoint_bucket_region(configuration: dict[str, Any]) -> tuple[str, str, str]:
+    """The endpoint URL, and the bucket and region trimmed."""
+    endpoint = configuration.get("endpoint")
+    if not _is_http_url(endpoint):
+        raise ApiError(
+            "storage_provider_profile_endpoint_invalid",
+            "endpoint must be an absolute http or https URL without credentials, query or fragment.",
+            400,
+        )
+    bucket = configuration.get("bucket")
+    if bucket is None or (isinstance(bucket, str) and not bucket.strip()):
+        raise ApiError("storage_provider_profile_bucket_required", "bucket is required.", 400)
+    region = configuration.get("region")
+    if region is None or (isinstance(region, str) and not region.strip()):
+        raise ApiError("storage_provider_profile_region_required", "region is required.", 400)
+    if not isinstance(bucket, str) or not isinstance(region, str):
+        raise _invalid("bucket and region must be strings.")
+    return endpoint, bucket.strip(), region.strip()
+
+
+def _prefix(configuration: dict[str, Any]) -> str:
+    prefix = configuration.get("prefix") or ""
+    if not isinstance(prefix, str):
+        raise _invalid("prefix must be a string.")
+    prefix = prefix.strip("/")
+    if prefix:
+        try:
+            check_key(prefix)
+        except ApiError:
+            raise _invalid("prefix must be a relative path without empty, '.' or '..' segments.") from None
+    return prefix
+
+
+def _presign_seconds(configuration: dict[str, Any]) -> int:
+    presign_seconds = configuration.get("presignSeconds")
+    if presign_seconds is None:
+        presign_seconds = 3600
+    # bool is an int in Python: refuse true/false explicitly.
+    if (
+        isinstance(presign_seconds, bool)
+        or not isinstance(presign_seconds, int)
+        or not 1 <= presign_seconds <= MAX_PRESIGN_SECONDS
+    ):
+        raise _invalid(f"presignSeconds must be an integer from 1 to {MAX_PRESIGN_SECONDS}.")
+    return presign_seconds
+
+
+def _credentials(secrets: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The access key and secret key: both, or neither (boto3's own credential chain: environment, profile,
+    instance role)."""
+    access_key = secrets.get("accessKey")
+    secret_key = secrets.get("secretKey")
+    if any(value is not None and not isinstance(value, str) for value in (access_key, secret_key)):
+        raise _invalid("accessKey and secretKey must be strings.")
+    either = "give both, or neither to use boto3's own credentials (environment, profile, instance role)."
+    if access_key and not secret_key:
+        raise ApiError("storage_provider_profile_secret_key_required", f"secretKey is required: {either}", 400)
+    if secret_key and not access_key:
+        raise ApiError("storage_provider_profile_access_key_required", f"accessKey is required: {either}", 400)
+    return access_key or None, secret_key or None
