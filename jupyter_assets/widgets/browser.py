@@ -55,6 +55,26 @@ def _row(children: list[w.Widget]) -> w.HBox:
     return w.HBox(children, layout=w.Layout(flex_flow="row wrap"))
 
 
+def _confirm_bar(on_yes: Callable[[], None]) -> w.HBox:
+    """A question with "Yes, delete" and "Cancel" buttons, hidden until asked (see _ask)."""
+    question = w.Label()
+    yes = w.Button(description="Yes, delete", button_style="danger")
+    cancel = w.Button(description="Cancel")
+    bar = w.HBox([question, yes, cancel], layout=w.Layout(display="none"))
+    yes.on_click(lambda _: on_yes())
+    cancel.on_click(lambda _: _hide(bar))
+    return bar
+
+
+def _ask(bar: w.HBox, question: str) -> None:
+    bar.children[0].value = question
+    bar.layout.display = "flex"
+
+
+def _hide(bar: w.HBox) -> None:
+    bar.layout.display = "none"
+
+
 class AssetBrowser(Panel):
     """``auto_refresh``: seconds between re-reads of the page's pending and processing assets (None: never).
     They are re-read in a background thread until none is left, so enrichment shows up without a click."""
@@ -73,6 +93,37 @@ class AssetBrowser(Panel):
         self.on_selection_change: list[Callable[[set[str]], None]] = []
         self.detail: Asset | None = None
 
+        self._build_controls()
+        self.message = w.HTML()
+        # As many columns as fit, each at least 150 px, sharing the rest of the width.
+        self.grid = w.GridBox(
+            layout=w.Layout(grid_template_columns="repeat(auto-fill, minmax(150px, 1fr))", grid_gap="8px", width="100%")
+        )
+        self.grid.add_class("jupyter-assets-grid")
+        self.checkboxes: dict[str, w.Checkbox] = {}
+        self.cards: dict[str, w.VBox] = {}
+
+        self._build_detail_pane()
+        self.widget = w.VBox(
+            [
+                w.HTML(STYLE),
+                _row([self.query, self.by_meaning]),
+                _row([self.content_type, self.status_filter, self.sort]),
+                _row([self.prev_button, self.page_label, self.next_button, self.refresh_button]),
+                _row([self.selection_label, self.delete_selected_button]),
+                self.batch_confirm,
+                self.message,
+                # The detail pane sits beside the grid, or under it where the two do not fit side by side.
+                w.HBox(
+                    [w.Box([self.grid], layout=w.Layout(flex="1 1 320px", min_width="0")), self.detail_pane],
+                    layout=w.Layout(width="100%", flex_flow="row wrap", grid_gap="8px"),
+                ),
+            ]
+        )
+        self.refresh()
+
+    def _build_controls(self) -> None:
+        """The filters, the pager and the batch delete above the grid."""
         self.query = w.Text(placeholder="search file name, description, alt text", description="Search")
         self.by_meaning = w.Checkbox(description="by meaning", value=False, indent=False)
         # "" for "any": ipywidgets 8 takes an option whose value is None for no selection, and shows it blank.
@@ -93,20 +144,13 @@ class AssetBrowser(Panel):
         self.next_button.on_click(lambda _: self.next_page())
         self.refresh_button.on_click(lambda _: self.refresh())
 
-        self.message = w.HTML()
-        # As many columns as fit, each at least 150 px, sharing the rest of the width.
-        self.grid = w.GridBox(
-            layout=w.Layout(grid_template_columns="repeat(auto-fill, minmax(150px, 1fr))", grid_gap="8px", width="100%")
-        )
-        self.grid.add_class("jupyter-assets-grid")
-        self.checkboxes: dict[str, w.Checkbox] = {}
-        self.cards: dict[str, w.VBox] = {}
-
         self.delete_selected_button = w.Button(description="Delete selected", button_style="danger", icon="trash")
         self.delete_selected_button.on_click(lambda _: self.delete_selected(confirm=False))
         self.selection_label = w.Label("0 selected")
-        self.batch_confirm = self._confirm_bar(lambda: self.delete_selected(confirm=True))
+        self.batch_confirm = _confirm_bar(lambda: self.delete_selected(confirm=True))
 
+    def _build_detail_pane(self) -> None:
+        """The pane that shows one asset in full, to edit or delete it."""
         self.detail_title = w.HTML()
         self.detail_description = w.Textarea(description="Description", layout=w.Layout(width="95%"))
         self.detail_alt_text = w.Text(description="Alt text", layout=w.Layout(width="95%"))
@@ -115,7 +159,7 @@ class AssetBrowser(Panel):
         self.save_button.on_click(lambda _: self.save_details())
         self.delete_button = w.Button(description="Delete", button_style="danger", icon="trash")
         self.delete_button.on_click(lambda _: self.delete_details(confirm=False))
-        self.detail_confirm = self._confirm_bar(lambda: self.delete_details(confirm=True))
+        self.detail_confirm = _confirm_bar(lambda: self.delete_details(confirm=True))
         self.detail_info = w.HTML()
         self.detail_message = w.HTML()
         self.detail_pane = w.VBox(
@@ -133,25 +177,7 @@ class AssetBrowser(Panel):
                 display="none", border="1px solid var(--jp-border-color2)", padding="6px", flex="0 1 420px"
             ),
         )
-
         self.detail_pane.add_class("jupyter-assets-detail")
-        self.widget = w.VBox(
-            [
-                w.HTML(STYLE),
-                _row([self.query, self.by_meaning]),
-                _row([self.content_type, self.status_filter, self.sort]),
-                _row([self.prev_button, self.page_label, self.next_button, self.refresh_button]),
-                _row([self.selection_label, self.delete_selected_button]),
-                self.batch_confirm,
-                self.message,
-                # The detail pane sits beside the grid, or under it where the two do not fit side by side.
-                w.HBox(
-                    [w.Box([self.grid], layout=w.Layout(flex="1 1 320px", min_width="0")), self.detail_pane],
-                    layout=w.Layout(width="100%", flex_flow="row wrap", grid_gap="8px"),
-                ),
-            ]
-        )
-        self.refresh()
 
     # -- listing ----------------------------------------------------------------------------------------------
 
@@ -316,32 +342,15 @@ class AssetBrowser(Panel):
         for asset_id in list(self.selected):
             self.select(asset_id, False)
 
-    def _confirm_bar(self, on_yes: Callable[[], None]) -> w.HBox:
-        question = w.Label()
-        yes = w.Button(description="Yes, delete", button_style="danger")
-        cancel = w.Button(description="Cancel")
-        bar = w.HBox([question, yes, cancel], layout=w.Layout(display="none"))
-        yes.on_click(lambda _: on_yes())
-        cancel.on_click(lambda _: self._hide(bar))
-        return bar
-
-    def _ask(self, bar: w.HBox, question: str) -> None:
-        bar.children[0].value = question
-        bar.layout.display = "flex"
-
-    @staticmethod
-    def _hide(bar: w.HBox) -> None:
-        bar.layout.display = "none"
-
     def delete_selected(self, confirm: bool = True) -> None:
         """Delete every selected asset; with confirm=False only ask (the button's first click)."""
         if not self.selected:
             self.message.value = "Nothing selected."
             return
         if not confirm:
-            self._ask(self.batch_confirm, f"Delete {len(self.selected)} selected assets?")
+            _ask(self.batch_confirm, f"Delete {len(self.selected)} selected assets?")
             return
-        self._hide(self.batch_confirm)
+        _hide(self.batch_confirm)
         try:
             result = self.client.delete_many(sorted(self.selected))
         except CLIENT_ERRORS as error:
@@ -378,7 +387,7 @@ class AssetBrowser(Panel):
         self.detail_public.value = bool(asset.is_public)
         self.detail_info.value = self._detail_info(asset)
         self.detail_message.value = ""
-        self._hide(self.detail_confirm)
+        _hide(self.detail_confirm)
         self.detail_pane.layout.display = "flex"
 
     def _detail_info(self, asset: Asset) -> str:
@@ -432,7 +441,7 @@ class AssetBrowser(Panel):
         if self.detail is None:
             return
         if not confirm:
-            self._ask(self.detail_confirm, f"Delete {self.detail.original_file_name}?")
+            _ask(self.detail_confirm, f"Delete {self.detail.original_file_name}?")
             return
         try:
             self.client.delete(self.detail.id)
@@ -445,5 +454,5 @@ class AssetBrowser(Panel):
 
     def _close_details(self) -> None:
         self.detail = None
-        self._hide(self.detail_confirm)
+        _hide(self.detail_confirm)
         self.detail_pane.layout.display = "none"
