@@ -3,9 +3,9 @@
 Bulk-loads N synthetic assets (default 1,000,000) into a real ``jupyter_assets.catalog.Catalog``, copies the same
 rows into an SQLite file with the same tables and the indexes a reasonable SQLite user would add, then times:
 
-* ``Catalog.list_assets`` (count + one page, exactly what the list endpoint runs) for page 1, ``q`` search (a
+* ``Catalog.assets.list`` (count + one page, exactly what the list endpoint runs) for page 1, ``q`` search (a
   common word and a word that matches nothing), a ``contentType`` filter and ``orderBy=size``;
-* ``Catalog.usage_stats``;
+* ``Catalog.analytics.usage_stats``;
 
 each as an admin (``visible_to=None``) and as a normal user (``visible_to='owner-7'``), and the equivalent SQL on
 SQLite (``instr(lower(x), ?)`` for the substring search). Every SQLite answer is checked against DuckDB's (same
@@ -458,10 +458,10 @@ def run(workdir: Path, rows: int, reps: int, budget: float, warmup: int, json_pa
     for who, visible_to in (("admin", None), (USER, USER)):
         for label, kind, query in queries:
             if query is None:
-                duck_call = lambda v=visible_to: catalog.usage_stats(v)  # noqa: E731
+                duck_call = lambda v=visible_to: catalog.analytics.usage_stats(v)  # noqa: E731
                 lite_call = lambda v=visible_to: lite.usage_stats(v)  # noqa: E731
             else:
-                duck_call = lambda q=query, v=visible_to: catalog.list_assets(q, v)  # noqa: E731
+                duck_call = lambda q=query, v=visible_to: catalog.assets.list(q, v)  # noqa: E731
                 lite_call = lambda q=query, v=visible_to: lite.list_assets(q, v)  # noqa: E731
             duck_ms, duck_result = time_calls(duck_call, reps, warmup, budget)
             lite_ms, lite_result = time_calls(lite_call, reps, warmup, budget)

@@ -86,7 +86,7 @@ def through_the_worker(root: Path, checkpoint: Path, images: list[bytes]) -> tup
         if not service.workers.wait_idle(3600):
             raise RuntimeError("the worker pool did not finish")
         rate = len(images) / (time.perf_counter() - started)
-        stored = len(service.catalog.embeddings(MODEL, service.models.clip().weights)[0])
+        stored = len(service.catalog.assets.embeddings(MODEL, service.models.clip().weights)[0])
         return rate, stored
     finally:
         service.close()

@@ -140,7 +140,7 @@ def ours(root: Path, paths: list[Path]) -> Clock:
 
 def check(worker: AssetService, ids: list[str]) -> None:
     for asset_id in ids:
-        asset = worker.catalog.get_asset_detail(asset_id)
+        asset = worker.catalog.assets.detail(asset_id)
         thumbnails = [(d.kind, d.width, d.height, d.content_type) for d in asset.derivatives]
         if asset.status != "ready" or thumbnails != [("thumbnail_256", 256, 192, "image/webp")]:
             raise RuntimeError(f"asset {asset_id} is {asset.status} with derivatives {thumbnails}")

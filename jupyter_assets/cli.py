@@ -15,7 +15,7 @@ from traitlets.config import Application
 from .app import DEFAULT_STANDALONE_PORT, AssetsApp, serve
 from .auth import ALL_SCOPES, mint_jwt, parse_scopes
 from .auth.keys import ApiKeys
-from .catalog import EXPORTABLE_TABLES, Catalog, CatalogLockedError
+from .catalog import EXPORTABLE_TABLES, Catalog, CatalogLockedError, open_catalog
 from .service import ConfigurationError
 
 
@@ -32,7 +32,7 @@ def _app(args: argparse.Namespace) -> AssetsApp:
 
 def _catalog(app: AssetsApp) -> Catalog:
     try:
-        return Catalog(Path(app.root_dir).expanduser().resolve() / "catalog.duckdb")
+        return open_catalog(Path(app.root_dir).expanduser().resolve())
     except CatalogLockedError as error:
         sys.exit(
             f"error: {error}\nStop the server first, or manage keys over HTTP with an admin credential: "
@@ -132,7 +132,7 @@ def cmd_export(args: argparse.Namespace) -> None:
     try:
         for table in args.tables or EXPORTABLE_TABLES:
             target = destination / (table if table == "events" else f"{table}.parquet")
-            catalog.export_parquet(table, target, visible_to=None)
+            catalog.analytics.export_parquet(table, target, visible_to=None)
             print(f"wrote {target}")
     finally:
         catalog.close()

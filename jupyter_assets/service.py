@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from .auth import ALL_SCOPES, Principal
 from .auth.keys import ApiKeys
-from .catalog import EXPORTABLE_TABLES, Catalog
+from .catalog import EXPORTABLE_TABLES, open_catalog
 from .errors import ApiError, asset_not_found, forbidden, request_invalid
 from .images import EXTENSIONS, inspect_upload, sniff_format
 from .model import (
@@ -134,7 +134,7 @@ class AssetService:
         # Uploads under way whose catalog row is not queued yet: the catalog's writer waits a moment for them,
         # so that concurrent uploads share a commit.
         self._uploads_before_commit: set[UploadForm] = set()
-        self.catalog = Catalog(config.root_dir / "catalog.duckdb", lambda: len(self._uploads_before_commit))
+        self.catalog = open_catalog(config.root_dir, lambda: len(self._uploads_before_commit))
         self.content_url = f"{config.public_base_url.rstrip('/')}/content"
         # The configuration's storage: assets without a profile live here.
         self.storage: Storage = LocalStorage(config.root_dir / "files", self.content_url)
@@ -174,7 +174,7 @@ class AssetService:
         self._recover_incoming()
         self.sweep_storage()
         self._load_vector_index()
-        recovered = self.catalog.recover_jobs(MAX_JOB_ATTEMPTS)
+        recovered = self.catalog.jobs.recover(MAX_JOB_ATTEMPTS)
         jobs = [Job(job_id, asset_id, tuple(skills)) for job_id, asset_id, skills in recovered]
         if jobs:
             self.log.info("resuming %d enrichment job(s) left by the previous run", len(jobs))
@@ -190,11 +190,11 @@ class AssetService:
         leftovers = list(self.incoming_dir.iterdir())
         if not leftovers:
             return
-        listed = self.catalog.storage_profiles()
+        listed = self.catalog.profiles.all()
         copying_profiles = [profile.id for profile in listed if profiles.copies_on_put(profile.provider_type)]
         for leftover in leftovers:
             asset_id = parse_id(leftover.stem) if leftover.suffix == ".upload" else None
-            asset = self.catalog.get_asset(asset_id) if asset_id else None
+            asset = self.catalog.assets.get(asset_id) if asset_id else None
             if asset is None:
                 if asset_id:
                     self._remove_uncommitted_upload(asset_id, leftover, copying_profiles)
@@ -204,7 +204,7 @@ class AssetService:
                     storage.put(asset.storage_key, leftover, sha256=asset.checksum_sha256)
                 else:
                     self.log.warning("dropping upload %s: its bytes were not durable before a crash", asset.id)
-                    self.catalog.undo_upload(asset.id)
+                    self.catalog.assets.undo_upload(asset.id)
             leftover.unlink(missing_ok=True)
 
     def _remove_uncommitted_upload(self, asset_id: str, leftover: Path, profile_ids: list[str]) -> None:
@@ -327,7 +327,7 @@ class AssetService:
         if not storage.put_copies:
             fsync_file(form.temp_path)
         fsync_directory(self.incoming_dir)
-        job_id, committing = self.catalog.insert_asset(asset, skills, self._event("upload", principal, asset))
+        job_id, committing = self.catalog.assets.insert(asset, skills, self._event("upload", principal, asset))
         self._uploads_before_commit.discard(form)
         try:
             if storage.put_copies:
@@ -337,7 +337,7 @@ class AssetService:
                 storage.put(asset.storage_key, form.temp_path, message=fields.get("commitmessage") or None)
         except BaseException:
             if self.catalog.settle(committing).exception() is None:  # undo a row that did commit
-                self.catalog.undo_upload(asset.id)
+                self.catalog.assets.undo_upload(asset.id)
             self._remove_file(asset.storage_key, profile_id)
             raise
         if job_id:
@@ -356,7 +356,7 @@ class AssetService:
                     "storage_provider_profile_disabled", f"Storage provider profile '{profile.id}' is disabled.", 400
                 )
             return profile.id, self.storage_for(profile.id)
-        default = self.catalog.default_storage_profile()
+        default = self.catalog.profiles.default()
         if default is None:
             return None, self.storage
         if not default.is_enabled:
@@ -375,7 +375,7 @@ class AssetService:
         with self._profiles_lock:  # held while building, so concurrent first uses build one client, not eight
             storage = self._profile_storages.get(profile_id)
             if storage is None:
-                profile = self.catalog.storage_profile(profile_id)
+                profile = self.catalog.profiles.get(profile_id)
                 if profile is None:
                     message = f"Storage provider profile '{profile_id}' is gone."
                     raise ApiError("asset_storage_provider_profile_not_found", message, 400)
@@ -395,7 +395,7 @@ class AssetService:
         configuration = Principal("configuration", ALL_SCOPES, "configuration")
         for declared in self.config.storage_profiles:
             name = str(declared.get("name", "")).strip().lower()
-            existing = next((p for p in self.catalog.storage_profiles() if p.name.lower() == name), None)
+            existing = next((p for p in self.catalog.profiles.all() if p.name.lower() == name), None)
             try:
                 if existing is None:
                     self.create_storage_profile(configuration, declared)
@@ -413,7 +413,7 @@ class AssetService:
 
     def _profile(self, profile_id: str) -> StorageProfile:
         canonical = parse_id(profile_id.strip())
-        profile = self.catalog.storage_profile(canonical) if canonical else None
+        profile = self.catalog.profiles.get(canonical) if canonical else None
         if profile is None:
             raise ApiError(
                 "storage_provider_profile_not_found",
@@ -424,7 +424,7 @@ class AssetService:
 
     def storage_overview(self, principal: Principal) -> dict[str, Any]:
         principal.require("assets:admin")
-        return profiles.overview(self.catalog.storage_profiles(), self.storage.name)
+        return profiles.overview(self.catalog.profiles.all(), self.storage.name)
 
     def create_storage_profile(self, principal: Principal, body: dict[str, Any]) -> dict[str, Any]:
         principal.require("assets:admin")
@@ -455,7 +455,7 @@ class AssetService:
             profile_id, name, _display_name(body.get("displayName")), provider_type, is_enabled, is_default,
             configuration, secrets or {}, now, now,
         )  # fmt: skip
-        self.catalog.save_storage_profile(profile)
+        self.catalog.profiles.save(profile)
         return profiles.profile_json(profile)
 
     def update_storage_profile(self, principal: Principal, profile_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -485,7 +485,7 @@ class AssetService:
                 profile.provider_type, profile.configuration, profile.secrets, self._profile_cache(profile.id)
             )
         profile.updated_at = utc_now()
-        self.catalog.save_storage_profile(profile)
+        self.catalog.profiles.save(profile)
         with self._profiles_lock:
             self._profile_storages.pop(profile.id, None)  # rebuilt with the new settings on next use
         return profiles.profile_json(profile)
@@ -501,14 +501,14 @@ class AssetService:
             )
         profile.is_default = True
         profile.updated_at = utc_now()
-        self.catalog.save_storage_profile(profile)
+        self.catalog.profiles.save(profile)
         return profiles.profile_json(profile)
 
     def delete_storage_profile(self, principal: Principal, profile_id: str) -> dict[str, Any]:
         """Remove a profile; one that still holds assets is disabled instead, so they stay readable."""
         principal.require("assets:admin")
         profile = self._profile(profile_id)
-        status = self.catalog.delete_storage_profile(profile.id)
+        status = self.catalog.profiles.delete(profile.id)
         if status == "deleted":
             with self._profiles_lock:
                 self._profile_storages.pop(profile.id, None)
@@ -518,7 +518,7 @@ class AssetService:
         if not isinstance(raw, str) or not raw.strip():
             raise ApiError("storage_provider_profile_name_required", "name is required.", 400)
         name = raw.strip()
-        if any(p.name.lower() == name.lower() and p.id != own_id for p in self.catalog.storage_profiles()):
+        if any(p.name.lower() == name.lower() and p.id != own_id for p in self.catalog.profiles.all()):
             raise ApiError(
                 "storage_provider_profile_name_conflict",
                 f"A storage provider profile named '{name}' already exists.",
@@ -532,7 +532,7 @@ class AssetService:
         principal.require("assets:read")
         if query.meaning:
             return self._search_by_meaning(principal, query)
-        return self.catalog.list_assets(query, principal.visible_owner)
+        return self.catalog.assets.list(query, principal.visible_owner)
 
     def get_asset(self, principal: Principal, asset_id: str) -> Asset:
         principal.require("assets:read")
@@ -547,7 +547,7 @@ class AssetService:
 
     def thumbnail_urls(self, assets: list[Asset]) -> dict[str, str | None]:
         """The thumbnail URL of each asset that has one, found for the whole list in one catalog query."""
-        thumbnails = self.catalog.derivatives_of_kind([asset.id for asset in assets], THUMBNAIL_KIND)
+        thumbnails = self.catalog.assets.derivatives_of_kind([asset.id for asset in assets], THUMBNAIL_KIND)
         return {
             asset.id: self._public_url(self.storage_for(asset.storage_profile_id), thumbnails[asset.id].storage_key)
             for asset in assets
@@ -574,7 +574,7 @@ class AssetService:
     def open_public_content(self, storage_key: str) -> Content:
         """The anonymous route: only public assets and their derivatives, whatever the key."""
         key = storage_key.replace("\\", "/").strip().lstrip("/")
-        found = self.catalog.find_by_storage_key(key) if key else None
+        found = self.catalog.assets.find_by_storage_key(key) if key else None
         if found is None or not found[0].is_public:
             raise ApiError("asset_not_found", "No public asset is stored under this key.", 404)
         asset, derivative = found
@@ -595,7 +595,7 @@ class AssetService:
             chunks = content.storage.open(content.storage_key, start, end, expected_size=content.size)
             first = next(chunks, b"")
         except StoredFileChanged as changed:
-            found = self.catalog.find_by_storage_key(content.storage_key)
+            found = self.catalog.assets.find_by_storage_key(content.storage_key)
             stored_size = content.storage.size(content.storage_key)
             if found is None or stored_size is None:
                 raise FileNotFoundError(content.storage_key) from changed
@@ -606,7 +606,7 @@ class AssetService:
 
     def usage_stats(self, principal: Principal) -> UsageStats:
         principal.require("assets:read")
-        return self.catalog.usage_stats(principal.visible_owner)
+        return self.catalog.analytics.usage_stats(principal.visible_owner)
 
     def export(self, principal: Principal, table: str, destination: Path) -> None:
         principal.require("assets:read")
@@ -616,7 +616,7 @@ class AssetService:
                 f"Unknown table '{table}'; choose one of {', '.join(EXPORTABLE_TABLES)}.",
                 400,
             )
-        self.catalog.export_parquet(table, destination, principal.visible_owner)
+        self.catalog.analytics.export_parquet(table, destination, principal.visible_owner)
 
     # -- change -------------------------------------------------------------------------------------------
 
@@ -646,8 +646,8 @@ class AssetService:
                 raise ApiError("asset_filename_invalid", "The file name is empty or too long.", 400)
             changes["original_file_name"] = name
         self._owned(principal, asset_id)
-        self.catalog.update_asset(asset_id, changes)
-        return self.catalog.get_asset_detail(asset_id)
+        self.catalog.assets.update(asset_id, changes)
+        return self.catalog.assets.detail(asset_id)
 
     def delete_asset(self, principal: Principal, asset_id: str, commit_message: str | None = None) -> dict[str, Any]:
         principal.require("assets:delete")
@@ -669,7 +669,7 @@ class AssetService:
             asset_id = parse_id(raw)
             if asset_id in deleted:
                 continue
-            asset = self.catalog.get_asset(asset_id) if asset_id else None
+            asset = self.catalog.assets.get(asset_id) if asset_id else None
             if asset is None or not self._may_see(principal, asset):
                 not_found.append(raw)
                 continue
@@ -681,7 +681,7 @@ class AssetService:
         return {"requestedCount": len(ids), "deletedCount": len(deleted), "notFoundIds": not_found}
 
     def _delete(self, principal: Principal, asset: Asset, message: str | None = None) -> dict[str, Any] | None:
-        keys = self.catalog.delete_asset(asset.id, self._event("delete", principal, asset))
+        keys = self.catalog.assets.delete(asset.id, self._event("delete", principal, asset))
         if keys is None:
             return None
         for key in keys:
@@ -716,15 +716,15 @@ class AssetService:
             "succeeded": execution.succeeded,
             "skillName": skill.name,
             "steps": [step.to_run_json() for step in execution.steps],
-            "asset": self.catalog.get_asset_detail(asset.id),
+            "asset": self.catalog.assets.detail(asset.id),
         }
 
     def process_jobs(self, jobs: list[Job]) -> None:
         """Run uploads' enrichment: pending -> processing -> ready, or failed when the image cannot be decoded.
         Work a skill can share across the batch (one forward pass of a model) is done first."""
-        assets = {job.id: self.catalog.get_asset(job.asset_id) for job in jobs}
+        assets = {job.id: self.catalog.assets.get(job.asset_id) for job in jobs}
         runnable = [(job.id, job.asset_id) for job in jobs if assets[job.id] is not None]
-        started_ids = self.catalog.start_jobs(runnable)
+        started_ids = self.catalog.jobs.start(runnable)
         started = [(job, self._context(assets[job.id], {})) for job in jobs if job.id in started_ids]
         self._prepare_batch(started)
         for job, context in started:
@@ -772,7 +772,7 @@ class AssetService:
         key = self.models.clip_key()
         if key is None:
             return
-        ids, matrix = self.catalog.embeddings(*key)
+        ids, matrix = self.catalog.assets.embeddings(*key)
         if ids:
             index = VectorIndex(matrix.shape[1])
             index.load(ids, matrix)
@@ -808,7 +808,7 @@ class AssetService:
             return Page([], query.page, query.page_size, 0)
         vector = model.encode_texts([query.meaning])[0]
         items = self._ranked(principal, index, vector, query)
-        total = self.catalog.count_embedded(query, principal.visible_owner, model.model_name, model.weights)
+        total = self.catalog.assets.count_embedded(query, principal.visible_owner, model.model_name, model.weights)
         return Page(items, query.page, query.page_size, total)
 
     def similar_assets(self, principal: Principal, asset_id: str, limit: int) -> dict[str, Any]:
@@ -833,7 +833,7 @@ class AssetService:
         limit = max(2 * wanted, 64)
         while True:
             ranked = index.search(vector, limit)
-            passing = self.catalog.matching_assets([asset_id for asset_id, _ in ranked], query, principal.visible_owner)
+            passing = self.catalog.assets.matching([asset_id for asset_id, _ in ranked], query, principal.visible_owner)
             hits = [(passing[asset_id], score) for asset_id, score in ranked if asset_id in passing]
             if len(hits) >= wanted or len(ranked) < limit:
                 break
@@ -849,15 +849,16 @@ class AssetService:
         principal.require("assets:read")
         visible_to = principal.visible_owner
         groups = [
-            {"reason": "exact", "assetIds": ids, "score": 1.0} for ids in self.catalog.checksum_groups(visible_to)
+            {"reason": "exact", "assetIds": ids, "score": 1.0}
+            for ids in self.catalog.assets.checksum_groups(visible_to)
         ]
         max_distance = min(round((1 - threshold) * 2 * HASH_BITS), MAX_NEAR_BITS)
-        for ids in hamming_groups(self.catalog.image_hashes(visible_to), max_distance):
+        for ids in hamming_groups(self.catalog.assets.image_hashes(visible_to), max_distance):
             groups.append({"reason": "near", "assetIds": ids, "score": None})
         key = self.models.clip_key()
         index = self._indexes.get(key) if key else None
         if index is not None and len(index):
-            only = set(self.catalog.visible_ids(visible_to)) if visible_to is not None else None
+            only = set(self.catalog.assets.visible_ids(visible_to)) if visible_to is not None else None
             ids, matrix = index.snapshot(only)
             if len(ids) > MAX_SIMILAR_TIER:
                 self.log.warning("duplicates: similar tier left out for %d embeddings", len(ids))
@@ -891,9 +892,9 @@ class AssetService:
         start everything; while running, files of skill runs only once they are older than any run can be
         (``in_flight_before``). Returns the count. Rewrites in place that did not commit are settled first."""
         settle_rewrites(self._environment, in_flight_before)
-        self.catalog.drop_stale_cleanup()
+        self.catalog.cleanup.drop_stale()
         removed = 0
-        for key, profile_id in self.catalog.pending_cleanup(in_flight_before):
+        for key, profile_id in self.catalog.cleanup.pending(in_flight_before):
             if self._remove_file(key, profile_id):
                 removed += 1
         return removed
@@ -905,9 +906,9 @@ class AssetService:
             self.storage_for(profile_id).delete(key, message=message)
         except (OSError, ApiError) as error:
             self.log.warning("could not delete %s (kept for the retry sweep): %s", key, error)
-            self.catalog.add_cleanup(key, profile_id, "delete_failed")
+            self.catalog.cleanup.add(key, profile_id, "delete_failed")
             return False
-        self.catalog.remove_cleanup(key)
+        self.catalog.cleanup.remove(key)
         return True
 
     # -- access rules -------------------------------------------------------------------------------------
@@ -925,7 +926,7 @@ class AssetService:
         canonical = parse_id(asset_id)
         asset = None
         if canonical:
-            asset = self.catalog.get_asset_detail(canonical) if detail else self.catalog.get_asset(canonical)
+            asset = self.catalog.assets.detail(canonical) if detail else self.catalog.assets.get(canonical)
         if asset is None or not self._may_see(principal, asset):
             raise asset_not_found(asset_id)
         return asset

@@ -54,7 +54,7 @@ def test_every_page_in_every_order_matches_a_full_sort(catalog: Catalog) -> None
                 moment,
             )  # fmt: skip
         )
-        _, committing = catalog.insert_asset(assets[-1], None, {"kind": "upload"})
+        _, committing = catalog.assets.insert(assets[-1], None, {"kind": "upload"})
         catalog.settle(committing).result()
 
     for order_by, key in (("createdAtUtc", "created_at"), ("size", "size")):
@@ -68,7 +68,7 @@ def test_every_page_in_every_order_matches_a_full_sort(catalog: Catalog) -> None
                 expected = sorted(visible, key=lambda a: (getattr(a, key), a.id), reverse=descending)
                 for page in range(1, 6):
                     query = ListQuery(page, 12, None, content_type, None, order_by, descending)
-                    result = catalog.list_assets(query, viewer)
+                    result = catalog.assets.list(query, viewer)
                     assert result.total == len(visible)
                     assert [a.id for a in result.items] == [a.id for a in expected[(page - 1) * 12 : page * 12]]
 

@@ -107,12 +107,12 @@ def record_upload_steps(service: AssetService, monkeypatch) -> list[str]:
     monkeypatch.setattr(
         service_module, "fsync_directory", recording(steps, "fsync directory", service_module.fsync_directory)
     )
-    monkeypatch.setattr(service.catalog, "insert_asset", recording(steps, "insert", service.catalog.insert_asset))
+    monkeypatch.setattr(service.catalog.assets, "insert", recording(steps, "insert", service.catalog.assets.insert))
     return steps
 
 
 def asset_count(service: AssetService) -> int:
-    return service.catalog.list_assets(ListQuery(), None).total
+    return service.catalog.assets.list(ListQuery(), None).total
 
 
 def incoming(root: Path) -> list[Path]:
@@ -175,15 +175,15 @@ def fail_half_way(service: AssetService, step: str, monkeypatch) -> list[str]:
             reached.append(asset.storage_key)
             raise RuntimeError("catalog unavailable")
 
-        monkeypatch.setattr(service.catalog, "insert_asset", insert_fails)
+        monkeypatch.setattr(service.catalog.assets, "insert", insert_fails)
     return reached
 
 
 def assert_library_empty(service: AssetService) -> None:
     root = service.config.root_dir
     assert asset_count(service) == 0
-    assert service.catalog.queued_job_count() == 0
-    assert service.catalog.usage_stats(None).total_assets == 0
+    assert service.catalog.jobs.queued_count() == 0
+    assert service.catalog.analytics.usage_stats(None).total_assets == 0
     assert stored_files(root) == []
     assert incoming(root) == []
 
@@ -243,10 +243,10 @@ def test_crash_between_file_and_row_is_cleaned_at_start(services) -> None:
     root = service.config.root_dir
     kept = service.create_asset(ADMIN, upload_form(service, runenrichment="false"))
     orphan_key = "2026/01/02/0123456789abcdef0123456789abcdef.png"
-    service.catalog.add_cleanup(orphan_key, None, "upload_in_flight")
+    service.catalog.cleanup.add(orphan_key, None, "upload_in_flight")
     service.storage.put_bytes(orphan_key, png_bytes())
     # A note about a key whose upload did commit (the crash came after the row): the file must stay.
-    service.catalog.add_cleanup(kept.storage_key, None, "upload_in_flight")
+    service.catalog.cleanup.add(kept.storage_key, None, "upload_in_flight")
     (root / "incoming" / "upload-left-by-a-crash").write_bytes(b"half an upload")
     assert (root / "files" / orphan_key).exists()
     close(service)  # the process "crashed": nothing else ran
@@ -257,9 +257,9 @@ def test_crash_between_file_and_row_is_cleaned_at_start(services) -> None:
     assert stored_files(root) == [root / "files" / kept.storage_key]
     assert (root / "files" / kept.storage_key).read_bytes() == png_bytes()
     assert incoming(root) == []
-    assert restarted.catalog.pending_cleanup() == []
+    assert restarted.catalog.cleanup.pending() == []
     assert asset_count(restarted) == 1
-    assert restarted.catalog.get_asset(kept.id).status == "ready"
+    assert restarted.catalog.assets.get(kept.id).status == "ready"
 
 
 def test_delete_whose_file_removal_fails_is_retried_by_the_sweep(services, monkeypatch) -> None:
@@ -282,7 +282,7 @@ def test_delete_whose_file_removal_fails_is_retried_by_the_sweep(services, monke
     assert result["id"] == asset.id
     assert result["status"] == "ready"
     assert failures == [asset.storage_key]
-    assert service.catalog.get_asset(asset.id) is None  # the row is gone even though the file is not
+    assert service.catalog.assets.get(asset.id) is None  # the row is gone even though the file is not
     assert asset_count(service) == 0
     assert path.exists()
 
@@ -296,7 +296,7 @@ def test_the_periodic_sweep_leaves_files_of_runs_under_way_alone(services) -> No
     """A skill run notes its file before storing it and commits the row later: a sweep in between must not take
     the file, unless the note is older than any run can be (a run that crashed). At start, nothing is under way."""
     service = services()
-    service.catalog.add_cleanup("2026/11/29/in-flight.webp", None, "derivative_in_flight")
+    service.catalog.cleanup.add("2026/11/29/in-flight.webp", None, "derivative_in_flight")
     service.storage.put_bytes("2026/11/29/in-flight.webp", b"thumbnail bytes")
     assert service.sweep_storage(in_flight_before=utc_now() - IN_FLIGHT_GRACE) == 0
     assert service.storage.size("2026/11/29/in-flight.webp") == len(b"thumbnail bytes")
@@ -309,8 +309,8 @@ def test_the_periodic_sweep_leaves_a_key_a_run_is_writing_whatever_older_notes_s
     PNG noted long ago must not take the new file from the run."""
     service = services()
     key = storage_key(str(uuid.uuid4()), ".png")
-    service.catalog.add_cleanup(key, None, "delete_failed")
-    service.catalog.add_cleanup(key, None, "original_in_flight")
+    service.catalog.cleanup.add(key, None, "delete_failed")
+    service.catalog.cleanup.add(key, None, "original_in_flight")
     service.storage.put_bytes(key, png_bytes())
     assert service.sweep_storage(in_flight_before=utc_now() - IN_FLIGHT_GRACE) == 0
     assert service.storage.size(key) == len(png_bytes())
@@ -372,7 +372,7 @@ def test_storage_write_cut_by_a_crash_leaves_no_temporary_file(services, tmp_pat
 
     restarted = services(root, workers=0)
     restarted.start()
-    asset = restarted.catalog.get_asset(asset_id)
+    asset = restarted.catalog.assets.get(asset_id)
     assert asset is not None
     assert stored_files(root) == [root / "files" / asset.storage_key]
     assert incoming(root) == []
@@ -395,7 +395,7 @@ if moment == "replace":  # the process dies as the new bytes are moved over the 
         real_replace(source, target)
     os.replace = replace
 elif moment == "commit":  # the new bytes (and the new thumbnail) are stored; the catalog never hears of them
-    service.catalog.commit_run = lambda *args, **kwargs: os._exit(17)
+    service.catalog.runs.commit = lambda *args, **kwargs: os._exit(17)
 else:  # a delete comes between the note and the bytes, which then store the file again
     def put_after_a_delete(key, data):
         if key != asset.storage_key:  # the new thumbnail, stored before the new original
@@ -425,7 +425,7 @@ def crash_during_a_rewrite(root: Path, tmp_path: Path, moment: str) -> tuple[str
 def assert_catalog_describes_the_stored_bytes(service: AssetService, asset_id: str) -> bytes:
     """The asset's size and checksum are those of its stored original, and its thumbnail's of the stored one, and
     nothing else is stored or noted; the original's bytes."""
-    asset = service.catalog.get_asset_detail(asset_id)
+    asset = service.catalog.assets.detail(asset_id)
     data = service.storage.read(asset.storage_key)
     assert (len(data), hashlib.sha256(data).hexdigest()) == (asset.size, asset.checksum_sha256)
     assert asset.storage_key == storage_key(asset.id, ".png")
@@ -434,12 +434,12 @@ def assert_catalog_describes_the_stored_bytes(service: AssetService, asset_id: s
     assert hashlib.sha256(thumbnail).hexdigest() == derivative.checksum_sha256
     root = service.config.root_dir / "files"
     assert stored_files(service.config.root_dir) == sorted([root / asset.storage_key, root / derivative.storage_key])
-    assert service.catalog.pending_cleanup() == [] and service.catalog.rewrite_notes() == []
+    assert service.catalog.cleanup.pending() == [] and service.catalog.cleanup.rewrite_notes() == []
     return data
 
 
 def thumbnail_of(service: AssetService, asset_id: str) -> Image.Image:
-    (derivative,) = service.catalog.get_asset_detail(asset_id).derivatives
+    (derivative,) = service.catalog.assets.detail(asset_id).derivatives
     return Image.open(io.BytesIO(service.storage.read(derivative.storage_key))).convert("L")
 
 
@@ -449,12 +449,12 @@ def test_a_crash_after_a_rewrite_stored_its_bytes_but_before_its_commit_is_settl
     root = tmp_path / "library"
     asset_id, original = crash_during_a_rewrite(root, tmp_path, "commit")
     restarted = services(root, workers=0)
-    before = restarted.catalog.get_asset(asset_id)
+    before = restarted.catalog.assets.get(asset_id)
     assert before.checksum_sha256 == hashlib.sha256(original).hexdigest()
     restarted.start()
     data = assert_catalog_describes_the_stored_bytes(restarted, asset_id)
     assert data != original and Image.open(io.BytesIO(data)).convert("L").getextrema()[1] == 255  # the watermark
-    after = restarted.catalog.get_asset(asset_id)
+    after = restarted.catalog.assets.get(asset_id)
     assert (after.width, after.height) == (300, 200) and after.updated_at > before.updated_at
     assert thumbnail_of(restarted, asset_id).getextrema()[1] > 200  # made again, from the watermarked picture
 
@@ -475,9 +475,9 @@ def test_a_rewrite_that_a_delete_overtook_leaves_no_file_after_a_crash(services,
     restarted = services(root, workers=0)
     assert restarted.storage.size(storage_key(asset_id, ".png")) is not None  # stored again after the delete
     restarted.start()
-    assert restarted.catalog.get_asset(asset_id) is None
+    assert restarted.catalog.assets.get(asset_id) is None
     assert stored_files(root) == []
-    assert restarted.catalog.pending_cleanup() == [] and restarted.catalog.rewrite_notes() == []
+    assert restarted.catalog.cleanup.pending() == [] and restarted.catalog.cleanup.rewrite_notes() == []
 
 
 def test_a_rewrite_makes_its_bytes_durable_under_its_note_before_its_commit(services, monkeypatch) -> None:
@@ -487,7 +487,9 @@ def test_a_rewrite_makes_its_bytes_durable_under_its_note_before_its_commit(serv
     service = services(workers=0)
     asset = service.create_asset(ADMIN, upload_form(service, png_bytes(120, 90), runenrichment="false"))
     steps: list[str] = []
-    monkeypatch.setattr(service.catalog, "note_rewrite", recording(steps, "note", service.catalog.note_rewrite))
+    monkeypatch.setattr(
+        service.catalog.cleanup, "note_rewrite", recording(steps, "note", service.catalog.cleanup.note_rewrite)
+    )
     monkeypatch.setattr(local_module.os, "fsync", recording(steps, "fsync", os.fsync))
     real_replace = os.replace
     monkeypatch.setattr(
@@ -495,10 +497,10 @@ def test_a_rewrite_makes_its_bytes_durable_under_its_note_before_its_commit(serv
         "replace",
         lambda source, target: (steps.append(f"rename {target}"), real_replace(source, target))[1],
     )
-    monkeypatch.setattr(service.catalog, "commit_run", recording(steps, "commit", service.catalog.commit_run))
+    monkeypatch.setattr(service.catalog.runs, "commit", recording(steps, "commit", service.catalog.runs.commit))
     assert service.run_skill(ADMIN, asset.id, "watermark", None)["succeeded"]
     original = service.storage.path_for(asset.storage_key)
-    (thumbnail,) = service.catalog.get_asset_detail(asset.id).derivatives
+    (thumbnail,) = service.catalog.assets.detail(asset.id).derivatives
     thumbnail_file = service.storage.path_for(thumbnail.storage_key)
     assert steps[:9] == [
         "note", "fsync", f"rename {thumbnail_file}", "fsync", "fsync", f"rename {original}", "fsync", "commit", "commit"
@@ -540,13 +542,13 @@ def test_enrichment_changes_updated_at_at_every_status(services) -> None:
     seen = [(asset.status, asset.updated_at)]
 
     def note() -> None:
-        current = service.catalog.get_asset(asset.id)
+        current = service.catalog.assets.get(asset.id)
         seen.append((current.status, current.updated_at))
 
-    ((job_id, _, _),) = service.catalog.recover_jobs(MAX_JOB_ATTEMPTS)
-    service.catalog.start_jobs([(job_id, asset.id)])
+    ((job_id, _, _),) = service.catalog.jobs.recover(MAX_JOB_ATTEMPTS)
+    service.catalog.jobs.start([(job_id, asset.id)])
     note()
-    service.catalog.recover_jobs(MAX_JOB_ATTEMPTS)  # a restart puts it back in the queue
+    service.catalog.jobs.recover(MAX_JOB_ATTEMPTS)  # a restart puts it back in the queue
     note()
     service.process_jobs([Job(job_id, asset.id, ("thumbnail",))])
     note()
@@ -568,7 +570,7 @@ def test_new_catalog_is_at_the_latest_migration_and_reopening_keeps_data(service
 
     reopened = services(root, workers=0)
     assert reopened.catalog.schema_version() == latest
-    assert reopened.catalog.get_asset(asset.id).checksum_sha256 == asset.checksum_sha256
+    assert reopened.catalog.assets.get(asset.id).checksum_sha256 == asset.checksum_sha256
     close(reopened)
 
     with duckdb.connect(str(root / "catalog.duckdb"), read_only=True) as db:
@@ -581,7 +583,7 @@ def test_new_catalog_is_at_the_latest_migration_and_reopening_keeps_data(service
 def test_a_new_migration_is_applied_once_to_an_existing_catalog(tmp_path: Path, monkeypatch) -> None:
     path = tmp_path / "catalog.duckdb"
     catalog = Catalog(path)
-    catalog.add_cleanup("2026/01/01/" + "a" * 32 + ".png", None, "marker")
+    catalog.cleanup.add("2026/01/01/" + "a" * 32 + ".png", None, "marker")
     old = catalog.schema_version()
     catalog.close()
 
@@ -590,7 +592,7 @@ def test_a_new_migration_is_applied_once_to_an_existing_catalog(tmp_path: Path, 
     for _ in range(2):  # a second open must not run it again (the INSERT would double the rows)
         catalog = Catalog(path)
         assert catalog.schema_version() == old + 1
-        assert catalog.pending_cleanup() == [("2026/01/01/" + "a" * 32 + ".png", None)]
+        assert catalog.cleanup.pending() == [("2026/01/01/" + "a" * 32 + ".png", None)]
         catalog.close()
     with duckdb.connect(str(path), read_only=True) as db:
         assert db.execute("SELECT count(*) FROM migration_probe").fetchone()[0] == 1
@@ -887,7 +889,7 @@ def test_committed_row_with_its_bytes_still_incoming_is_stored_and_enriched_at_s
     assert restarted.workers.wait_idle(timeout=60)
     assert (root / "files" / asset.storage_key).read_bytes() == data
     assert not list((root / "incoming").iterdir())
-    stored = restarted.catalog.get_asset_detail(asset.id)
+    stored = restarted.catalog.assets.detail(asset.id)
     assert stored.status == "ready"
     assert [d.kind for d in stored.derivatives] == ["thumbnail_256"]
 
@@ -902,7 +904,7 @@ def test_committed_row_whose_bytes_never_became_durable_is_forgotten_at_start(se
 
     restarted = services(workers=1)
     restarted.start()
-    assert restarted.catalog.get_asset(asset.id) is None
+    assert restarted.catalog.assets.get(asset.id) is None
     assert not list((tmp_path / "library" / "incoming").iterdir())
     assert not (tmp_path / "library" / "files" / asset.storage_key).exists()
 
@@ -965,7 +967,7 @@ def test_an_s3_upload_whose_commit_fails_leaves_nothing_in_the_bucket(bucket, on
     monkeypatch.setattr(
         S3Storage, "put", lambda self, key, *args, **kwargs: (stored.append(key), put(self, key, *args, **kwargs))
     )
-    monkeypatch.setattr(service.catalog, "insert_asset", lambda *args: (None, failed))
+    monkeypatch.setattr(service.catalog.assets, "insert", lambda *args: (None, failed))
     with pytest.raises(RuntimeError, match="the catalog write failed"):
         service.create_asset(ADMIN, upload_form(service))
     assert len(stored) == 1  # the bytes went up while the row was being committed...
@@ -1006,7 +1008,7 @@ def test_bytes_an_s3_profile_received_before_a_crash_lost_the_commit_are_removed
     restarted.start()
     assert objects_in(raw, name) == [kept.storage_key]
     assert not form.temp_path.exists()
-    assert [asset.id for asset in restarted.catalog.list_assets(ListQuery(), None).items] == [kept.id]
+    assert [asset.id for asset in restarted.catalog.assets.list(ListQuery(), None).items] == [kept.id]
 
 
 def test_a_committed_s3_upload_whose_incoming_bytes_a_crash_lost_is_kept_at_start(services, bucket, on_bucket) -> None:
@@ -1019,7 +1021,7 @@ def test_a_committed_s3_upload_whose_incoming_bytes_a_crash_lost_is_kept_at_star
 
     restarted = services()
     restarted.start()
-    assert restarted.catalog.get_asset(asset.id) is not None
+    assert restarted.catalog.assets.get(asset.id) is not None
     assert objects_in(raw, name) == [asset.storage_key]
     assert not form.temp_path.exists()
 
@@ -1041,7 +1043,7 @@ def test_an_s3_rewrite_replaces_the_object_under_its_key_with_one_put(bucket, on
     assert objects_in(raw, name) == sorted([asset.storage_key, thumbnail.storage_key])
     stored = raw.get_object(Bucket=name, Key=asset.storage_key)["Body"].read()
     assert (len(stored), hashlib.sha256(stored).hexdigest()) == (after.size, after.checksum_sha256)
-    assert service.catalog.rewrite_notes() == [] and service.catalog.pending_cleanup() == []
+    assert service.catalog.cleanup.rewrite_notes() == [] and service.catalog.cleanup.pending() == []
 
 
 # -- jobs that keep failing ------------------------------------------------------------------------------------
@@ -1050,15 +1052,15 @@ def test_an_s3_rewrite_replaces_the_object_under_its_key_with_one_put(bucket, on
 def test_a_job_that_keeps_killing_the_server_is_given_up(services) -> None:
     service = services(workers=0)
     asset = service.create_asset(ADMIN, upload_form(service, runenrichment="true"))
-    (job_id,) = [job_id for job_id, _, _ in service.catalog.recover_jobs(MAX_JOB_ATTEMPTS)]
+    (job_id,) = [job_id for job_id, _, _ in service.catalog.jobs.recover(MAX_JOB_ATTEMPTS)]
     for _ in range(MAX_JOB_ATTEMPTS):  # starts that each died while running the job
-        assert service.catalog.start_jobs([(job_id, asset.id)]) == {job_id}
+        assert service.catalog.jobs.start([(job_id, asset.id)]) == {job_id}
     close(service)
 
     restarted = services(workers=1)
     restarted.start()
-    assert restarted.catalog.get_asset(asset.id).status == "failed"
-    assert restarted.catalog.queued_job_count() == 0
+    assert restarted.catalog.assets.get(asset.id).status == "failed"
+    assert restarted.catalog.jobs.queued_count() == 0
 
 
 def test_an_unexpected_error_in_enrichment_fails_the_asset_instead_of_leaving_it_processing(services) -> None:
@@ -1067,5 +1069,5 @@ def test_an_unexpected_error_in_enrichment_fails_the_asset_instead_of_leaving_it
     service.start()
     asset = service.create_asset(ADMIN, upload_form(service, runenrichment="true"))
     assert service.workers.wait_idle(timeout=30)
-    assert service.catalog.get_asset(asset.id).status == "failed"
-    assert service.catalog.queued_job_count() == 0
+    assert service.catalog.assets.get(asset.id).status == "failed"
+    assert service.catalog.jobs.queued_count() == 0

@@ -424,7 +424,7 @@ def test_a_rewrite_of_an_original_that_changed_since_the_run_read_it_is_refused(
         assert first["succeeded"]
         execution = run_skill(service.skills.get("watermark"), late, "manual", None)
         assert execution.succeeded is False and "changed" in execution.steps[0].error_message
-        stored = service.catalog.get_asset(asset.id)
+        stored = service.catalog.assets.get(asset.id)
         data = service.storage.read(stored.storage_key)
         assert stored.storage_key == asset.storage_key
         assert (len(data), hashlib.sha256(data).hexdigest()) == (stored.size, stored.checksum_sha256)
@@ -459,7 +459,7 @@ def test_a_thumbnail_of_a_turned_jpeg_whose_row_has_the_stored_size_keeps_its_sh
         asset = service.create_asset(principal, upload_form(service, data, "image/jpeg"))
         assert (asset.width, asset.height) == (200, 400)
         for width, height in ((200, 400), (400, 200)):  # the displayed size, then the stored one of an old row
-            service.catalog.update_asset(asset.id, {"width": width, "height": height})
+            service.catalog.assets.update(asset.id, {"width": width, "height": height})
             result = service.run_skill(principal, asset.id, "thumbnail", None)
             (derivative,) = result["asset"].derivatives
             assert (derivative.width, derivative.height) == (128, 256)
@@ -632,7 +632,7 @@ def test_upload_enrichment_stores_the_perceptual_hash(tmp_path: Path) -> None:
             asset = service.create_asset(principal, form)
             expected[asset.id] = perceptual_hash(decode(data, 10**8))
         assert service.workers.wait_idle(60)
-        assert all(service.catalog.get_asset(asset_id).status == "ready" for asset_id in expected)
+        assert all(service.catalog.assets.get(asset_id).status == "ready" for asset_id in expected)
     finally:
         service.close()
     with duckdb.connect(str(root / "catalog.duckdb"), read_only=True) as connection:
@@ -675,7 +675,7 @@ async def test_content_read_while_a_rewrite_replaces_it_is_the_new_bytes_under_t
     response = await jp_fetch("api/v1/assets", asset_id, "content")
     (rewrite,) = rewrites
     assert rewrite["succeeded"]
-    stored = service.catalog.get_asset(asset_id)
+    stored = service.catalog.assets.get(asset_id)
     assert stored.checksum_sha256 == rewrite["asset"].checksum_sha256
     assert response.body == service.storage.read(stored.storage_key)
     assert int(response.headers["Content-Length"]) == len(response.body) == stored.size
@@ -702,11 +702,11 @@ def test_a_rewrite_whose_thumbnail_fails_changes_nothing(tmp_path: Path, monkeyp
         monkeypatch.setattr(service.storage, "put_bytes", thumbnails_fail)
         result = service.run_skill(principal, asset.id, "watermark", {"opacity": 1})
         assert result["succeeded"] is False and "no space left" in result["steps"][0]["errorMessage"]
-        stored = service.catalog.get_asset_detail(asset.id)
+        stored = service.catalog.assets.detail(asset.id)
         assert service.storage.read(stored.storage_key) == data
         assert (stored.size, stored.checksum_sha256) == (len(data), hashlib.sha256(data).hexdigest())
         assert [derivative.storage_key for derivative in stored.derivatives] == [thumbnail.storage_key]
-        assert service.catalog.rewrite_notes() == [] and service.catalog.pending_cleanup() == []
+        assert service.catalog.cleanup.rewrite_notes() == [] and service.catalog.cleanup.pending() == []
         files = sorted(path for path in (tmp_path / "library" / "files").rglob("*.*") if ".partial" not in path.parts)
         assert files == sorted(
             tmp_path / "library" / "files" / key for key in (asset.storage_key, thumbnail.storage_key)
@@ -732,15 +732,15 @@ def test_a_rewrite_overtaken_by_another_servers_commits_nothing_of_its_own(tmp_p
             if key == asset.storage_key:  # the other server stores its rewrite, then commits it
                 put_bytes(key, other)
                 facts = {"size": len(other), "checksum_sha256": hashlib.sha256(other).hexdigest()}
-                service.catalog.update_asset(asset.id, facts)
+                service.catalog.assets.update(asset.id, facts)
 
         monkeypatch.setattr(service.storage, "put_bytes", the_other_server_commits_after)
         result = service.run_skill(principal, asset.id, "watermark", {"opacity": 1})
         assert result["succeeded"] is False and "changed" in result["steps"][0]["errorMessage"]
-        stored = service.catalog.get_asset(asset.id)
+        stored = service.catalog.assets.get(asset.id)
         data = service.storage.read(stored.storage_key)
         assert data == other
         assert (stored.size, stored.checksum_sha256) == (len(other), hashlib.sha256(other).hexdigest())
-        assert service.catalog.rewrite_notes() == []
+        assert service.catalog.cleanup.rewrite_notes() == []
     finally:
         service.close()

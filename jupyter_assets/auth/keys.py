@@ -24,12 +24,12 @@ class ApiKeys:
         """A new key and its record; the key itself is returned once and never stored."""
         key = generate_api_key()
         record = ApiKeyRecord(new_id(), name, key[:7], sorted(scopes), utc_now(), None)
-        self.catalog.insert_api_key(record, hash_api_key(key))
+        self.catalog.keys.insert(record, hash_api_key(key))
         return key, record
 
     def revoke(self, key_id_or_name: str) -> int:
         """Revoke the active key with this id, or every active key with this name; how many were revoked."""
-        revoked = self.catalog.revoke_api_key(key_id_or_name, utc_now())
+        revoked = self.catalog.keys.revoke(key_id_or_name, utc_now())
         self._principals.clear()
         return revoked
 
@@ -38,7 +38,7 @@ class ApiKeys:
         return sum(self.revoke(record.id) for record in self.records() if record.name == name and not record.revoked_at)
 
     def records(self) -> list[ApiKeyRecord]:
-        return self.catalog.list_api_keys()
+        return self.catalog.keys.all()
 
     # -- authentication -----------------------------------------------------------------------------------
 
@@ -49,7 +49,7 @@ class ApiKeys:
         principal = self._principals.get(key_hash)
         if principal is not None:
             return principal
-        record = self.catalog.find_api_key(key_hash)
+        record = self.catalog.keys.find(key_hash)
         if record is None:
             return None
         if record.revoked_at is not None:

@@ -149,7 +149,7 @@ class SkillContext:
         facts = _facts(data, width, height) | {"content_type": content_type, "extension": extension, "storage_key": key}
         old_key = None if in_place or keep_old_file else started.storage_key
         with _rewrite_lock(started.storage_key):  # one rewrite of an original at a time, from note to commit
-            self.catalog.note_rewrite(started, key, REWRITE_IN_FLIGHT if in_place else "original_in_flight")
+            self.catalog.cleanup.note_rewrite(started, key, REWRITE_IN_FLIGHT if in_place else "original_in_flight")
             earlier, state = self.changes, (self._original, self._image, self._image_is_full)
             rewrite, stored_before = Changes(), len(self._stored)
             self.changes = rewrite
@@ -174,14 +174,14 @@ class SkillContext:
                 raise
             if not committed:  # deleted meanwhile: what was just stored is nobody's
                 self.remove_file(key)
-                self.catalog.drop_rewrite_note(key)
+                self.catalog.cleanup.drop_rewrite_note(key)
                 raise AssetGoneError(started.id)
 
     def _refuse_to_overwrite(self, key: str) -> None:
         """A conversion's key is the asset's id with the new extension: a file there that no note marks as
         leftover is the original kept by an earlier conversion (keepOriginal), which this one would overwrite
         and, if it failed, leave to the sweep."""
-        if self.storage.size(key) is not None and not self.catalog.cleanup_noted(key):
+        if self.storage.size(key) is not None and not self.catalog.cleanup.is_noted(key):
             raise ValueError(
                 f"The file {key} is already stored: the original kept by an earlier conversion (keepOriginal). "
                 "Converting back to its format would overwrite it, so this conversion is refused."
@@ -211,7 +211,7 @@ class SkillContext:
         """Store bytes under a new key, noted for the cleanup sweep first so that a run that never commits leaks
         nothing; the key."""
         key = storage_key(new_id(), extension)
-        self.catalog.add_cleanup(key, self.asset.storage_profile_id, reason)
+        self.catalog.cleanup.add(key, self.asset.storage_profile_id, reason)
         self._stored.append(key)
         self.storage.put_bytes(key, data)
         return key
@@ -228,7 +228,7 @@ class SkillContext:
     ) -> bool:
         """Commit what the skills wrote with their execution records (and, for a job, its end): one commit per
         run. False when the asset was deleted meanwhile."""
-        committed = self.catalog.commit_run(self.asset.id, self.changes, executions, finished_job)
+        committed = self.catalog.runs.commit(self.asset.id, self.changes, executions, finished_job)
         if committed:
             for key in self.changes.replaced_keys:
                 self.remove_file(key)
@@ -258,7 +258,7 @@ def settle_rewrites_with(
     before ``noted_before``, older than any run can be), making the derivatives again with ``refresh``. Returns how
     many were settled; a failure leaves its note for the next sweep."""
     settled = 0
-    for key, profile_id in environment.catalog.rewrite_notes(noted_before):
+    for key, profile_id in environment.catalog.cleanup.rewrite_notes(noted_before):
         try:
             with _rewrite_lock(key):
                 settle_rewrite(environment, key, profile_id, refresh)
@@ -278,21 +278,21 @@ def settle_rewrite(
     a storage that fails) do not hold the facts back: the size and checksum must describe the stored bytes. The
     caller holds the asset's rewrite lock."""
     catalog = environment.catalog
-    found = catalog.find_by_storage_key(key)  # a rewrite note's key is an original's, never a derivative's
+    found = catalog.assets.find_by_storage_key(key)  # a rewrite note's key is an original's, never a derivative's
     if found is None:  # the asset was deleted: its file is nobody's
         environment.remove_file(key, profile_id)
-        catalog.drop_rewrite_note(key)
+        catalog.cleanup.drop_rewrite_note(key)
         return
     asset = found[0]
     try:
         data = environment.storage_for(profile_id).read(key)
     except FileNotFoundError:
         environment.log.warning("the original %s of asset %s is missing; nothing to settle", key, asset.id)
-        catalog.drop_rewrite_note(key)
+        catalog.cleanup.drop_rewrite_note(key)
         return
     facts = _facts(data, asset.width, asset.height)
     if facts["checksum_sha256"] == asset.checksum_sha256:
-        catalog.drop_rewrite_note(key)
+        catalog.cleanup.drop_rewrite_note(key)
         return
     try:
         with open_bounded(data, environment.max_pixels) as image:

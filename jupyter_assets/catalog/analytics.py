@@ -1,0 +1,83 @@
+"""Usage statistics and the Parquet export, as the caller may see them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pyarrow import dataset, parquet
+
+from ..model import ContentTypeUsage, UsageStats
+from .concern import Concern
+from .rows import visibility
+
+EXPORTABLE_TABLES = ("assets", "derivatives", "executions", "events")
+
+
+class Analytics(Concern):
+    def usage_stats(self, visible_to: str | None) -> UsageStats:
+        """One query. Derivatives and executions carry their asset's owner and visibility, so each table is
+        filtered on its own instead of joined to the assets."""
+        where, params = visibility(visible_to)
+        row = (
+            self._cursor()
+            .execute(
+                f"""
+            WITH visible AS (SELECT content_type, size FROM assets WHERE {where}),
+            breakdown AS (
+                SELECT content_type, count(*) AS n, sum(size) AS bytes FROM visible GROUP BY content_type
+            ),
+            skill_runs AS (SELECT skill_name, count(*) AS n FROM skill_executions WHERE {where} GROUP BY skill_name)
+            SELECT
+                (SELECT count(*) FROM visible),
+                (SELECT COALESCE(sum(size), 0) FROM visible),
+                (SELECT count(*) FROM derivatives WHERE {where}),
+                (SELECT array_agg(ARRAY[content_type, CAST(n AS VARCHAR), CAST(bytes AS VARCHAR)]
+                   ORDER BY n DESC, content_type) FROM breakdown),
+                (SELECT ARRAY[skill_name, CAST(n AS VARCHAR)] FROM skill_runs ORDER BY n DESC, skill_name LIMIT 1)
+            """,
+                params * 3,
+            )
+            .fetchone()
+        )
+        total_assets, total_bytes, total_derivatives, breakdown, top_skill = row
+        return UsageStats(
+            total_assets=total_assets,
+            total_bytes=int(total_bytes),
+            total_derivatives=total_derivatives,
+            content_type_breakdown=[ContentTypeUsage(ct, int(n), int(b)) for ct, n, b in breakdown or []],
+            most_active_skill=(top_skill[0], int(top_skill[1])) if top_skill else None,
+        )
+
+    def export_parquet(self, table: str, destination: Path, visible_to: str | None) -> None:
+        """Write one table (as the caller may see it) to a Parquet file or, for events, a day-partitioned folder."""
+        where, params = visibility(visible_to, "a.")
+        visible_ids = f"(SELECT a.id FROM assets a WHERE {where})"
+        queries = {
+            "assets": f"SELECT a.* EXCLUDE (search_text) FROM assets a WHERE {where}",
+            "derivatives": f"SELECT * FROM derivatives WHERE asset_id IN {visible_ids}",
+            "executions": (
+                "SELECT e.id, e.asset_id, e.skill_name, e.trigger_source, e.started_at, e.completed_at, e.succeeded, "
+                "s.position, s.step_name, s.succeeded AS step_succeeded, s.error_message "
+                "FROM skill_executions e LEFT JOIN skill_steps s ON s.execution_id = e.id "
+                f"WHERE e.asset_id IN {visible_ids}"
+            ),
+            "events": (
+                "SELECT *, CAST(occurred_at AS DATE) AS day FROM events "
+                + ("" if visible_to is None else "WHERE actor = ? OR asset_id IN " + visible_ids)
+            ),
+        }
+        sql = queries[table]
+        if table == "events" and visible_to is not None:
+            params = [visible_to, *params]
+        rows = self._cursor().execute(sql, params).fetch_arrow_table()
+        if destination.suffix == ".parquet":
+            parquet.write_table(rows, destination, compression="zstd")
+        else:
+            dataset.write_dataset(
+                rows,
+                destination,
+                format="parquet",
+                partitioning=["day"],
+                partitioning_flavor="hive",
+                existing_data_behavior="overwrite_or_ignore",
+            )
