@@ -27,8 +27,10 @@ from PIL import Image, ImageDraw
 
 from jupyter_assets.auth import ALL_SCOPES, Principal
 from jupyter_assets.model import file_sha256
-from jupyter_assets.service import JOB_BATCH, AssetService, ServiceConfig, UploadForm
+from jupyter_assets.processing.enrichment import JOB_BATCH
+from jupyter_assets.service import AssetService, ServiceConfig
 from jupyter_assets.skills.models import ModelSettings
+from jupyter_assets.uploads import UploadForm
 
 MODEL = "ViT-B-32"
 GOAL = 0.85
@@ -76,14 +78,14 @@ def through_the_worker(root: Path, checkpoint: Path, images: list[bytes]) -> tup
         service.models.clip()  # loaded before the clock starts, as in a server that has been up a while
         principal = Principal("bench", ALL_SCOPES, "api_key")
         for number, data in enumerate(images):
-            descriptor, path = service.new_incoming_file()
+            descriptor, path = service.uploads.new_incoming_file()
             with open(descriptor, "wb") as handle:
                 handle.write(data)
             form = UploadForm(True, f"photo-{number}.jpg", "image/jpeg", path, len(data), file_sha256(path))
-            service.create_asset(principal, form)  # runEnrichment defaults to true: the job waits in the queue
+            service.uploads.create(principal, form)  # runEnrichment defaults to true: the job waits in the queue
         started = time.perf_counter()
         service.start()
-        if not service.workers.wait_idle(3600):
+        if not service.enrichment.workers.wait_idle(3600):
             raise RuntimeError("the worker pool did not finish")
         rate = len(images) / (time.perf_counter() - started)
         stored = len(service.catalog.assets.embeddings(MODEL, service.models.clip().weights)[0])

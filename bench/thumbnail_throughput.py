@@ -36,7 +36,8 @@ from benchlib import write_json
 from PIL import Image, ImageChops, ImageDraw
 
 from jupyter_assets.auth import Principal
-from jupyter_assets.service import AssetService, ServiceConfig, UploadForm
+from jupyter_assets.service import AssetService, ServiceConfig
+from jupyter_assets.uploads import UploadForm
 
 GOAL = 3.0
 SIZE = (4000, 3000)
@@ -105,7 +106,7 @@ def upload_all(root: Path, paths: list[Path]) -> list[str]:
     ids = []
     try:
         for path in paths:
-            descriptor, incoming = uploader.new_incoming_file()
+            descriptor, incoming = uploader.uploads.new_incoming_file()
             data = path.read_bytes()
             with os.fdopen(descriptor, "wb") as handle:
                 handle.write(data)
@@ -118,7 +119,7 @@ def upload_all(root: Path, paths: list[Path]) -> list[str]:
                 sha256=hashlib.sha256(data).hexdigest(),
                 fields={"runenrichment": "true"},
             )
-            ids.append(uploader.create_asset(PRINCIPAL, form).id)
+            ids.append(uploader.uploads.create(PRINCIPAL, form).id)
     finally:
         uploader.close()
     return ids
@@ -130,7 +131,7 @@ def ours(root: Path, paths: list[Path]) -> Clock:
     try:
         with Clock() as clock:
             worker.start()  # resumes the queued jobs: the same code path as uploads while it runs
-            if not worker.workers.wait_idle(600):
+            if not worker.enrichment.workers.wait_idle(600):
                 raise RuntimeError("the worker pool did not finish within 600 s")
         check(worker, ids)
     finally:

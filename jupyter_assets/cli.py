@@ -16,7 +16,7 @@ from .app import DEFAULT_STANDALONE_PORT, AssetsApp, serve
 from .auth import ALL_SCOPES, mint_jwt, parse_scopes
 from .auth.keys import ApiKeys
 from .catalog import EXPORTABLE_TABLES, Catalog, CatalogLockedError, open_catalog
-from .service import ConfigurationError
+from .errors import ConfigurationError
 
 
 def _app(args: argparse.Namespace) -> AssetsApp:

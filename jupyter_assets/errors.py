@@ -111,3 +111,7 @@ def asset_not_found(asset_id: str) -> ApiError:
 
 def forbidden(message: str = "You do not have permission to do this.") -> ApiError:
     return ApiError("auth_forbidden", message)
+
+
+class ConfigurationError(Exception):
+    """A setting the server cannot start with (the message says which and why)."""

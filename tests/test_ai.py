@@ -23,12 +23,13 @@ import numpy
 import pytest
 from PIL import Image, ImageDraw
 
-import jupyter_assets.service as service_module
+import jupyter_assets.search as search_module
 import jupyter_assets.skills.models as models_module
 from jupyter_assets.auth import ALL_SCOPES, Principal
 from jupyter_assets.processing import Job, WorkerPool
-from jupyter_assets.service import AssetService, ServiceConfig, UploadForm
+from jupyter_assets.service import AssetService, ServiceConfig
 from jupyter_assets.skills.models import ModelHub, ModelSettings, ModelUnavailableError, _save_atomically
+from jupyter_assets.uploads import UploadForm
 
 from conftest import (
     JWT_SECRET,
@@ -433,16 +434,16 @@ def test_the_similar_tier_is_left_out_for_libraries_too_big_to_compare_pairwise(
         ids = []
         for seed in (1, 2, 3):
             data = encoded(picture(seed))
-            descriptor, path = service.new_incoming_file()
+            descriptor, path = service.uploads.new_incoming_file()
             with open(descriptor, "wb") as handle:
                 handle.write(data)
             form = UploadForm(True, "p.png", "image/png", path, len(data), hashlib.sha256(data).hexdigest())
             form.fields["runenrichment"] = "false"
-            ids.append(service.create_asset(admin, form).id)
+            ids.append(service.uploads.create(admin, form).id)
         for asset_id in ids:  # three identical embeddings: one similar group
-            service._embedding_saved(*service.models.clip_key(), asset_id, numpy.ones(64, dtype=numpy.float32))
-        assert [g["reason"] for g in service.duplicates(admin, 0.95)] == ["similar"]
-        monkeypatch.setattr(service_module, "MAX_SIMILAR_TIER", 2)
-        assert service.duplicates(admin, 0.95) == []
+            service.search.embedding_saved(*service.models.clip_key(), asset_id, numpy.ones(64, dtype=numpy.float32))
+        assert [g["reason"] for g in service.search.duplicates(admin, 0.95)] == ["similar"]
+        monkeypatch.setattr(search_module, "MAX_SIMILAR_TIER", 2)
+        assert service.search.duplicates(admin, 0.95) == []
     finally:
         service.close()

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import random
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -73,87 +73,44 @@ def test_every_page_in_every_order_matches_a_full_sort(catalog: Catalog) -> None
                     assert [a.id for a in result.items] == [a.id for a in expected[(page - 1) * 12 : page * 12]]
 
 
-def test_a_commit_waits_for_writes_on_their_way_but_a_lone_write_never_waits(tmp_path: Path) -> None:
-    coming = [1]  # one upload is still receiving its file
-    writer = GroupCommitWriter(
-        Cursor(duckdb.connect(str(tmp_path / "writer.duckdb")).cursor()), lambda: coming[0], gather_seconds=60
-    )
+def transaction_id(cursor: Cursor) -> int:
+    return cursor.execute("SELECT txid_current()").fetchone()[0]
 
-    def transaction_id(cursor: Cursor) -> int:
-        return cursor.execute("SELECT txid_current()").fetchone()[0]
 
-    waiter = ThreadPoolExecutor(2)
+def test_a_commit_waits_for_an_expected_write_but_a_lone_write_never_waits(tmp_path: Path) -> None:
+    writer = GroupCommitWriter(Cursor(duckdb.connect(str(tmp_path / "writer.duckdb")).cursor()), gather_seconds=60)
     try:
+        expected = writer.expect()  # an upload still checking its file
         first = writer.submit_nowait(transaction_id)
         time.sleep(0.2)
         assert not first.done()  # held back for the write on its way
-        coming[0] = 0
         second = writer.submit_nowait(transaction_id)
-        for future in (first, second):  # as uploads do, their callers come back for them
-            waiter.submit(writer.settle, future)
-        assert first.result(timeout=10) == second.result(timeout=10)  # one commit for both
+        expected.done()
+        expected.done()  # saying it twice (a failure path) counts once
+        assert writer.settle(first).result(timeout=10) == second.result(timeout=10)  # one commit for both
         # With nothing on its way, a write is committed at once, not after the 60 s window.
-        assert writer.submit_nowait(transaction_id).result(timeout=10) != first.result()
-    finally:
-        waiter.shutdown()
-        writer.close()
-
-
-def test_settling_a_write_already_committed_lets_a_held_commit_go(tmp_path: Path) -> None:
-    coming = [1]
-    writer = GroupCommitWriter(
-        Cursor(duckdb.connect(str(tmp_path / "writer.duckdb")).cursor()), lambda: coming[0], gather_seconds=60
-    )
-
-    def transaction_id(cursor: Cursor) -> int:
-        return cursor.execute("SELECT txid_current()").fetchone()[0]
-
-    try:
-        first = writer.submit_nowait(transaction_id)
-        second = writer.submit_nowait(transaction_id)  # held together with first while a write is coming
-        coming[0] = 0
-        writer.settle(first)  # commits both; second's caller has not come back for it yet (an S3 put)
-        assert second.result(timeout=10) == first.result()
-        third = writer.submit_nowait(transaction_id)
-        time.sleep(0.2)
-        assert not third.done()  # held: second and third count as busy elsewhere
-        # Second's caller comes back for a write already committed: only third is busy elsewhere now, and a lone
-        # write is not held, so it is committed at once, not after the 60 s window.
-        writer.settle(second)
-        assert third.result(timeout=10) != first.result()
-        writer.settle(third)
+        assert writer.submit(transaction_id) != first.result()
     finally:
         writer.close()
 
 
-def test_a_commit_waits_while_uploads_store_elsewhere_until_someone_waits_for_it(tmp_path: Path) -> None:
+def test_writes_queued_while_a_commit_is_under_way_share_the_next_one(tmp_path: Path) -> None:
     writer = GroupCommitWriter(Cursor(duckdb.connect(str(tmp_path / "writer.duckdb")).cursor()), gather_seconds=60)
+    in_commit, release = threading.Event(), threading.Event()
 
-    def transaction_id(cursor: Cursor) -> int:
-        return cursor.execute("SELECT txid_current()").fetchone()[0]
+    def slow(cursor: Cursor) -> int:
+        in_commit.set()
+        release.wait(10)
+        return transaction_id(cursor)
 
-    waiter = ThreadPoolExecutor(1)
     try:
-        # Two S3 uploads queue their rows, then send their bytes: neither waits for the commit yet.
-        first = writer.submit_nowait(transaction_id)
-        second = writer.submit_nowait(transaction_id)
-        time.sleep(0.2)
-        assert not first.done()  # nobody waits for it yet: more rows may join
-        # Waiting for it commits it, not after the 60 s window.
-        assert waiter.submit(writer.settle, first).result(timeout=10) is first
-        assert first.result() == second.result()  # one commit for both
-        writer.settle(second)
-        # A write that only one upload stores alongside (a lone upload) is committed at once.
-        lone = writer.submit_nowait(transaction_id)
-        assert lone.result(timeout=10) != first.result()
-        writer.settle(lone)
-        # A write someone waits for (submit) is never held back for uploads storing elsewhere.
-        storing = [writer.submit_nowait(transaction_id), writer.submit_nowait(transaction_id)]
-        assert waiter.submit(writer.submit, transaction_id).result(timeout=10) != first.result()
-        for future in storing:
-            writer.settle(future)
+        first = writer.submit_nowait(slow)
+        assert in_commit.wait(10)
+        queued = [writer.submit_nowait(transaction_id) for _ in range(3)]
+        release.set()
+        ids = {writer.settle(future).result(timeout=10) for future in queued}
+        assert len(ids) == 1 and ids != {first.result(timeout=10)}
     finally:
-        waiter.shutdown()
         writer.close()
 
 

@@ -25,17 +25,20 @@ import requests
 from PIL import Image
 
 import jupyter_assets.catalog as catalog_module
-import jupyter_assets.service as service_module
 import jupyter_assets.storage.local as local_module
+import jupyter_assets.uploads as uploads_module
 from jupyter_assets.auth import Principal
 from jupyter_assets.catalog import Catalog
 from jupyter_assets.catalog.schema import MIGRATIONS
 from jupyter_assets.http.upload import KEEP_IN_MEMORY
-from jupyter_assets.model import ListQuery, utc_now
+from jupyter_assets.model import ListQuery, new_id, utc_now
 from jupyter_assets.processing import Job
-from jupyter_assets.service import IN_FLIGHT_GRACE, MAX_JOB_ATTEMPTS, AssetService, ServiceConfig, UploadForm
+from jupyter_assets.processing.enrichment import MAX_JOB_ATTEMPTS
+from jupyter_assets.processing.sweeper import IN_FLIGHT_GRACE
+from jupyter_assets.service import AssetService, ServiceConfig
 from jupyter_assets.storage import storage_key
 from jupyter_assets.storage.s3 import S3Storage
+from jupyter_assets.uploads import UploadForm
 
 from conftest import (
     ADMIN_KEY,
@@ -80,7 +83,7 @@ def upload_form(service: AssetService, data: bytes | None = None, **fields: str)
     """What the multipart parser would hand the service: a real temporary file, hashed and counted, and the
     bytes themselves when the file is small."""
     data = data if data is not None else png_bytes()
-    descriptor, path = service.new_incoming_file()
+    descriptor, path = service.uploads.new_incoming_file()
     with os.fdopen(descriptor, "wb") as handle:
         handle.write(data)
     return UploadForm(
@@ -103,9 +106,9 @@ def recording(steps: list[str], step: str, function: Callable[..., Any]) -> Call
 def record_upload_steps(service: AssetService, monkeypatch) -> list[str]:
     """The durability steps of the service's uploads, in the order they run (each still does its work)."""
     steps: list[str] = []
-    monkeypatch.setattr(service_module, "fsync_file", recording(steps, "fsync file", service_module.fsync_file))
+    monkeypatch.setattr(uploads_module, "fsync_file", recording(steps, "fsync file", uploads_module.fsync_file))
     monkeypatch.setattr(
-        service_module, "fsync_directory", recording(steps, "fsync directory", service_module.fsync_directory)
+        uploads_module, "fsync_directory", recording(steps, "fsync directory", uploads_module.fsync_directory)
     )
     monkeypatch.setattr(service.catalog.assets, "insert", recording(steps, "insert", service.catalog.assets.insert))
     return steps
@@ -161,14 +164,14 @@ def fail_half_way(service: AssetService, step: str, monkeypatch) -> list[str]:
     """Make one step of an upload fail: ``put`` after the file is written, or ``insert`` (the catalog row)."""
     reached: list[str] = []
     if step == "put":
-        real_put = service.storage.put
+        real_put = service.library.storage.put
 
         def put_then_fail(key: str, source: Path, message: str | None = None, sha256: str | None = None) -> None:
             real_put(key, source, message)
             reached.append(key)
             raise OSError("disk full after the rename")
 
-        monkeypatch.setattr(service.storage, "put", put_then_fail)
+        monkeypatch.setattr(service.library.storage, "put", put_then_fail)
     else:
 
         def insert_fails(asset, *args):
@@ -193,12 +196,12 @@ def test_failure_half_way_through_an_upload_leaves_nothing(services, monkeypatch
     service = services()
     reached = fail_half_way(service, step, monkeypatch)
     with pytest.raises((OSError, RuntimeError)):
-        service.create_asset(ADMIN, upload_form(service))
+        service.uploads.create(ADMIN, upload_form(service))
     assert reached, "the failure must be injected after the validation"
     assert_library_empty(service)
     # ... and the library still works afterwards.
     monkeypatch.undo()
-    asset = service.create_asset(ADMIN, upload_form(service, runenrichment="false"))
+    asset = service.uploads.create(ADMIN, upload_form(service, runenrichment="false"))
     assert stored_files(service.config.root_dir) == [service.config.root_dir / "files" / asset.storage_key]
 
 
@@ -208,12 +211,12 @@ def test_failure_whose_cleanup_also_fails_is_retried_not_leaked(services, monkey
     service = services()
     root = service.config.root_dir
     fail_half_way(service, step, monkeypatch)
-    monkeypatch.setattr(service.storage, "delete", failing(OSError("read-only file system")))
+    monkeypatch.setattr(service.library.storage, "delete", failing(OSError("read-only file system")))
     with pytest.raises((OSError, RuntimeError)):
-        service.create_asset(ADMIN, upload_form(service))
+        service.uploads.create(ADMIN, upload_form(service))
     assert asset_count(service) == 0
     monkeypatch.undo()  # the storage recovers
-    service.sweep_storage()
+    service.sweeper.sweep()
     assert stored_files(root) == []
     close(service)
 
@@ -227,9 +230,9 @@ def test_failed_upload_cleanup_is_swept_at_the_next_start(services, monkeypatch)
     service = services()
     root = service.config.root_dir
     fail_half_way(service, "put", monkeypatch)
-    monkeypatch.setattr(service.storage, "delete", failing(OSError("read-only file system")))
+    monkeypatch.setattr(service.library.storage, "delete", failing(OSError("read-only file system")))
     with pytest.raises(OSError):
-        service.create_asset(ADMIN, upload_form(service))
+        service.uploads.create(ADMIN, upload_form(service))
     close(service)
     monkeypatch.undo()
 
@@ -241,10 +244,10 @@ def test_failed_upload_cleanup_is_swept_at_the_next_start(services, monkeypatch)
 def test_crash_between_file_and_row_is_cleaned_at_start(services) -> None:
     service = services()
     root = service.config.root_dir
-    kept = service.create_asset(ADMIN, upload_form(service, runenrichment="false"))
+    kept = service.uploads.create(ADMIN, upload_form(service, runenrichment="false"))
     orphan_key = "2026/01/02/0123456789abcdef0123456789abcdef.png"
     service.catalog.cleanup.add(orphan_key, None, "upload_in_flight")
-    service.storage.put_bytes(orphan_key, png_bytes())
+    service.library.storage.put_bytes(orphan_key, png_bytes())
     # A note about a key whose upload did commit (the crash came after the row): the file must stay.
     service.catalog.cleanup.add(kept.storage_key, None, "upload_in_flight")
     (root / "incoming" / "upload-left-by-a-crash").write_bytes(b"half an upload")
@@ -265,10 +268,10 @@ def test_crash_between_file_and_row_is_cleaned_at_start(services) -> None:
 def test_delete_whose_file_removal_fails_is_retried_by_the_sweep(services, monkeypatch) -> None:
     service = services()
     root = service.config.root_dir
-    asset = service.create_asset(ADMIN, upload_form(service, runenrichment="false"))
+    asset = service.uploads.create(ADMIN, upload_form(service, runenrichment="false"))
     path = root / "files" / asset.storage_key
     assert path.exists()
-    real_delete = service.storage.delete
+    real_delete = service.library.storage.delete
     failures = []
 
     def delete_fails_once(key: str, message: str | None = None) -> None:
@@ -277,8 +280,8 @@ def test_delete_whose_file_removal_fails_is_retried_by_the_sweep(services, monke
             raise OSError("file busy")
         real_delete(key)
 
-    monkeypatch.setattr(service.storage, "delete", delete_fails_once)
-    result = service.delete_asset(ADMIN, asset.id)
+    monkeypatch.setattr(service.library.storage, "delete", delete_fails_once)
+    result = service.assets.delete(ADMIN, asset.id)
     assert result["id"] == asset.id
     assert result["status"] == "ready"
     assert failures == [asset.storage_key]
@@ -286,10 +289,10 @@ def test_delete_whose_file_removal_fails_is_retried_by_the_sweep(services, monke
     assert asset_count(service) == 0
     assert path.exists()
 
-    assert service.sweep_storage() == 1
+    assert service.sweeper.sweep() == 1
     assert not path.exists()
     assert stored_files(root) == []
-    assert service.sweep_storage() == 0
+    assert service.sweeper.sweep() == 0
 
 
 def test_the_periodic_sweep_leaves_files_of_runs_under_way_alone(services) -> None:
@@ -297,31 +300,31 @@ def test_the_periodic_sweep_leaves_files_of_runs_under_way_alone(services) -> No
     the file, unless the note is older than any run can be (a run that crashed). At start, nothing is under way."""
     service = services()
     service.catalog.cleanup.add("2026/11/29/in-flight.webp", None, "derivative_in_flight")
-    service.storage.put_bytes("2026/11/29/in-flight.webp", b"thumbnail bytes")
-    assert service.sweep_storage(in_flight_before=utc_now() - IN_FLIGHT_GRACE) == 0
-    assert service.storage.size("2026/11/29/in-flight.webp") == len(b"thumbnail bytes")
-    assert service.sweep_storage(in_flight_before=utc_now() + IN_FLIGHT_GRACE) == 1
-    assert service.storage.size("2026/11/29/in-flight.webp") is None
+    service.library.storage.put_bytes("2026/11/29/in-flight.webp", b"thumbnail bytes")
+    assert service.sweeper.sweep(in_flight_before=utc_now() - IN_FLIGHT_GRACE) == 0
+    assert service.library.storage.size("2026/11/29/in-flight.webp") == len(b"thumbnail bytes")
+    assert service.sweeper.sweep(in_flight_before=utc_now() + IN_FLIGHT_GRACE) == 1
+    assert service.library.storage.size("2026/11/29/in-flight.webp") is None
 
 
 def test_the_periodic_sweep_leaves_a_key_a_run_is_writing_whatever_older_notes_say(services) -> None:
     """A conversion stores under a key its asset had before (back to PNG after WebP): a failed removal of the old
     PNG noted long ago must not take the new file from the run."""
     service = services()
-    key = storage_key(str(uuid.uuid4()), ".png")
+    key = storage_key(new_id(), ".png")
     service.catalog.cleanup.add(key, None, "delete_failed")
     service.catalog.cleanup.add(key, None, "original_in_flight")
-    service.storage.put_bytes(key, png_bytes())
-    assert service.sweep_storage(in_flight_before=utc_now() - IN_FLIGHT_GRACE) == 0
-    assert service.storage.size(key) == len(png_bytes())
+    service.library.storage.put_bytes(key, png_bytes())
+    assert service.sweeper.sweep(in_flight_before=utc_now() - IN_FLIGHT_GRACE) == 0
+    assert service.library.storage.size(key) == len(png_bytes())
 
 
 def test_delete_whose_file_removal_fails_is_retried_at_the_next_start(services, monkeypatch) -> None:
     service = services()
     root = service.config.root_dir
-    asset = service.create_asset(ADMIN, upload_form(service, runenrichment="false"))
-    monkeypatch.setattr(service.storage, "delete", failing(OSError("file busy")))
-    service.delete_asset(ADMIN, asset.id)
+    asset = service.uploads.create(ADMIN, upload_form(service, runenrichment="false"))
+    monkeypatch.setattr(service.library.storage, "delete", failing(OSError("file busy")))
+    service.assets.delete(ADMIN, asset.id)
     assert len(stored_files(root)) == 1
     close(service)
 
@@ -336,17 +339,18 @@ UPLOADED_IN_A_SCRIPT = """
 import hashlib, os, sys
 from pathlib import Path
 from jupyter_assets.auth import Principal
-from jupyter_assets.service import AssetService, ServiceConfig, UploadForm
+from jupyter_assets.service import AssetService, ServiceConfig
+from jupyter_assets.uploads import UploadForm
 
 root, data = Path(sys.argv[1]), Path(sys.argv[2]).read_bytes()
 service = AssetService(ServiceConfig(root_dir=root, public_base_url="http://x", workers=0))
 admin = Principal("t", frozenset({"assets:read", "assets:write", "assets:delete", "assets:admin"}), "api_key")
-descriptor, path = service.new_incoming_file()
+descriptor, path = service.uploads.new_incoming_file()
 os.write(descriptor, data)
 os.close(descriptor)
 form = UploadForm(True, "kitten.png", "image/png", path, len(data), hashlib.sha256(data).hexdigest(),
                   {"runenrichment": "false"})
-asset = service.create_asset(admin, form)
+asset = service.uploads.create(admin, form)
 """
 
 CRASH_DURING_A_STORAGE_WRITE = (
@@ -354,7 +358,7 @@ CRASH_DURING_A_STORAGE_WRITE = (
     + """
 print(asset.id, flush=True)
 os.replace = lambda *args, **kwargs: os._exit(17)  # the process dies as a finished write is moved into place
-service.run_skill(admin, asset.id, "thumbnail", None)
+service.skill_runs.run(admin, asset.id, "thumbnail", None)
 """
 )
 
@@ -384,9 +388,9 @@ CRASH_DURING_A_REWRITE = (
     UPLOADED_IN_A_SCRIPT
     + """
 moment = sys.argv[3]
-service.run_skill(admin, asset.id, "thumbnail", None)
+service.skill_runs.run(admin, asset.id, "thumbnail", None)
 print(asset.id, flush=True)
-put_bytes = service.storage.put_bytes
+put_bytes = service.library.storage.put_bytes
 real_replace = os.replace
 if moment == "replace":  # the process dies as the new bytes are moved over the old ones (the thumbnail went first)
     def replace(source, target):
@@ -400,11 +404,11 @@ else:  # a delete comes between the note and the bytes, which then store the fil
     def put_after_a_delete(key, data):
         if key != asset.storage_key:  # the new thumbnail, stored before the new original
             return put_bytes(key, data)
-        service.delete_asset(admin, asset.id)
+        service.assets.delete(admin, asset.id)
         put_bytes(key, data)
         os._exit(17)
-    service.storage.put_bytes = put_after_a_delete
-service.run_skill(admin, asset.id, "watermark", {"opacity": 1})
+    service.library.storage.put_bytes = put_after_a_delete
+service.skill_runs.run(admin, asset.id, "watermark", {"opacity": 1})
 """
 )
 
@@ -426,11 +430,11 @@ def assert_catalog_describes_the_stored_bytes(service: AssetService, asset_id: s
     """The asset's size and checksum are those of its stored original, and its thumbnail's of the stored one, and
     nothing else is stored or noted; the original's bytes."""
     asset = service.catalog.assets.detail(asset_id)
-    data = service.storage.read(asset.storage_key)
+    data = service.library.storage.read(asset.storage_key)
     assert (len(data), hashlib.sha256(data).hexdigest()) == (asset.size, asset.checksum_sha256)
     assert asset.storage_key == storage_key(asset.id, ".png")
     (derivative,) = asset.derivatives
-    thumbnail = service.storage.read(derivative.storage_key)
+    thumbnail = service.library.storage.read(derivative.storage_key)
     assert hashlib.sha256(thumbnail).hexdigest() == derivative.checksum_sha256
     root = service.config.root_dir / "files"
     assert stored_files(service.config.root_dir) == sorted([root / asset.storage_key, root / derivative.storage_key])
@@ -440,7 +444,7 @@ def assert_catalog_describes_the_stored_bytes(service: AssetService, asset_id: s
 
 def thumbnail_of(service: AssetService, asset_id: str) -> Image.Image:
     (derivative,) = service.catalog.assets.detail(asset_id).derivatives
-    return Image.open(io.BytesIO(service.storage.read(derivative.storage_key))).convert("L")
+    return Image.open(io.BytesIO(service.library.storage.read(derivative.storage_key))).convert("L")
 
 
 def test_a_crash_after_a_rewrite_stored_its_bytes_but_before_its_commit_is_settled_at_start(
@@ -473,7 +477,7 @@ def test_a_rewrite_that_a_delete_overtook_leaves_no_file_after_a_crash(services,
     root = tmp_path / "library"
     asset_id, _ = crash_during_a_rewrite(root, tmp_path, "delete")
     restarted = services(root, workers=0)
-    assert restarted.storage.size(storage_key(asset_id, ".png")) is not None  # stored again after the delete
+    assert restarted.library.storage.size(storage_key(asset_id, ".png")) is not None  # stored again after the delete
     restarted.start()
     assert restarted.catalog.assets.get(asset_id) is None
     assert stored_files(root) == []
@@ -485,7 +489,7 @@ def test_a_rewrite_makes_its_bytes_durable_under_its_note_before_its_commit(serv
     # first, then the new thumbnail is stored, then the new bytes are fsynced, renamed over the old ones and the
     # rename fsynced; only then (and at once) the commit.
     service = services(workers=0)
-    asset = service.create_asset(ADMIN, upload_form(service, png_bytes(120, 90), runenrichment="false"))
+    asset = service.uploads.create(ADMIN, upload_form(service, png_bytes(120, 90), runenrichment="false"))
     steps: list[str] = []
     monkeypatch.setattr(
         service.catalog.cleanup, "note_rewrite", recording(steps, "note", service.catalog.cleanup.note_rewrite)
@@ -498,10 +502,10 @@ def test_a_rewrite_makes_its_bytes_durable_under_its_note_before_its_commit(serv
         lambda source, target: (steps.append(f"rename {target}"), real_replace(source, target))[1],
     )
     monkeypatch.setattr(service.catalog.runs, "commit", recording(steps, "commit", service.catalog.runs.commit))
-    assert service.run_skill(ADMIN, asset.id, "watermark", None)["succeeded"]
-    original = service.storage.path_for(asset.storage_key)
+    assert service.skill_runs.run(ADMIN, asset.id, "watermark", None)["succeeded"]
+    original = service.library.storage.path_for(asset.storage_key)
     (thumbnail,) = service.catalog.assets.detail(asset.id).derivatives
-    thumbnail_file = service.storage.path_for(thumbnail.storage_key)
+    thumbnail_file = service.library.storage.path_for(thumbnail.storage_key)
     assert steps[:9] == [
         "note", "fsync", f"rename {thumbnail_file}", "fsync", "fsync", f"rename {original}", "fsync", "commit", "commit"
     ]  # fmt: skip
@@ -515,9 +519,9 @@ def test_a_rewrite_whose_storage_fails_leaves_the_catalog_describing_what_is_sto
     """A storage that fails a write may have stored it anyway (a timeout after the write): the run fails, and the
     catalog takes whichever bytes are there, at once."""
     service = services(workers=0)
-    asset = service.create_asset(ADMIN, upload_form(service, png_bytes(120, 90), runenrichment="false"))
-    service.run_skill(ADMIN, asset.id, "thumbnail", None)
-    real_put = service.storage.put_bytes
+    asset = service.uploads.create(ADMIN, upload_form(service, png_bytes(120, 90), runenrichment="false"))
+    service.skill_runs.run(ADMIN, asset.id, "thumbnail", None)
+    real_put = service.library.storage.put_bytes
     failed: list[str] = []
 
     def put_fails_once(key: str, data: bytes) -> None:
@@ -528,8 +532,8 @@ def test_a_rewrite_whose_storage_fails_leaves_the_catalog_describing_what_is_sto
             real_put(key, data)
         raise OSError("the disk went away")
 
-    monkeypatch.setattr(service.storage, "put_bytes", put_fails_once)
-    result = service.run_skill(ADMIN, asset.id, "watermark", None)
+    monkeypatch.setattr(service.library.storage, "put_bytes", put_fails_once)
+    result = service.skill_runs.run(ADMIN, asset.id, "watermark", None)
     assert result["succeeded"] is False and "disk went away" in result["steps"][0]["errorMessage"]
     assert failed == [asset.storage_key]
     data = assert_catalog_describes_the_stored_bytes(service, asset.id)
@@ -538,7 +542,7 @@ def test_a_rewrite_whose_storage_fails_leaves_the_catalog_describing_what_is_sto
 
 def test_enrichment_changes_updated_at_at_every_status(services) -> None:
     service = services(workers=0)
-    asset = service.create_asset(ADMIN, upload_form(service, runenrichment="true"))
+    asset = service.uploads.create(ADMIN, upload_form(service, runenrichment="true"))
     seen = [(asset.status, asset.updated_at)]
 
     def note() -> None:
@@ -550,7 +554,7 @@ def test_enrichment_changes_updated_at_at_every_status(services) -> None:
     note()
     service.catalog.jobs.recover(MAX_JOB_ATTEMPTS)  # a restart puts it back in the queue
     note()
-    service.process_jobs([Job(job_id, asset.id, ("thumbnail",))])
+    service.enrichment.process([Job(job_id, asset.id, ("thumbnail",))])
     note()
     assert [status for status, _ in seen] == ["pending", "processing", "pending", "ready"]
     times = [updated for _, updated in seen]
@@ -565,7 +569,7 @@ def test_new_catalog_is_at_the_latest_migration_and_reopening_keeps_data(service
     service = services()
     root = service.config.root_dir
     assert service.catalog.schema_version() == latest
-    asset = service.create_asset(ADMIN, upload_form(service, runenrichment="false"))
+    asset = service.uploads.create(ADMIN, upload_form(service, runenrichment="false"))
     close(service)
 
     reopened = services(root, workers=0)
@@ -878,15 +882,15 @@ def test_committed_row_with_its_bytes_still_incoming_is_stored_and_enriched_at_s
     service = services(workers=1)
     form = upload_form(service, data, runenrichment="true")
     # The crash: the bytes never reach storage.
-    service.storage.put = lambda key, source, message=None, sha256=None: None
-    asset = service._create_asset(ADMIN, form)  # create_asset would also remove the incoming file
+    service.library.storage.put = lambda key, source, message=None, sha256=None: None
+    asset = service.uploads._create(ADMIN, form)  # create_asset would also remove the incoming file
     close(service)
     root = tmp_path / "library"
     assert form.temp_path.exists() and not (root / "files" / asset.storage_key).exists()
 
     restarted = services(workers=1)
     restarted.start()
-    assert restarted.workers.wait_idle(timeout=60)
+    assert restarted.enrichment.workers.wait_idle(timeout=60)
     assert (root / "files" / asset.storage_key).read_bytes() == data
     assert not list((root / "incoming").iterdir())
     stored = restarted.catalog.assets.detail(asset.id)
@@ -897,8 +901,8 @@ def test_committed_row_with_its_bytes_still_incoming_is_stored_and_enriched_at_s
 def test_committed_row_whose_bytes_never_became_durable_is_forgotten_at_start(services, tmp_path) -> None:
     service = services(workers=1)
     form = upload_form(service, png_bytes(300, 200))
-    service.storage.put = lambda key, source, message=None, sha256=None: None
-    asset = service._create_asset(ADMIN, form)
+    service.library.storage.put = lambda key, source, message=None, sha256=None: None
+    asset = service.uploads._create(ADMIN, form)
     close(service)
     form.temp_path.write_bytes(b"\x89PNG half of it")  # the crash lost the end of the file
 
@@ -914,7 +918,7 @@ def test_the_bytes_are_durable_before_the_row_can_commit(services, monkeypatch) 
     # between could lose the incoming file's name and leave a committed row whose bytes exist nowhere.
     service = services()
     steps = record_upload_steps(service, monkeypatch)
-    service.create_asset(ADMIN, upload_form(service, runenrichment="false"))
+    service.uploads.create(ADMIN, upload_form(service, runenrichment="false"))
     assert steps == ["fsync file", "fsync directory", "insert"]
 
 
@@ -951,7 +955,7 @@ def on_bucket(services, moto_endpoint: str, bucket) -> tuple[AssetService, str]:
         "configuration": {"endpoint": moto_endpoint, "bucket": bucket[1], "region": "us-east-1"},
         "secretConfiguration": {"accessKey": "key", "secretKey": "secret"},
     }
-    return service, service.create_storage_profile(ADMIN, body)["id"]
+    return service, service.profiles.create(ADMIN, body)["id"]
 
 
 def objects_in(raw: Any, bucket: str) -> list[str]:
@@ -969,7 +973,7 @@ def test_an_s3_upload_whose_commit_fails_leaves_nothing_in_the_bucket(bucket, on
     )
     monkeypatch.setattr(service.catalog.assets, "insert", lambda *args: (None, failed))
     with pytest.raises(RuntimeError, match="the catalog write failed"):
-        service.create_asset(ADMIN, upload_form(service))
+        service.uploads.create(ADMIN, upload_form(service))
     assert len(stored) == 1  # the bytes went up while the row was being committed...
     assert objects_in(raw, name) == []  # ...and were removed when the commit failed
     assert not list((service.config.root_dir / "incoming").iterdir())
@@ -984,7 +988,7 @@ def test_an_s3_upload_makes_only_the_incoming_name_durable_before_its_row_and_it
     (raw, name), (service, _) = bucket, on_bucket
     steps = record_upload_steps(service, monkeypatch)
     monkeypatch.setattr(S3Storage, "put", recording(steps, "put", S3Storage.put))
-    asset = service.create_asset(ADMIN, upload_form(service, runenrichment="false"))
+    asset = service.uploads.create(ADMIN, upload_form(service, runenrichment="false"))
     assert steps == ["fsync directory", "insert", "put"]
     assert objects_in(raw, name) == [asset.storage_key]
 
@@ -994,11 +998,11 @@ def test_bytes_an_s3_profile_received_before_a_crash_lost_the_commit_are_removed
     services, bucket, on_bucket, bytes_survived: bool
 ) -> None:
     (raw, name), (service, profile_id) = bucket, on_bucket
-    kept = service.create_asset(ADMIN, upload_form(service, runenrichment="false"))
+    kept = service.uploads.create(ADMIN, upload_form(service, runenrichment="false"))
     form = upload_form(service, jpeg_bytes())
     asset_id = form.temp_path.stem
     # The crash: the bytes reached the bucket while the row was being committed; the commit never landed.
-    service.storage_for(profile_id).put(storage_key(asset_id, ".jpg"), form.temp_path)
+    service.library.storage_for(profile_id).put(storage_key(asset_id, ".jpg"), form.temp_path)
     if not bytes_survived:  # they were never fsynced: the next start cannot tell the format from them
         form.temp_path.write_bytes(b"")
     close(service)
@@ -1014,7 +1018,7 @@ def test_bytes_an_s3_profile_received_before_a_crash_lost_the_commit_are_removed
 def test_a_committed_s3_upload_whose_incoming_bytes_a_crash_lost_is_kept_at_start(services, bucket, on_bucket) -> None:
     (raw, name), (service, _) = bucket, on_bucket
     form = upload_form(service, runenrichment="false")
-    asset = service.create_asset(ADMIN, form)
+    asset = service.uploads.create(ADMIN, form)
     # The crash: the removal of the incoming file did not last, and its bytes (never fsynced) were lost.
     form.temp_path.write_bytes(b"")
     close(service)
@@ -1028,7 +1032,7 @@ def test_a_committed_s3_upload_whose_incoming_bytes_a_crash_lost_is_kept_at_star
 
 def test_an_s3_rewrite_replaces_the_object_under_its_key_with_one_put(bucket, on_bucket, monkeypatch) -> None:
     (raw, name), (service, _) = bucket, on_bucket
-    asset = service.create_asset(ADMIN, upload_form(service, png_bytes(120, 90), runenrichment="false"))
+    asset = service.uploads.create(ADMIN, upload_form(service, png_bytes(120, 90), runenrichment="false"))
     puts: list[str] = []
     put_bytes = S3Storage.put_bytes
     monkeypatch.setattr(
@@ -1036,7 +1040,7 @@ def test_an_s3_rewrite_replaces_the_object_under_its_key_with_one_put(bucket, on
         "put_bytes",
         lambda self, key, *args, **kwargs: (puts.append(key), put_bytes(self, key, *args, **kwargs))[1],
     )
-    after = service.run_skill(ADMIN, asset.id, "watermark", {"opacity": 1})["asset"]
+    after = service.skill_runs.run(ADMIN, asset.id, "watermark", {"opacity": 1})["asset"]
     assert after.storage_key == asset.storage_key and after.checksum_sha256 != asset.checksum_sha256
     (thumbnail,) = after.derivatives
     assert puts == [thumbnail.storage_key, asset.storage_key]  # the new thumbnail first, one PUT for the original
@@ -1051,7 +1055,7 @@ def test_an_s3_rewrite_replaces_the_object_under_its_key_with_one_put(bucket, on
 
 def test_a_job_that_keeps_killing_the_server_is_given_up(services) -> None:
     service = services(workers=0)
-    asset = service.create_asset(ADMIN, upload_form(service, runenrichment="true"))
+    asset = service.uploads.create(ADMIN, upload_form(service, runenrichment="true"))
     (job_id,) = [job_id for job_id, _, _ in service.catalog.jobs.recover(MAX_JOB_ATTEMPTS)]
     for _ in range(MAX_JOB_ATTEMPTS):  # starts that each died while running the job
         assert service.catalog.jobs.start([(job_id, asset.id)]) == {job_id}
@@ -1065,9 +1069,9 @@ def test_a_job_that_keeps_killing_the_server_is_given_up(services) -> None:
 
 def test_an_unexpected_error_in_enrichment_fails_the_asset_instead_of_leaving_it_processing(services) -> None:
     service = services(workers=1)
-    service._enrich = lambda job, context, executions: 1 / 0
+    service.enrichment._enrich = lambda job, context, executions: 1 / 0
     service.start()
-    asset = service.create_asset(ADMIN, upload_form(service, runenrichment="true"))
-    assert service.workers.wait_idle(timeout=30)
+    asset = service.uploads.create(ADMIN, upload_form(service, runenrichment="true"))
+    assert service.enrichment.workers.wait_idle(timeout=30)
     assert service.catalog.assets.get(asset.id).status == "failed"
     assert service.catalog.jobs.queued_count() == 0

@@ -17,9 +17,10 @@ from urllib3 import encode_multipart_formdata
 
 from jupyter_assets.auth import Principal
 from jupyter_assets.images import decode
-from jupyter_assets.service import AssetService, ServiceConfig, UploadForm
+from jupyter_assets.service import AssetService, ServiceConfig
 from jupyter_assets.skills import run_skill
 from jupyter_assets.skills.image import perceptual_hash
+from jupyter_assets.uploads import UploadForm
 
 from conftest import Api, StandaloneServer, assert_error, jupyter_server_config, png_bytes
 
@@ -417,15 +418,15 @@ def test_a_rewrite_of_an_original_that_changed_since_the_run_read_it_is_refused(
     service.start()
     try:
         principal = Principal("tester", frozenset({"assets:read", "assets:write"}), "api_key")
-        asset = service.create_asset(principal, upload_form(service, encode(scene(10, 120, 90), "PNG")))
-        late = service._context(asset, service.skills.get("watermark").validate_parameters({"text": "late"}))
+        asset = service.uploads.create(principal, upload_form(service, encode(scene(10, 120, 90), "PNG")))
+        late = service.enrichment.context(asset, service.skills.get("watermark").validate_parameters({"text": "late"}))
         late.original_bytes()  # it read the original...
-        first = service.run_skill(principal, asset.id, "watermark", {"text": "first"})  # ...then this committed
+        first = service.skill_runs.run(principal, asset.id, "watermark", {"text": "first"})  # ...then this committed
         assert first["succeeded"]
         execution = run_skill(service.skills.get("watermark"), late, "manual", None)
         assert execution.succeeded is False and "changed" in execution.steps[0].error_message
         stored = service.catalog.assets.get(asset.id)
-        data = service.storage.read(stored.storage_key)
+        data = service.library.storage.read(stored.storage_key)
         assert stored.storage_key == asset.storage_key
         assert (len(data), hashlib.sha256(data).hexdigest()) == (stored.size, stored.checksum_sha256)
         assert stored.checksum_sha256 == first["asset"].checksum_sha256
@@ -434,7 +435,7 @@ def test_a_rewrite_of_an_original_that_changed_since_the_run_read_it_is_refused(
 
 
 def upload_form(service: AssetService, data: bytes, content_type: str = "image/png") -> UploadForm:
-    descriptor, path = service.new_incoming_file()
+    descriptor, path = service.uploads.new_incoming_file()
     with os.fdopen(descriptor, "wb") as handle:
         handle.write(data)
     return UploadForm(
@@ -456,11 +457,11 @@ def test_a_thumbnail_of_a_turned_jpeg_whose_row_has_the_stored_size_keeps_its_sh
     try:
         principal = Principal("tester", frozenset({"assets:read", "assets:write"}), "api_key")
         data = encode(scene(11, 400, 200), "JPEG", exif=exif_with_gps(orientation=6))
-        asset = service.create_asset(principal, upload_form(service, data, "image/jpeg"))
+        asset = service.uploads.create(principal, upload_form(service, data, "image/jpeg"))
         assert (asset.width, asset.height) == (200, 400)
         for width, height in ((200, 400), (400, 200)):  # the displayed size, then the stored one of an old row
             service.catalog.assets.update(asset.id, {"width": width, "height": height})
-            result = service.run_skill(principal, asset.id, "thumbnail", None)
+            result = service.skill_runs.run(principal, asset.id, "thumbnail", None)
             (derivative,) = result["asset"].derivatives
             assert (derivative.width, derivative.height) == (128, 256)
     finally:
@@ -618,7 +619,7 @@ def test_upload_enrichment_stores_the_perceptual_hash(tmp_path: Path) -> None:
     try:
         for seed, (fmt, content_type) in enumerate((("JPEG", "image/jpeg"), ("PNG", "image/png"))):
             data = encode(scene(seed, 1600, 1200), fmt)
-            descriptor, path = service.new_incoming_file()
+            descriptor, path = service.uploads.new_incoming_file()
             with os.fdopen(descriptor, "wb") as handle:
                 handle.write(data)
             form = UploadForm(
@@ -629,9 +630,9 @@ def test_upload_enrichment_stores_the_perceptual_hash(tmp_path: Path) -> None:
                 size=len(data),
                 sha256=hashlib.sha256(data).hexdigest(),
             )
-            asset = service.create_asset(principal, form)
+            asset = service.uploads.create(principal, form)
             expected[asset.id] = perceptual_hash(decode(data, 10**8))
-        assert service.workers.wait_idle(60)
+        assert service.enrichment.workers.wait_idle(60)
         assert all(service.catalog.assets.get(asset_id).status == "ready" for asset_id in expected)
     finally:
         service.close()
@@ -663,21 +664,21 @@ async def test_content_read_while_a_rewrite_replaces_it_is_the_new_bytes_under_t
     uploaded = await jp_fetch("api/v1/assets", method="POST", body=body, headers={"Content-Type": content_type})
     asset_id = json.loads(uploaded.body)["data"]["id"]
     service = jp_serverapp.web_app.settings["jupyter_assets_service"]
-    read_content = service.read_content
+    read_content = service.assets.read_content
     rewrites: list[dict] = []
 
     def rewritten_in_between(content, start, end):
         if not rewrites:
-            rewrites.append(service.run_skill(ADMIN, asset_id, "watermark", {"opacity": 1}))
+            rewrites.append(service.skill_runs.run(ADMIN, asset_id, "watermark", {"opacity": 1}))
         return read_content(content, start, end)
 
-    monkeypatch.setattr(service, "read_content", rewritten_in_between)
+    monkeypatch.setattr(service.assets, "read_content", rewritten_in_between)
     response = await jp_fetch("api/v1/assets", asset_id, "content")
     (rewrite,) = rewrites
     assert rewrite["succeeded"]
     stored = service.catalog.assets.get(asset_id)
     assert stored.checksum_sha256 == rewrite["asset"].checksum_sha256
-    assert response.body == service.storage.read(stored.storage_key)
+    assert response.body == service.library.storage.read(stored.storage_key)
     assert int(response.headers["Content-Length"]) == len(response.body) == stored.size
     assert response.headers["ETag"] == f'"{stored.checksum_sha256}"'
 
@@ -690,20 +691,20 @@ def test_a_rewrite_whose_thumbnail_fails_changes_nothing(tmp_path: Path, monkeyp
     try:
         principal = Principal("tester", frozenset({"assets:read", "assets:write"}), "api_key")
         data = encode(scene(13, 120, 90), "PNG")
-        asset = service.create_asset(principal, upload_form(service, data))
-        (thumbnail,) = service.run_skill(principal, asset.id, "thumbnail", None)["asset"].derivatives
-        put_bytes = service.storage.put_bytes
+        asset = service.uploads.create(principal, upload_form(service, data))
+        (thumbnail,) = service.skill_runs.run(principal, asset.id, "thumbnail", None)["asset"].derivatives
+        put_bytes = service.library.storage.put_bytes
 
         def thumbnails_fail(key: str, payload: bytes) -> None:
             if key.endswith(".webp"):
                 raise OSError("no space left for thumbnails")
             put_bytes(key, payload)
 
-        monkeypatch.setattr(service.storage, "put_bytes", thumbnails_fail)
-        result = service.run_skill(principal, asset.id, "watermark", {"opacity": 1})
+        monkeypatch.setattr(service.library.storage, "put_bytes", thumbnails_fail)
+        result = service.skill_runs.run(principal, asset.id, "watermark", {"opacity": 1})
         assert result["succeeded"] is False and "no space left" in result["steps"][0]["errorMessage"]
         stored = service.catalog.assets.detail(asset.id)
-        assert service.storage.read(stored.storage_key) == data
+        assert service.library.storage.read(stored.storage_key) == data
         assert (stored.size, stored.checksum_sha256) == (len(data), hashlib.sha256(data).hexdigest())
         assert [derivative.storage_key for derivative in stored.derivatives] == [thumbnail.storage_key]
         assert service.catalog.cleanup.rewrite_notes() == [] and service.catalog.cleanup.pending() == []
@@ -723,9 +724,9 @@ def test_a_rewrite_overtaken_by_another_servers_commits_nothing_of_its_own(tmp_p
     service.start()
     try:
         principal = Principal("tester", frozenset({"assets:read", "assets:write"}), "api_key")
-        asset = service.create_asset(principal, upload_form(service, encode(scene(14, 120, 90), "PNG")))
+        asset = service.uploads.create(principal, upload_form(service, encode(scene(14, 120, 90), "PNG")))
         other = encode(scene(15, 120, 90), "PNG")
-        put_bytes = service.storage.put_bytes
+        put_bytes = service.library.storage.put_bytes
 
         def the_other_server_commits_after(key: str, payload: bytes) -> None:
             put_bytes(key, payload)
@@ -734,11 +735,11 @@ def test_a_rewrite_overtaken_by_another_servers_commits_nothing_of_its_own(tmp_p
                 facts = {"size": len(other), "checksum_sha256": hashlib.sha256(other).hexdigest()}
                 service.catalog.assets.update(asset.id, facts)
 
-        monkeypatch.setattr(service.storage, "put_bytes", the_other_server_commits_after)
-        result = service.run_skill(principal, asset.id, "watermark", {"opacity": 1})
+        monkeypatch.setattr(service.library.storage, "put_bytes", the_other_server_commits_after)
+        result = service.skill_runs.run(principal, asset.id, "watermark", {"opacity": 1})
         assert result["succeeded"] is False and "changed" in result["steps"][0]["errorMessage"]
         stored = service.catalog.assets.get(asset.id)
-        data = service.storage.read(stored.storage_key)
+        data = service.library.storage.read(stored.storage_key)
         assert data == other
         assert (stored.size, stored.checksum_sha256) == (len(other), hashlib.sha256(other).hexdigest())
         assert service.catalog.cleanup.rewrite_notes() == []

@@ -424,13 +424,13 @@ async def content_of_an_asset_deleted_while_it_is_read(jp_fetch, jp_serverapp, m
     read is wrapped only to force that order): the answer must be 404 asset_not_found, not a 500."""
     asset = await upload(jp_fetch, isPublic="false")
     service = jp_serverapp.web_app.settings["jupyter_assets_service"]
-    read_content = service.read_content
+    read_content = service.assets.read_content
 
     def deleted_in_between(content, start, end):
-        service.delete_asset(Principal("test-admin", ALL_SCOPES, "api_key"), asset["id"])
+        service.assets.delete(Principal("test-admin", ALL_SCOPES, "api_key"), asset["id"])
         return read_content(content, start, end)
 
-    monkeypatch.setattr(service, "read_content", deleted_in_between)
+    monkeypatch.setattr(service.assets, "read_content", deleted_in_between)
     with pytest.raises(HTTPClientError) as raised:
         await jp_fetch("api/v1/assets", asset["id"], "content")
     error_of(raised.value.response, 404, "asset_not_found")
@@ -544,7 +544,7 @@ async def test_unexpected_error_is_500_with_a_logged_trace_id_and_the_server_kee
     def broken(*args, **kwargs):
         raise RuntimeError("simulated catalog failure")
 
-    monkeypatch.setattr(service, "usage_stats", broken)
+    monkeypatch.setattr(service.assets, "usage_stats", broken)
     with pytest.raises(HTTPClientError) as raised:
         await jp_fetch("api/v1/assets/usage-stats")
     error = error_of(raised.value.response, 500, "internal_server_error")

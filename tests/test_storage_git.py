@@ -17,10 +17,11 @@ import pytest
 
 from jupyter_assets.auth import Principal
 from jupyter_assets.errors import ApiError
-from jupyter_assets.service import AssetService, ServiceConfig, UploadForm
+from jupyter_assets.service import AssetService, ServiceConfig
 from jupyter_assets.storage import StoredFileChanged
 from jupyter_assets.storage.git import GitRepoStorage
 from jupyter_assets.storage.local import CHUNK_SIZE
+from jupyter_assets.uploads import UploadForm
 
 from conftest import png_bytes
 
@@ -543,15 +544,15 @@ def test_a_rewrite_in_place_is_one_commit_of_new_bytes_under_the_same_path(remot
             "isDefault": True,
             "configuration": {"remoteUrl": remote.as_uri(), "owner": "octo", "repo": "pics", "ref": "main"},
         }
-        service.create_storage_profile(admin, body)
+        service.profiles.create(admin, body)
         data = png_bytes(120, 90)
-        descriptor, path = service.new_incoming_file()
+        descriptor, path = service.uploads.new_incoming_file()
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
         form = UploadForm(True, "x.png", "image/png", path, len(data), hashlib.sha256(data).hexdigest(), {})
-        asset = service.create_asset(admin, form)
+        asset = service.uploads.create(admin, form)
         commits = len(subjects(remote))
-        after = service.run_skill(admin, asset.id, "watermark", {"opacity": 1})["asset"]
+        after = service.skill_runs.run(admin, asset.id, "watermark", {"opacity": 1})["asset"]
         assert after.storage_key == asset.storage_key
         changed = git(remote, "log", "--format=", "--name-only", f"main~{len(subjects(remote)) - commits}..main")
         assert changed.split().count(asset.storage_key) == 1  # one commit for the original (the other: a thumbnail)

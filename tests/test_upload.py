@@ -25,7 +25,7 @@ import requests
 from PIL import Image
 
 from jupyter_assets.http.upload import KEEP_IN_MEMORY, MultipartUpload
-from jupyter_assets.service import UploadForm
+from jupyter_assets.uploads import UploadForm
 
 from conftest import (
     ADMIN_KEY,

@@ -24,7 +24,7 @@ from .profiles import Profiles
 from .rows import search_needle, search_text
 from .runs import Changes, Runs
 from .schema import MIGRATIONS
-from .writer import GroupCommitWriter, Insert
+from .writer import ExpectedWrite, GroupCommitWriter, Insert
 
 __all__ = [
     "EXPORTABLE_TABLES",
@@ -33,6 +33,7 @@ __all__ = [
     "Catalog",
     "CatalogLockedError",
     "Changes",
+    "ExpectedWrite",
     "OriginalChangedError",
     "open_catalog",
     "search_needle",
@@ -46,15 +47,10 @@ class CatalogLockedError(RuntimeError):
     """Another process (usually a running server) holds the catalog file open."""
 
 
-def _nothing_coming() -> int:
-    return 0
-
-
 class Catalog:
     """All reads and writes of the DuckDB file. Thread-safe: a cursor per thread, writes serialised."""
 
-    def __init__(self, path: Path, writes_coming: Callable[[], int] = _nothing_coming) -> None:
-        """``writes_coming``: how many writes are on their way (see GroupCommitWriter)."""
+    def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = duckdb.connect(str(path))
@@ -65,7 +61,7 @@ class Catalog:
         self.path = path
         self._local = threading.local()
         self._migrate()
-        self._writer = GroupCommitWriter(Cursor(self._db.cursor()), writes_coming)
+        self._writer = GroupCommitWriter(Cursor(self._db.cursor()))
         self.assets = Assets(self)
         self.runs = Runs(self)
         self.cleanup = Cleanup(self)
@@ -77,6 +73,11 @@ class Catalog:
     def close(self) -> None:
         self._writer.close()
         self._db.close()
+
+    def expect_write(self) -> ExpectedWrite:
+        """Announce a write on its way, so that a commit under way waits a moment for it (see
+        GroupCommitWriter)."""
+        return self._writer.expect()
 
     def settle(self, committing: Future) -> Future:
         """Wait for the write assets.insert queued to be committed (or to fail); returns its future."""
@@ -96,7 +97,7 @@ class Catalog:
         return self._writer.submit(work)
 
     def _write_nowait(self, inserts: list[Insert]) -> Future:
-        """Queue rows to insert; the caller must ``settle`` the future (see GroupCommitWriter.submit_nowait)."""
+        """Queue rows to insert; ``settle`` waits for their commit."""
         return self._writer.submit_nowait(inserts)
 
     def _migrate(self) -> None:
@@ -116,6 +117,6 @@ class Catalog:
             cursor.execute("COMMIT")
 
 
-def open_catalog(root_dir: Path, writes_coming: Callable[[], int] = _nothing_coming) -> Catalog:
+def open_catalog(root_dir: Path) -> Catalog:
     """The catalog of the library under ``root_dir``."""
-    return Catalog(root_dir / CATALOG_FILE, writes_coming)
+    return Catalog(root_dir / CATALOG_FILE)

@@ -60,8 +60,8 @@ def _filters(query: ListQuery, visible_to: str | None) -> tuple[str, list[Any]]:
 class Assets(Concern):
     def insert(self, asset: Asset, job_skills: list[str] | None, event: dict[str, Any]) -> tuple[str | None, Future]:
         """Commit a new asset, its enrichment job (if any) and its upload event together. Returns at once with the
-        job id and the commit's future, so the caller can store the file while the commit is under way; the
-        caller must ``settle`` the future (see GroupCommitWriter)."""
+        job id and the commit's future, so the caller can store the file while the commit is under way, then wait
+        for it with ``settle``."""
         job_id = new_id() if job_skills else None
         inserts = [Insert("assets", ASSET_ROW_COLUMNS, asset_row(asset)), event_insert(event)]
         if job_id:

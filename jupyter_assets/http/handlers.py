@@ -1,21 +1,20 @@
-"""The /api/v1/assets routes. Handlers parse HTTP and call AssetService; no business logic, no SQL."""
+"""The /api/v1/assets routes. Handlers parse HTTP and call the service's use cases; no business logic, no SQL."""
 
 from __future__ import annotations
 
-import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import tornado.web
-from jupyter_server.auth.decorator import allow_unauthenticated
 
+from ..assets import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from ..errors import ApiError, request_invalid
-from ..model import ASSET_STATUSES, ListQuery, human_size
-from ..service import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Content
-from ..storage import StoredFileChanged
+from ..library import Library
+from ..model import ASSET_STATUSES, Asset, ListQuery, human_size
 from .base import AssetsHandler
+from .content import AssetContentHandler, PublicContentHandler
 from .upload import MultipartUpload
 
 OPENAPI_DOCUMENT = Path(__file__).with_name("openapi.json").read_bytes()  # read once, not on every request
@@ -96,9 +95,9 @@ class AssetCollectionHandler(AssetsHandler):
             self.principal.require("assets:write")
             self._upload = MultipartUpload(
                 self.request.headers.get("Content-Type", ""),
-                self.service.new_incoming_file,
-                self.service.drop_upload,
-                self.service.check_size,
+                self.service.uploads.new_incoming_file,
+                self.service.uploads.drop,
+                self.service.uploads.check_size,
             )
         except ApiError as error:
             self.defer_error(error)
@@ -169,9 +168,9 @@ class AssetCollectionHandler(AssetsHandler):
             raise request_invalid(f"The query parameter 'text' is longer than {MAX_SEARCH_TEXT} characters.")
 
         def listing() -> dict[str, Any]:
-            page_result = self.service.list_assets(self.principal, query)
+            page_result = self.service.assets.list(self.principal, query)
             return {
-                "items": _list_json(self.service, page_result.items),
+                "items": _list_json(self.service.library, page_result.items),
                 "page": page_result.page,
                 "pageSize": page_result.page_size,
                 "total": page_result.total,
@@ -187,8 +186,6 @@ class AssetCollectionHandler(AssetsHandler):
         if self.deferred_error:
             raise self.deferred_error
         upload, self._upload = self._upload, None  # from here on a closed connection must not abort it
-        # Counted from here, not from the request's head: a client that stalls mid-body must not hold commits.
-        self.service.upload_started(upload.form)
         created = await self.run_blocking(self._store_upload, upload, bytes(self._pending))
         self.set_header("Location", f"{self.request.path.rstrip('/')}/{created['id']}")
         self.send_data(created, 202)
@@ -201,21 +198,21 @@ class AssetCollectionHandler(AssetsHandler):
         except Exception:
             upload.abort()
             raise
-        asset = self.service.create_asset(self.principal, form)
-        return asset.detail_json(self.service.public_url(asset), {})  # no derivatives yet
+        asset = self.service.uploads.create(self.principal, form)
+        return asset.detail_json(self.service.library.public_url(asset), {})  # no derivatives yet
 
 
 class AssetHandler(AssetsHandler):
     @tornado.web.authenticated
     async def get(self, asset_id: str) -> None:
-        await self.send_asset(self.service.get_asset, self.principal, asset_id)
+        await self.send_asset(self.service.assets.get, self.principal, asset_id)
 
     @tornado.web.authenticated
     async def patch(self, asset_id: str) -> None:
         patch = self.json_body()
         if not isinstance(patch, dict):
             raise request_invalid("The body must be a JSON object.")
-        await self.send_asset(self.service.update_asset, self.principal, asset_id, patch)
+        await self.send_asset(self.service.assets.update, self.principal, asset_id, patch)
 
     @tornado.web.authenticated
     async def delete(self, asset_id: str) -> None:
@@ -225,12 +222,12 @@ class AssetHandler(AssetsHandler):
         message = body.get("commitMessage")
         if message is not None and not isinstance(message, str):
             raise request_invalid("The field 'commitMessage' must be a string.")
-        result = await self.run_blocking(self.service.delete_asset, self.principal, asset_id, message)
+        result = await self.run_blocking(self.service.assets.delete, self.principal, asset_id, message)
         self.send_data(result)
 
     async def send_asset(self, fetch: Callable[..., Any], *args: Any) -> None:
         """Send the asset a service call returns, in full; both run off the event loop."""
-        self.send_data(await self.run_blocking(lambda: _detail_json(self.service, fetch(*args))))
+        self.send_data(await self.run_blocking(lambda: _detail_json(self.service.library, fetch(*args))))
 
 
 class BatchDeleteHandler(AssetsHandler):
@@ -240,14 +237,14 @@ class BatchDeleteHandler(AssetsHandler):
         ids = body.get("ids") if isinstance(body, dict) else body
         if not isinstance(ids, list):
             raise request_invalid('The body must be a JSON array of ids or an object {"ids": [...]}.')
-        result = await self.run_blocking(self.service.batch_delete, self.principal, ids)
+        result = await self.run_blocking(self.service.assets.batch_delete, self.principal, ids)
         self.send_data(result)
 
 
 class SkillListHandler(AssetsHandler):
     @tornado.web.authenticated
     async def get(self) -> None:
-        self.send_data(self.service.list_skills(self.principal))
+        self.send_data(self.service.skill_runs.list(self.principal))
 
 
 class SkillRunHandler(AssetsHandler):
@@ -258,10 +255,10 @@ class SkillRunHandler(AssetsHandler):
             raise request_invalid('The body must be a JSON object such as {"parameters": {...}}.')
 
         def run() -> dict[str, Any]:
-            result = self.service.run_skill(self.principal, asset_id, skill_name, body.get("parameters"))
-            return {**result, "asset": _detail_json(self.service, result["asset"])}
+            result = self.service.skill_runs.run(self.principal, asset_id, skill_name, body.get("parameters"))
+            return {**result, "asset": _detail_json(self.service.library, result["asset"])}
 
-        self.send_data(await self.run_with_model(self.service.model_of_skill(skill_name), run))
+        self.send_data(await self.run_with_model(self.service.skill_runs.model_of(skill_name), run))
 
 
 class SimilarAssetsHandler(AssetsHandler):
@@ -273,8 +270,8 @@ class SimilarAssetsHandler(AssetsHandler):
             raise request_invalid(f"The query parameter 'limit' must be between 1 and {MAX_PAGE_SIZE}.")
 
         def similar() -> dict[str, Any]:
-            result = self.service.similar_assets(self.principal, asset_id, limit)
-            return {"items": _list_json(self.service, result["items"]), "model": result["model"]}
+            result = self.service.search.similar(self.principal, asset_id, limit)
+            return {"items": _list_json(self.service.library, result["items"]), "model": result["model"]}
 
         self.send_data(await self.run_blocking(similar))
 
@@ -291,14 +288,14 @@ class DuplicatesHandler(AssetsHandler):
             raise request_invalid(
                 f"The query parameter 'threshold' must be a number from {MIN_DUPLICATE_THRESHOLD} to 1, not '{raw}'."
             )
-        groups = await self.run_blocking(self.service.duplicates, self.principal, threshold)
+        groups = await self.run_blocking(self.service.search.duplicates, self.principal, threshold)
         self.send_data({"groups": groups})
 
 
 class UsageStatsHandler(AssetsHandler):
     @tornado.web.authenticated
     async def get(self) -> None:
-        stats = await self.run_blocking(self.service.usage_stats, self.principal)
+        stats = await self.run_blocking(self.service.assets.usage_stats, self.principal)
         self.send_data(stats.to_json())
 
 
@@ -310,7 +307,7 @@ class ExportHandler(AssetsHandler):
         table = self.get_query_argument("table", "")
         with tempfile.TemporaryDirectory(prefix="jupyter-assets-export-") as folder:
             path = Path(folder) / f"{table or 'export'}.parquet"
-            await self.run_blocking(self.service.export, self.principal, table, path)
+            await self.run_blocking(self.service.assets.export, self.principal, table, path)
             self.set_header("Content-Type", "application/vnd.apache.parquet")
             self.set_header("Content-Disposition", f'attachment; filename="{table}.parquet"')
             with open(path, "rb") as handle:
@@ -357,11 +354,11 @@ class StorageProvidersHandler(AssetsHandler):
 
     @tornado.web.authenticated
     async def get(self) -> None:
-        self.send_data(await self.run_blocking(self.service.storage_overview, self.principal))
+        self.send_data(await self.run_blocking(self.service.profiles.overview, self.principal))
 
     @tornado.web.authenticated
     async def post(self) -> None:
-        profile = await self.run_blocking(self.service.create_storage_profile, self.principal, _object_body(self))
+        profile = await self.run_blocking(self.service.profiles.create, self.principal, _object_body(self))
         self.set_header("Location", f"{self.request.path.rstrip('/')}/{profile['id']}")
         self.send_data(profile, 201)
 
@@ -370,133 +367,28 @@ class StorageProviderHandler(AssetsHandler):
     @tornado.web.authenticated
     async def patch(self, profile_id: str) -> None:
         body = _object_body(self)
-        self.send_data(await self.run_blocking(self.service.update_storage_profile, self.principal, profile_id, body))
+        self.send_data(await self.run_blocking(self.service.profiles.update, self.principal, profile_id, body))
 
     @tornado.web.authenticated
     async def delete(self, profile_id: str) -> None:
-        self.send_data(await self.run_blocking(self.service.delete_storage_profile, self.principal, profile_id))
+        self.send_data(await self.run_blocking(self.service.profiles.delete, self.principal, profile_id))
 
 
 class StorageProviderDefaultHandler(AssetsHandler):
     @tornado.web.authenticated
     async def post(self, profile_id: str) -> None:
-        self.send_data(await self.run_blocking(self.service.set_default_storage_profile, self.principal, profile_id))
+        self.send_data(await self.run_blocking(self.service.profiles.set_default, self.principal, profile_id))
 
 
-class ByteStreamHandler(AssetsHandler):
-    """Sends stored bytes with Range, ETag and nosniff (for app.py: mixed with a non-JSON Jupyter handler)."""
-
-    serves_bytes = True
-
-    async def send_content(self, content: Content, include_body: bool) -> None:
-        """Headers, then the bytes. A file replaced by a rewrite in place since it was looked up (its size is no
-        longer the one announced) is answered from the content looked up again, once: the rewrite's commit follows
-        its bytes within milliseconds, and a client is better served by the new bytes than by an error."""
-        for attempt in (1, 2):
-            self.set_header("Content-Type", content.content_type)
-            self.set_header("X-Content-Type-Options", "nosniff")
-            self.set_header("Accept-Ranges", "bytes")
-            self.set_header("ETag", f'"{content.etag}"')
-            if self.check_etag_header():
-                self.set_status(304)
-                self.finish()
-                return
-            start, end = 0, content.size
-            range_header = self.request.headers.get("Range")
-            if range_header:
-                parsed = _parse_range(range_header, content.size)
-                if parsed is None:
-                    raise ApiError(
-                        "range_not_satisfiable",
-                        "The requested range is not satisfiable.",
-                        416,
-                        {"Content-Range": f"bytes */{content.size}"},
-                    )
-                start, end = parsed
-                self.set_status(206)
-                self.set_header("Content-Range", f"bytes {start}-{end - 1}/{content.size}")
-            self.set_header("Content-Length", str(end - start))
-            if include_body and end > start:
-                try:  # S3 sends its GET when the read opens, local storage at the first chunk
-                    chunks = await self.run_blocking(self.service.read_content, content, start, end)
-                    chunk = await self.run_blocking(next, chunks, b"")
-                except FileNotFoundError:  # deleted since it was looked up; nothing has been sent yet
-                    raise ApiError("asset_not_found", "The asset was deleted while it was being read.", 404) from None
-                except StoredFileChanged as changed:  # nothing has been sent yet either
-                    if attempt == 2 or not isinstance(changed.current, Content):
-                        raise ApiError(
-                            "internal_server_error",
-                            "The asset's file kept changing while it was being read; try again.",
-                            500,
-                        ) from None
-                    content = changed.current
-                    continue
-                while chunk:
-                    self.write(chunk)
-                    await self.flush()
-                    chunk = await self.run_blocking(next, chunks, b"")
-            self.finish()
-            return
-
-    def compute_etag(self) -> None:
-        return None  # we set the checksum as ETag ourselves
-
-
-def _parse_range(header: str, size: int) -> tuple[int, int] | None:
-    """A single ``bytes=a-b``, ``bytes=a-`` or ``bytes=-n`` range as [start, end), or None when unsatisfiable."""
-    match = re.fullmatch(r"\s*bytes=(\d*)-(\d*)\s*", header)
-    if not match or (not match.group(1) and not match.group(2)):
-        return None
-    first, last = match.groups()
-    if not first:
-        length = int(last)
-        return (max(0, size - length), size) if length > 0 and size > 0 else None
-    start = int(first)
-    end = min(size, int(last) + 1) if last else size
-    return (start, end) if start < size and start < end else None
-
-
-class AssetContentHandler(ByteStreamHandler):
-    @tornado.web.authenticated
-    async def get(self, asset_id: str) -> None:
-        await self._answer(asset_id, include_body=True)
-
-    @tornado.web.authenticated
-    async def head(self, asset_id: str) -> None:
-        await self._answer(asset_id, include_body=False)
-
-    async def _answer(self, asset_id: str, include_body: bool) -> None:
-        """Public assets redirect to their public URL; private ones are streamed to their owner."""
-        content = await self.run_blocking(self.service.open_content, self.principal, asset_id)
-        if content.redirect_url:
-            self.redirect(content.redirect_url, status=307)
-        else:
-            await self.send_content(content, include_body)
-
-
-class PublicContentHandler(ByteStreamHandler):
-    """The one anonymous route: public assets and their derivatives, never a private one."""
-
-    @allow_unauthenticated
-    async def get(self, storage_key: str) -> None:
-        content = await self.run_blocking(self.service.open_public_content, storage_key)
-        await self.send_content(content, include_body=True)
-
-    @allow_unauthenticated
-    async def head(self, storage_key: str) -> None:
-        content = await self.run_blocking(self.service.open_public_content, storage_key)
-        await self.send_content(content, include_body=False)
-
-
-def _detail_json(service: Any, asset: Any) -> dict[str, Any]:
+def _detail_json(library: Library, asset: Asset) -> dict[str, Any]:
     """An asset in full. Blocking: its URLs come from its storage, which is built (its profile read) on first use."""
-    return asset.detail_json(service.public_url(asset), service.derivative_urls(asset))
+    return asset.detail_json(library.public_url(asset), library.derivative_urls(asset))
 
 
-def _list_json(service: Any, assets: list[Any]) -> list[dict[str, Any]]:
+def _list_json(library: Library, assets: list[Asset]) -> list[dict[str, Any]]:
     """List items, each with its thumbnail's URL. Blocking, as _detail_json."""
-    thumbnails = service.thumbnail_urls(assets)
-    return [asset.list_item_json(service.public_url(asset), thumbnails.get(asset.id)) for asset in assets]
+    thumbnails = library.thumbnail_urls(assets)
+    return [asset.list_item_json(library.public_url(asset), thumbnails.get(asset.id)) for asset in assets]
 
 
 def routes(base_url: str) -> list[tuple[str, type[AssetsHandler]]]:

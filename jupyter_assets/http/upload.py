@@ -14,7 +14,7 @@ from pathlib import Path
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from ..errors import ApiError, request_invalid
-from ..service import UploadForm
+from ..uploads import UploadForm
 
 FILE_FIELD = "file"
 # A file part up to this size is also kept in memory (UploadForm.data): checking and storing it then reads no

@@ -13,9 +13,7 @@ from ..model import id_time
 class Storage(Protocol):
     """A place that stores files under keys such as ``2026/11/28/<hex>.png``."""
 
-    name: str
-    # put copies the source and leaves it in place (rather than moving or removing it).
-    put_copies: bool
+    name: str  # the provider type: "local", "s3" or "github-repo"
 
     # ``message`` describes the change where a provider keeps history (the commit message of a git provider).
 
@@ -60,9 +58,18 @@ class StoredFileChanged(Exception):
         self.current: object | None = None
 
 
+# Providers whose put copies the source and leaves it in place (rather than moving it): the bytes reach the
+# storage before the upload's row commits, which recovery must know without building (or importing) the provider.
+COPYING_PROVIDERS = frozenset({"s3"})
+
+
+def copies_on_put(provider: str) -> bool:
+    return provider in COPYING_PROVIDERS
+
+
 def storage_key(file_id: str, extension: str) -> str:
     """``yyyy/MM/dd/<32 hex of the id><ext>``, dated by the id (a UUIDv7, UTC): unique because the id is, never
-    from a file name, and known from the id and the file's format alone (see AssetService._recover_incoming)."""
+    from a file name, and known from the id and the file's format alone (see Uploads.recover_incoming)."""
     return f"{id_time(file_id):%Y/%m/%d}/{file_id.replace('-', '')}{extension}"
 
 

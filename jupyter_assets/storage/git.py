@@ -25,7 +25,6 @@ class GitRepoStorage:
     """Files at ``<basePath>/<storageKey>`` on branch ``ref`` of a git remote."""
 
     name = "github-repo"
-    put_copies = False
 
     def __init__(
         self,

@@ -16,7 +16,6 @@ CHUNK_SIZE = 256 * 1024
 
 class LocalStorage:
     name = "local"
-    put_copies = False
 
     def __init__(self, root: Path, public_base_url: str | None) -> None:
         self.root = root.resolve()

@@ -44,7 +44,6 @@ NOT_FOUND_CODES = {"NoSuchKey", "404", "NotFound"}
 
 class S3Storage:
     name = "s3"
-    put_copies = True
 
     def __init__(
         self,

@@ -1,0 +1,54 @@
+"""The storage sweep: files no asset references any more (failed deletes, crashed uploads and skill runs) are
+removed at start and, while the server runs, now and then."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta
+
+from ..library import Library
+from ..model import utc_now
+from ..skills.context import SkillEnvironment
+from ..skills.image import settle_rewrites
+
+SWEEP_INTERVAL_SECONDS = 600
+IN_FLIGHT_GRACE = timedelta(hours=1)  # longer than any skill run takes between storing a file and committing it
+
+
+class Sweeper:
+    def __init__(self, library: Library, environment: SkillEnvironment) -> None:
+        self.library = library
+        self.catalog = library.catalog
+        self.environment = environment
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._sweep_now_and_then, name="jupyter-assets-sweeper", daemon=True)
+
+    def start(self) -> None:
+        """Sweep everything (nothing is in flight at start), then keep sweeping in the background."""
+        self.sweep()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._closing.set()
+        if self._thread.ident is not None:
+            self._thread.join()
+
+    def sweep(self, in_flight_before: datetime | None = None) -> int:
+        """Remove files that no asset references any more. At start everything; while running, files of skill
+        runs only once they are older than any run can be (``in_flight_before``). Returns the count. Rewrites in
+        place that did not commit are settled first."""
+        settle_rewrites(self.environment, in_flight_before)
+        self.catalog.cleanup.drop_stale()
+        removed = 0
+        for key, profile_id in self.catalog.cleanup.pending(in_flight_before):
+            if self.library.remove_file(key, profile_id):
+                removed += 1
+        return removed
+
+    def _sweep_now_and_then(self) -> None:
+        """Retry removing files whose delete failed, without waiting for the next start."""
+        while not self._closing.wait(SWEEP_INTERVAL_SECONDS):
+            try:
+                self.sweep(in_flight_before=utc_now() - IN_FLIGHT_GRACE)
+            except Exception:
+                self.library.log.exception("storage sweep failed; it will be retried")

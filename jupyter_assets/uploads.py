@@ -1,0 +1,251 @@
+"""Uploads and their durability protocol: an upload is acknowledged only when its bytes are durable and its row
+committed, and a crash at any point leaves either nothing or a complete asset (see recover_incoming)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .auth import Principal
+from .catalog import ExpectedWrite
+from .errors import ApiError, request_invalid
+from .images import EXTENSIONS, inspect_upload, sniff_format
+from .library import Library, checked_file_name, checked_text, event_row, parse_bool
+from .model import Asset, file_sha256, human_size, new_id, parse_id, utc_now
+from .processing import Job
+from .storage import Storage, copies_on_put, storage_key
+from .storage.local import fsync_directory, fsync_file
+
+UNKNOWN_CONTENT_TYPE = "application/octet-stream"
+
+
+@dataclass
+class UploadForm:
+    """What the multipart parser received. The file is already on disk (``temp_path``), hashed and counted; a
+    small one is also in memory (``data``)."""
+
+    file_received: bool = False
+    file_name: str | None = None
+    content_type: str | None = None
+    temp_path: Path | None = None
+    size: int = 0
+    sha256: str = ""
+    fields: dict[str, str] = field(default_factory=dict)
+    oversized_fields: set[str] = field(default_factory=set)
+    data: bytes | None = None
+
+
+@dataclass(frozen=True)
+class UploadRules:
+    max_upload_bytes: int
+    allowed_content_types: tuple[str, ...]
+    enrichment_skills: tuple[str, ...]
+    max_image_pixels: int
+
+
+class Uploads:
+    def __init__(self, library: Library, rules: UploadRules, submit_job: Callable[[Job], None]) -> None:
+        self.library = library
+        self.catalog = library.catalog
+        self.rules = rules
+        self.submit_job = submit_job
+        self.incoming_dir = library.root_dir / "incoming"
+        self.incoming_dir.mkdir(parents=True, exist_ok=True)
+
+    def new_incoming_file(self) -> tuple[int, Path]:
+        """A file for an upload's bytes, named after the id the asset will get (see recover_incoming)."""
+        path = self.incoming_dir / f"{new_id()}.upload"
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), path
+
+    def drop(self, form: UploadForm) -> None:
+        """Forget an upload, whatever became of it, and remove its incoming file."""
+        if form.temp_path is not None:
+            form.temp_path.unlink(missing_ok=True)
+
+    def check_size(self, size: int) -> None:
+        if size > self.rules.max_upload_bytes:
+            raise ApiError(
+                "asset_file_too_large",
+                f"The file is larger than this server's limit of {human_size(self.rules.max_upload_bytes)}: "
+                "an administrator can raise it with JUPYTER_ASSETS_MAX_UPLOAD_BYTES (c.AssetsApp.max_upload_bytes).",
+                400,
+            )
+
+    def create(self, principal: Principal, form: UploadForm) -> Asset:
+        """Validate, store and catalog an upload. The temporary file is consumed or removed, whatever happens."""
+        try:
+            return self._create(principal, form)
+        finally:
+            self.drop(form)
+
+    def _create(self, principal: Principal, form: UploadForm) -> Asset:
+        # Announced before the checks and fsyncs: a commit under way waits a moment for this row, so that
+        # concurrent uploads share a commit.
+        expected = self.catalog.expect_write()
+        try:
+            principal.require("assets:write")
+            asset = self._new_asset(principal, form)
+            self._store(principal, asset, form, expected)
+            return asset
+        finally:
+            expected.done()
+
+    def _new_asset(self, principal: Principal, form: UploadForm) -> Asset:
+        """The asset an upload describes, once every check passed (nothing is stored yet)."""
+        fields = form.fields
+        if not form.file_received:
+            raise ApiError("asset_file_required", "The 'file' field is required.", 400)
+        description = checked_text("description", fields.get("description"), "description" in form.oversized_fields)
+        alt_text = checked_text("altText", fields.get("alttext"), "alttext" in form.oversized_fields)
+        if form.size == 0:
+            raise ApiError("asset_file_empty", "The uploaded file is empty.", 400)
+        self.check_size(form.size)
+        content_type = self._content_type(form)
+        file_name = checked_file_name(form.file_name or "")
+        is_public = parse_bool("isPublic", fields.get("ispublic"), True)
+        run_enrichment = parse_bool("runEnrichment", fields.get("runenrichment"), True)
+        profile_id, storage = self._write_target(fields.get("storageproviderprofileid"))
+        facts = inspect_upload(self._source(form), content_type, self.rules.max_image_pixels)
+        now = utc_now()
+        asset_id = form.temp_path.stem
+        return Asset(
+            id=asset_id,
+            owner=principal.subject,
+            status="pending" if run_enrichment else "ready",
+            original_file_name=file_name,
+            content_type=facts.content_type,
+            extension=facts.extension,
+            size=form.size,
+            width=facts.width,
+            height=facts.height,
+            checksum_sha256=form.sha256,
+            storage_provider=storage.name,
+            storage_profile_id=profile_id,
+            storage_key=storage_key(asset_id, facts.extension),
+            is_public=is_public,
+            description=description or None,
+            alt_text=alt_text or None,
+            created_at=now,
+            updated_at=now,
+        )
+
+    @staticmethod
+    def _source(form: UploadForm) -> Path | bytes:
+        return form.temp_path if form.data is None else form.data
+
+    def _content_type(self, form: UploadForm) -> str:
+        """The declared type, when allowed; octet-stream (what curl sends for extensions it does not know, such as
+        .webp) takes the sniffed image's type."""
+        if not form.content_type:
+            raise ApiError("asset_content_type_missing", "The file part has no Content-Type.", 400)
+        content_type = form.content_type.split(";", 1)[0].strip().lower()
+        allowed = self.rules.allowed_content_types
+        if content_type == UNKNOWN_CONTENT_TYPE:
+            sniffed = sniff_format(self._source(form), self.rules.max_image_pixels)
+            content_type = sniffed[0] if sniffed and sniffed[0] in allowed else content_type
+        if content_type not in allowed:
+            message = f"Content type '{content_type}' is not allowed; allowed: {', '.join(allowed)}."
+            if content_type == UNKNOWN_CONTENT_TYPE:
+                message += " Send the file's own type, e.g. with curl: -F 'file=@photo.webp;type=image/webp'."
+            raise ApiError("asset_content_type_not_allowed", message, 400)
+        return content_type
+
+    def _store(self, principal: Principal, asset: Asset, form: UploadForm, expected: ExpectedWrite) -> None:
+        """incoming/<id>.upload is durable before the row can commit: its name always, its bytes when the storage
+        moves them (local, git) once the row is committed. A storage that copies them (S3) stores them while the
+        row is being committed, and the upload is acknowledged only when both are done: the storage has the bytes
+        by then, so they are not fsynced here. After a crash the next start stores the bytes of a committed row
+        that its storage lacks, and removes what a storage that copies holds of an upload whose row never
+        committed (recover_incoming)."""
+        storage = self.library.storage_for(asset.storage_profile_id)
+        copies = copies_on_put(storage.name)
+        if not copies:
+            fsync_file(form.temp_path)
+        fsync_directory(self.incoming_dir)
+        skills = list(self.rules.enrichment_skills) if asset.status == "pending" else None
+        job_id, committing = self.catalog.assets.insert(asset, skills, event_row("upload", principal, asset))
+        expected.done()
+        try:
+            if copies:
+                storage.put(asset.storage_key, form.temp_path, sha256=form.sha256, data=form.data)
+            self.catalog.settle(committing).result()
+            if not copies:
+                storage.put(asset.storage_key, form.temp_path, message=form.fields.get("commitmessage") or None)
+        except BaseException:
+            if self.catalog.settle(committing).exception() is None:  # undo a row that did commit
+                self.catalog.assets.undo_upload(asset.id)
+            self.library.remove_file(asset.storage_key, asset.storage_profile_id)
+            raise
+        if job_id:
+            self.submit_job(Job(job_id, asset.id, tuple(skills)))
+
+    def _write_target(self, requested: str | None) -> tuple[str | None, Storage]:
+        """Where an upload goes: the profile it names (existing and enabled), else the default profile (enabled),
+        else the configuration's storage (no profile)."""
+        if requested is not None and requested.strip():
+            canonical = parse_id(requested.strip())
+            if canonical is None:
+                raise request_invalid("The field 'storageProviderProfileId' must be a UUID.")
+            profile = self.catalog.profiles.get(canonical)
+            if profile is None:
+                raise ApiError(
+                    "storage_provider_profile_not_found",
+                    f"Storage provider profile '{requested.strip()}' was not found.",
+                    404,
+                )
+            if not profile.is_enabled:
+                raise ApiError(
+                    "storage_provider_profile_disabled", f"Storage provider profile '{profile.id}' is disabled.", 400
+                )
+            return profile.id, self.library.storage_for(profile.id)
+        default = self.catalog.profiles.default()
+        if default is None:
+            return None, self.library.storage
+        if not default.is_enabled:
+            raise ApiError(
+                "storage_provider_default_write_profile_disabled",
+                f"The default storage provider profile '{default.name}' is disabled: enable it, set another "
+                "default, or name a profile with storageProviderProfileId.",
+                400,
+            )
+        return default.id, self.library.storage_for(default.id)
+
+    # -- after a crash ------------------------------------------------------------------------------------
+
+    def recover_incoming(self) -> None:
+        """An incoming file is named after its asset: store it if its row was committed and the bytes are the
+        ones the row describes; a row whose bytes never became durable is forgotten (it was never acknowledged).
+        Without a row, the bytes may still have reached a storage that copies them while the commit is under
+        way (see _store): what such a profile holds under the upload's key is removed. Which profile it went to
+        is not recorded, so every one that copies is asked (a missing object is not an error)."""
+        leftovers = list(self.incoming_dir.iterdir())
+        if not leftovers:
+            return
+        listed = self.catalog.profiles.all()
+        copying_profiles = [profile.id for profile in listed if copies_on_put(profile.provider_type)]
+        for leftover in leftovers:
+            asset_id = parse_id(leftover.stem) if leftover.suffix == ".upload" else None
+            asset = self.catalog.assets.get(asset_id) if asset_id else None
+            if asset is None:
+                if asset_id:
+                    self._remove_uncommitted(asset_id, leftover, copying_profiles)
+            elif (storage := self.library.storage_for(asset.storage_profile_id)).size(asset.storage_key) is None:
+                if file_sha256(leftover) == asset.checksum_sha256:
+                    self.library.log.info("storing upload %s that was committed before a crash", asset.id)
+                    storage.put(asset.storage_key, leftover, sha256=asset.checksum_sha256)
+                else:
+                    self.library.log.warning("dropping upload %s: its bytes were not durable before a crash", asset.id)
+                    self.catalog.assets.undo_upload(asset.id)
+            leftover.unlink(missing_ok=True)
+
+    def _remove_uncommitted(self, asset_id: str, leftover: Path, profile_ids: list[str]) -> None:
+        """Its key follows from its id and its format. The bytes of an upload to a storage that copies were not
+        fsynced (see _store): when the crash lost them, the key of every format is removed."""
+        if not profile_ids:
+            return
+        sniffed = sniff_format(leftover, self.rules.max_image_pixels)
+        for extension in [sniffed[1]] if sniffed else EXTENSIONS:
+            for profile_id in profile_ids:
+                self.library.remove_file(storage_key(asset_id, extension), profile_id)
