@@ -67,13 +67,13 @@ class Assets:
         key = storage_key.replace("\\", "/").strip().lstrip("/")
         found = self.catalog.assets.find_by_storage_key(key) if key else None
         if found is None or not found[0].is_public:
-            raise ApiError("asset_not_found", "No public asset is stored under this key.", 404)
+            raise ApiError("asset_not_found", "No public asset is stored under this key.")
         asset, derivative = found
         item: Asset | Derivative = derivative or asset
         storage = self.library.storage_for(asset.storage_profile_id)
         stored_size = storage.size(item.storage_key)
         if stored_size is None:
-            raise ApiError("asset_not_found", "The stored file is missing.", 404)
+            raise ApiError("asset_not_found", "The stored file is missing.")
         return _stored_content(storage, item, stored_size)
 
     def read_content(self, content: Content, start: int, end: int) -> Iterator[bytes]:
@@ -105,7 +105,6 @@ class Assets:
             raise ApiError(
                 "export_table_invalid",
                 f"Unknown table '{table}'; choose one of {', '.join(EXPORTABLE_TABLES)}.",
-                400,
             )
         self.catalog.analytics.export_parquet(table, destination, principal.visible_owner)
 

@@ -73,28 +73,18 @@ ERROR_CODES: dict[str, int] = {
     "asset_storage_provider_profile_not_found": 400,
 }
 
-# The contract's one code with a second status: an upload body far over the limit is refused with 413 before it is
-# read (http/handlers.py), an ordinary one that is too large with the catalogue's 400.
-OTHER_STATUSES: dict[str, frozenset[int]] = {"asset_file_too_large": frozenset({413})}
-
 
 class ApiError(Exception):
     """A failure the client can act on: a stable snake_case code, a human message and the code's HTTP status,
     taken from ``ERROR_CODES``."""
 
-    def __init__(
-        self, code: str, message: str, status: int | None = None, headers: dict[str, str] | None = None
-    ) -> None:
-        # ``status`` is transitional, while callers still pass it: it may only repeat the catalogue's status (or
-        # name one of OTHER_STATUSES), so that a wrong one fails in the tests instead of reaching a client.
+    def __init__(self, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         if code not in ERROR_CODES:
             raise ValueError(f"Error code {code!r} is not in ERROR_CODES")
-        if status is not None and status != ERROR_CODES[code] and status not in OTHER_STATUSES.get(code, ()):
-            raise ValueError(f"Error code {code!r} has status {ERROR_CODES[code]} in ERROR_CODES, not {status}")
         super().__init__(message)
         self.code = code
         self.message = message
-        self.status = ERROR_CODES[code] if status is None else status
+        self.status = ERROR_CODES[code]
         self.headers = headers or {}
 
     def __repr__(self) -> str:

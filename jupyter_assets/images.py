@@ -119,11 +119,9 @@ def inspect_upload(source: Path | bytes, declared_type: str, max_pixels: int) ->
     try:
         image = open_bounded(source, max_pixels)
     except ImageTooLargeError as error:
-        raise ApiError("asset_image_too_large", f"The image is too large: {error}.", 400) from error
+        raise ApiError("asset_image_too_large", f"The image is too large: {error}.") from error
     except ImageDecodeError as error:
-        raise ApiError(
-            "asset_content_type_mismatch", f"The file is not an image of type '{declared_type}'.", 400
-        ) from error
+        raise ApiError("asset_content_type_mismatch", f"The file is not an image of type '{declared_type}'.") from error
     with image:
         sniffed = FORMATS.get(image.format or "")
         if sniffed is None or sniffed[0] != declared_type.lower():
@@ -131,13 +129,12 @@ def inspect_upload(source: Path | bytes, declared_type: str, max_pixels: int) ->
             raise ApiError(
                 "asset_content_type_mismatch",
                 f"The file was declared as '{declared_type}' but its bytes are '{actual}'.",
-                400,
             )
         width, height = displayed_size(image)
         try:
             _check_complete(image)
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning) as error:
             raise ApiError(
-                "asset_image_unreadable", f"The image cannot be decoded (truncated or corrupt): {error}", 400
+                "asset_image_unreadable", f"The image cannot be decoded (truncated or corrupt): {error}"
             ) from error
     return ImageFacts(sniffed[0], sniffed[1], width, height)

@@ -47,7 +47,7 @@ class Library:
                 profile = self.catalog.profiles.get(profile_id)
                 if profile is None:
                     message = f"Storage provider profile '{profile_id}' is gone."
-                    raise ApiError("asset_storage_provider_profile_not_found", message, 400)
+                    raise ApiError("asset_storage_provider_profile_not_found", message)
                 storage = self._profile_storages[profile_id] = profiles.build(
                     profile.provider_type, profile.configuration, profile.secrets, self.profile_cache(profile.id),
                     self.content_url,
@@ -130,7 +130,7 @@ def checked_text(name: str, value: str | None, oversized: bool = False) -> str |
     """A description or alt text (``name`` as the API spells it) within the length limit (``oversized``: the
     upload's parser already found it too long to keep)."""
     if oversized or (value is not None and len(value) > MAX_TEXT_LENGTH):
-        raise ApiError(TEXT_FIELD_CODES[name], f"The field '{name}' exceeds {MAX_TEXT_LENGTH} characters.", 400)
+        raise ApiError(TEXT_FIELD_CODES[name], f"The field '{name}' exceeds {MAX_TEXT_LENGTH} characters.")
     return value
 
 
@@ -140,7 +140,7 @@ def checked_file_name(raw: str) -> str:
     last = raw.replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(ch for ch in last if unicodedata.category(ch) != "Cc").strip()
     if not name or len(name) > MAX_FILE_NAME_LENGTH:
-        raise ApiError("asset_filename_invalid", "The file name is empty or too long.", 400)
+        raise ApiError("asset_filename_invalid", "The file name is empty or too long.")
     return name
 
 

@@ -67,16 +67,14 @@ class Search:
         """The configured model's id and its index (None before the first embedding), or 409 model_unavailable."""
         key = self.models.clip_key()
         if key is None:
-            raise ApiError(
-                "model_unavailable", str(not_configured(self.models.settings.clip_model, "clip_pretrained")), 409
-            )
+            raise ApiError("model_unavailable", str(not_configured(self.models.settings.clip_model, "clip_pretrained")))
         return "/".join(key), self._indexes.get(key)
 
     def _clip_model(self) -> ClipModel:
         try:
             return self.models.clip()
         except ModelUnavailableError as error:
-            raise ApiError("model_unavailable", str(error), 409) from error
+            raise ApiError("model_unavailable", str(error)) from error
 
     # -- queries ------------------------------------------------------------------------------------------
 
@@ -102,7 +100,6 @@ class Search:
                 "asset_not_embedded",
                 f"Asset '{asset.id}' has no embedding from {model_id} yet: wait for its enrichment or run the "
                 "'embed' skill on it.",
-                409,
             )
         return {"items": self._ranked(principal, index, vector, ListQuery(page_size=limit)), "model": model_id}
 

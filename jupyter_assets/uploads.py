@@ -70,7 +70,6 @@ class Uploads:
                 "asset_file_too_large",
                 f"The file is larger than this server's limit of {human_size(self.rules.max_upload_bytes)}: "
                 "an administrator can raise it with JUPYTER_ASSETS_MAX_UPLOAD_BYTES (c.AssetsApp.max_upload_bytes).",
-                400,
             )
 
     def create(self, principal: Principal, form: UploadForm) -> Asset:
@@ -96,11 +95,11 @@ class Uploads:
         """The asset an upload describes, once every check passed (nothing is stored yet)."""
         fields = form.fields
         if not form.file_received:
-            raise ApiError("asset_file_required", "The 'file' field is required.", 400)
+            raise ApiError("asset_file_required", "The 'file' field is required.")
         description = checked_text("description", fields.get("description"), "description" in form.oversized_fields)
         alt_text = checked_text("altText", fields.get("alttext"), "alttext" in form.oversized_fields)
         if form.size == 0:
-            raise ApiError("asset_file_empty", "The uploaded file is empty.", 400)
+            raise ApiError("asset_file_empty", "The uploaded file is empty.")
         self.check_size(form.size)
         content_type = self._content_type(form)
         file_name = checked_file_name(form.file_name or "")
@@ -139,7 +138,7 @@ class Uploads:
         """The declared type, when allowed; octet-stream (what curl sends for extensions it does not know, such as
         .webp) takes the sniffed image's type."""
         if not form.content_type:
-            raise ApiError("asset_content_type_missing", "The file part has no Content-Type.", 400)
+            raise ApiError("asset_content_type_missing", "The file part has no Content-Type.")
         content_type = form.content_type.split(";", 1)[0].strip().lower()
         allowed = self.rules.allowed_content_types
         if content_type == UNKNOWN_CONTENT_TYPE:
@@ -149,7 +148,7 @@ class Uploads:
             message = f"Content type '{content_type}' is not allowed; allowed: {', '.join(allowed)}."
             if content_type == UNKNOWN_CONTENT_TYPE:
                 message += " Send the file's own type, e.g. with curl: -F 'file=@photo.webp;type=image/webp'."
-            raise ApiError("asset_content_type_not_allowed", message, 400)
+            raise ApiError("asset_content_type_not_allowed", message)
         return content_type
 
     def _store(self, principal: Principal, asset: Asset, form: UploadForm, expected: ExpectedWrite) -> None:
@@ -193,11 +192,10 @@ class Uploads:
                 raise ApiError(
                     "storage_provider_profile_not_found",
                     f"Storage provider profile '{requested.strip()}' was not found.",
-                    404,
                 )
             if not profile.is_enabled:
                 raise ApiError(
-                    "storage_provider_profile_disabled", f"Storage provider profile '{profile.id}' is disabled.", 400
+                    "storage_provider_profile_disabled", f"Storage provider profile '{profile.id}' is disabled."
                 )
             return profile.id, self.library.storage_for(profile.id)
         default = self.catalog.profiles.default()
@@ -208,7 +206,6 @@ class Uploads:
                 "storage_provider_default_write_profile_disabled",
                 f"The default storage provider profile '{default.name}' is disabled: enable it, set another "
                 "default, or name a profile with storageProviderProfileId.",
-                400,
             )
         return default.id, self.library.storage_for(default.id)
 

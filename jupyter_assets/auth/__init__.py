@@ -56,7 +56,7 @@ class Principal:
 
     def require(self, scope: str) -> None:
         if scope not in self.scopes and not self.is_admin:
-            raise ApiError("auth_forbidden", f"This credential lacks the '{scope}' scope.", 403)
+            raise ApiError("auth_forbidden", f"This credential lacks the '{scope}' scope.")
 
 
 def parse_scopes(text: str | list[str] | None) -> frozenset[str]:
@@ -103,12 +103,12 @@ class JwtSettings:
 
 def verify_jwt(token: str, settings: JwtSettings) -> Principal:
     if not settings.configured:
-        raise ApiError("token_invalid", "JWT authentication is not configured on this server.", 401)
+        raise ApiError("token_invalid", "JWT authentication is not configured on this server.")
     key = settings.public_key or settings.secret
     try:
         header = jwt.get_unverified_header(token)
         if header.get("alg") not in settings.algorithms():
-            raise ApiError("token_invalid", f"Token algorithm '{header.get('alg')}' is not accepted.", 401)
+            raise ApiError("token_invalid", f"Token algorithm '{header.get('alg')}' is not accepted.")
         claims = jwt.decode(
             token,
             key,
@@ -119,13 +119,13 @@ def verify_jwt(token: str, settings: JwtSettings) -> Principal:
             options={"require": ["exp", "sub"], "verify_aud": bool(settings.audience)},
         )
     except jwt.ExpiredSignatureError as error:
-        raise ApiError("token_expired", "The token has expired.", 401) from error
+        raise ApiError("token_expired", "The token has expired.") from error
     except jwt.PyJWTError as error:
-        raise ApiError("token_invalid", f"The token is invalid: {error}", 401) from error
+        raise ApiError("token_invalid", f"The token is invalid: {error}") from error
     try:
         scopes = parse_scopes(claims.get("scope", ""))
     except ValueError as error:
-        raise ApiError("token_invalid", f"The token is invalid: {error}", 401) from error
+        raise ApiError("token_invalid", f"The token is invalid: {error}") from error
     return Principal(jwt_owner(str(claims["sub"])), scopes, "jwt")
 
 

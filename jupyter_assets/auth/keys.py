@@ -53,7 +53,7 @@ class ApiKeys:
         if record is None:
             return None
         if record.revoked_at is not None:
-            raise ApiError("api_key_invalid", "This API key has been revoked.", 401)
+            raise ApiError("api_key_invalid", "This API key has been revoked.")
         principal = Principal(api_key_owner(record.name), parse_scopes(record.scopes), "api_key")
         self._principals[key_hash] = principal
         return principal
@@ -82,4 +82,4 @@ class ApiKeys:
     def revoke_as(self, principal: Principal, key_id: str) -> None:
         principal.require("assets:admin")
         if self.revoke(key_id) == 0:
-            raise ApiError("api_key_not_found", f"No active API key '{key_id}'.", 404)
+            raise ApiError("api_key_not_found", f"No active API key '{key_id}'.")

@@ -78,19 +78,17 @@ class AssetsHandler(tornado.web.RequestHandler):
             if principal is None and self.trust_jupyter_user and not sent[1].startswith(API_KEY_PREFIX):
                 principal = await self._jupyter_principal(credential_sent=True)
             if principal is None:
-                raise ApiError("api_key_invalid", "The API key is invalid or revoked.", 401)
+                raise ApiError("api_key_invalid", "The API key is invalid or revoked.")
         elif sent[0] == "token" and self.trust_jupyter_user:
             # Jupyter's own header form, under Jupyter's own rules: a stale token (an open tab after a restart)
             # leaves the cookie, which Jupyter's XSRF check then guards.
             principal = await self._jupyter_principal(credential_sent=False)
             if principal is None:
-                raise ApiError("auth_required", "The Jupyter token is not valid for this server.", 401)
+                raise ApiError("auth_required", "The Jupyter token is not valid for this server.")
         else:
-            raise ApiError(
-                "auth_required", "The Authorization header must have the form 'Bearer <API key or JWT>'.", 401
-            )
+            raise ApiError("auth_required", "The Authorization header must have the form 'Bearer <API key or JWT>'.")
         if principal is None and not self._allows_anonymous():
-            raise ApiError("auth_required", "Authentication is required: send Authorization: Bearer <key>.", 401)
+            raise ApiError("auth_required", "Authentication is required: send Authorization: Bearer <key>.")
         if principal is not None:
             self.principal = principal
             if not self.in_jupyter or principal.via != "jupyter":  # there Jupyter's own user is current already
@@ -223,7 +221,6 @@ def body_too_large(size: int) -> ApiError:
     return ApiError(
         "request_body_too_large",
         f"The request body ({human_size(size)}) is over this route's limit of {human_size(MAX_JSON_BODY)}.",
-        413,
     )
 
 
@@ -242,7 +239,7 @@ class NotFoundHandler(AssetsHandler):
 
     async def prepare(self) -> None:
         self.trace_id = new_id()
-        raise ApiError("not_found", f"No route for {self.request.method} {self.request.path}.", 404)
+        raise ApiError("not_found", f"No route for {self.request.method} {self.request.path}.")
 
 
 class UriTooLongHandler(AssetsHandler):
@@ -251,7 +248,7 @@ class UriTooLongHandler(AssetsHandler):
 
     async def prepare(self) -> None:
         self.trace_id = new_id()
-        raise ApiError("request_uri_too_long", f"The URL is over {MAX_URL_LENGTH // 1024} KiB.", 414)
+        raise ApiError("request_uri_too_long", f"The URL is over {MAX_URL_LENGTH // 1024} KiB.")
 
 
 @tornado.web.stream_request_body

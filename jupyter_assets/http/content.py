@@ -40,8 +40,7 @@ class ByteStreamHandler(AssetsHandler):
                     raise ApiError(
                         "range_not_satisfiable",
                         "The requested range is not satisfiable.",
-                        416,
-                        {"Content-Range": f"bytes */{content.size}"},
+                        headers={"Content-Range": f"bytes */{content.size}"},
                     )
                 start, end = parsed
                 self.set_status(206)
@@ -52,13 +51,12 @@ class ByteStreamHandler(AssetsHandler):
                     chunks = await self.run_blocking(self.service.assets.read_content, content, start, end)
                     chunk = await self.run_blocking(next, chunks, b"")
                 except FileNotFoundError:  # deleted since it was looked up; nothing has been sent yet
-                    raise ApiError("asset_not_found", "The asset was deleted while it was being read.", 404) from None
+                    raise ApiError("asset_not_found", "The asset was deleted while it was being read.") from None
                 except StoredFileChanged as changed:  # nothing has been sent yet either
                     if attempt == 2 or not isinstance(changed.current, Content):
                         raise ApiError(
                             "internal_server_error",
                             "The asset's file kept changing while it was being read; try again.",
-                            500,
                         ) from None
                     content = changed.current
                     continue

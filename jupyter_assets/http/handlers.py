@@ -83,12 +83,13 @@ class AssetCollectionHandler(AssetsHandler):
         declared = self.request.headers.get("Content-Length")
         if declared and declared.isdigit() and int(declared) > limit:
             # Refuse before reading a byte of a body that is far over the limit (the connection is then closed).
-            raise ApiError(
+            error = ApiError(
                 "asset_file_too_large",
                 f"The request body ({human_size(int(declared))}) is larger than this server's upload limit of "
                 f"{human_size(self.service.config.max_upload_bytes)} (JUPYTER_ASSETS_MAX_UPLOAD_BYTES).",
-                413,
             )
+            error.status = 413  # the contract: a body refused unread may get 413, with the code of a file too large
+            raise error
         self.request.connection.set_max_body_size(limit + 2 * DRAIN_LIMIT)  # ours answers before Tornado's
         try:
             await super().prepare()

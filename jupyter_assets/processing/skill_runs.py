@@ -32,7 +32,7 @@ class SkillRuns:
         asset = self.library.owned(principal, asset_id)
         skill = self.skills.get(skill_name)
         if skill is None:
-            raise ApiError("skill_not_found", f"Skill '{skill_name}' was not found for asset '{asset_id}'.", 404)
+            raise ApiError("skill_not_found", f"Skill '{skill_name}' was not found for asset '{asset_id}'.")
         normalised = skill.validate_parameters(parameters)
         context = SkillContext(asset, normalised, self.environment)
         execution = run_skill(skill, context, "manual", json.dumps(normalised) if normalised else None)

@@ -71,7 +71,7 @@ class Skill:
 
 
 def _invalid(skill: str, problem: str) -> ApiError:
-    return ApiError("skill_parameters_invalid", f"Invalid parameters for skill '{skill}': {problem}.", 400)
+    return ApiError("skill_parameters_invalid", f"Invalid parameters for skill '{skill}': {problem}.")
 
 
 _TYPES: dict[str, tuple[type, ...]] = {

@@ -83,5 +83,5 @@ def check_key(key: str) -> str:
         or key.startswith("/")
         or any(segment in ("", ".", "..") for segment in segments)
     ):
-        raise ApiError("storage_provider_storage_key_invalid", f"Invalid storage key '{key}'.", 400)
+        raise ApiError("storage_provider_storage_key_invalid", f"Invalid storage key '{key}'.")
     return key

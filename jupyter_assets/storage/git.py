@@ -56,7 +56,6 @@ class GitRepoStorage:
             raise ApiError(
                 "storage_provider_profile_github_repo_token_required_for_private",
                 "A token is required when visibilityPolicy is 'private-token'.",
-                400,
             )
         self.clone = GitClone(
             remote_url=self.remote_url,
@@ -138,7 +137,7 @@ class GitRepoStorage:
         directory of the clone, so it is refused too."""
         check_key(key)
         if any(segment.lower() == ".git" for segment in key.split("/")):
-            raise ApiError("storage_provider_storage_key_invalid", f"Invalid storage key '{key}'.", 400)
+            raise ApiError("storage_provider_storage_key_invalid", f"Invalid storage key '{key}'.")
         return f"{self.base_path}/{key}" if self.base_path else key
 
     @property
@@ -156,7 +155,7 @@ _CONFIGURATION_KEYS = ("remoteUrl", "owner", "repo", "ref", "branch", "basePath"
 
 
 def _configuration_invalid(message: str) -> ApiError:
-    return ApiError("storage_provider_profile_configuration_invalid", message, 400)
+    return ApiError("storage_provider_profile_configuration_invalid", message)
 
 
 def _optional_string(values: Mapping[str, object], key: str) -> str | None:
@@ -180,9 +179,9 @@ def _remote_url(remote_url: str | None, owner: str | None, repo: str | None) -> 
             raise _configuration_invalid("'remoteUrl' must not hold credentials; put the token in the secrets.")
         return remote_url
     if not (owner and owner.strip()):
-        raise ApiError("storage_provider_profile_github_owner_required", "owner is required without remoteUrl.", 400)
+        raise ApiError("storage_provider_profile_github_owner_required", "owner is required without remoteUrl.")
     if not (repo and repo.strip()):
-        raise ApiError("storage_provider_profile_github_repo_required", "repo is required without remoteUrl.", 400)
+        raise ApiError("storage_provider_profile_github_repo_required", "repo is required without remoteUrl.")
     return f"https://github.com/{_owner(owner)}/{_repo(repo)}.git"
 
 
@@ -190,7 +189,7 @@ def _owner(owner: str | None) -> str | None:
     owner = owner.strip() if owner else None
     if owner and not NAME_PATTERN.match(owner):
         raise ApiError(
-            "storage_provider_profile_github_owner_invalid", "owner may hold only letters, digits, '.', '_', '-'.", 400
+            "storage_provider_profile_github_owner_invalid", "owner may hold only letters, digits, '.', '_', '-'."
         )
     return owner or None
 
@@ -199,7 +198,7 @@ def _repo(repo: str | None) -> str | None:
     repo = repo.strip() if repo else None
     if repo and not NAME_PATTERN.match(repo):
         raise ApiError(
-            "storage_provider_profile_github_repo_invalid", "repo may hold only letters, digits, '.', '_', '-'.", 400
+            "storage_provider_profile_github_repo_invalid", "repo may hold only letters, digits, '.', '_', '-'."
         )
     return repo or None
 
@@ -207,9 +206,9 @@ def _repo(repo: str | None) -> str | None:
 def _ref(ref: str) -> str:
     ref = ref.strip()
     if not ref:
-        raise ApiError("storage_provider_profile_github_repo_ref_required", "ref (the branch) is required.", 400)
+        raise ApiError("storage_provider_profile_github_repo_ref_required", "ref (the branch) is required.")
     if REF_FORBIDDEN.search(ref):
-        raise ApiError("storage_provider_profile_github_repo_ref_invalid", f"'{ref}' is not a valid branch name.", 400)
+        raise ApiError("storage_provider_profile_github_repo_ref_invalid", f"'{ref}' is not a valid branch name.")
     return ref
 
 
@@ -219,7 +218,7 @@ def normalize_base_path(base_path: str) -> str:
     segments = path.split("/")
     if path and ("//" in path or any(segment in (".", "..") or segment.lower() == ".git" for segment in segments)):
         raise ApiError(
-            "storage_provider_profile_github_path_prefix_invalid", f"basePath '{base_path}' is not a clean path.", 400
+            "storage_provider_profile_github_path_prefix_invalid", f"basePath '{base_path}' is not a clean path."
         )
     return path
 
@@ -228,7 +227,7 @@ def _raw_base_url(raw_base_url: str) -> str:
     parts = urlsplit(raw_base_url.strip())
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ApiError(
-            "storage_provider_profile_github_repo_raw_base_url_invalid", "rawBaseUrl must be an http(s) URL.", 400
+            "storage_provider_profile_github_repo_raw_base_url_invalid", "rawBaseUrl must be an http(s) URL."
         )
     return raw_base_url.strip().rstrip("/")
 
@@ -239,7 +238,6 @@ def _visibility_policy(policy: str) -> str:
         raise ApiError(
             "storage_provider_profile_github_visibility_policy_invalid",
             "visibilityPolicy must be 'public-only' or 'private-token'.",
-            400,
         )
     return policy
 
@@ -247,5 +245,5 @@ def _visibility_policy(policy: str) -> str:
 def _token(token: str | None) -> str | None:
     token = token.strip() if token else None
     if token is not None and len(token) < 8:
-        raise ApiError("storage_provider_profile_github_token_invalid", "The token must be at least 8 characters.", 400)
+        raise ApiError("storage_provider_profile_github_token_invalid", "The token must be at least 8 characters.")
     return token

@@ -94,7 +94,7 @@ class GitClone:
         root = self.worktree.resolve()
         parent = candidate.parent.resolve()
         if candidate.is_symlink() or not parent.is_relative_to(root) or parent.is_relative_to(root / ".git"):
-            raise ApiError("storage_provider_storage_key_invalid", f"Invalid repository path '{path}'.", 400)
+            raise ApiError("storage_provider_storage_key_invalid", f"Invalid repository path '{path}'.")
         return candidate
 
     # -- writes ---------------------------------------------------------------------------------------------------
@@ -151,7 +151,6 @@ class GitClone:
                     "storage_provider_upsert_failed",
                     f"The branch '{self.ref}' of {self._safe_url()} kept moving; gave up after "
                     f"{self.push_attempts} attempts.",
-                    400,
                 )
             except BaseException:
                 try:
@@ -174,9 +173,7 @@ class GitClone:
             return False
         detail = self._scrub(f"{summary} {_last_lines(result.stderr)}".strip())
         log.warning("the remote %s refused a push to %s: %s", self._safe_url(), self.ref, detail)
-        raise ApiError(
-            "storage_provider_upsert_failed", f"The remote {self._safe_url()} refused the change: {detail}", 400
-        )
+        raise ApiError("storage_provider_upsert_failed", f"The remote {self._safe_url()} refused the change: {detail}")
 
     # -- the clone ------------------------------------------------------------------------------------------------
 
@@ -240,24 +237,22 @@ class GitClone:
             )
         except subprocess.TimeoutExpired as error:
             raise ApiError(
-                "storage_provider_unavailable", f"git {args[0]} against {self._safe_url()} timed out.", 400
+                "storage_provider_unavailable", f"git {args[0]} against {self._safe_url()} timed out."
             ) from error
         except FileNotFoundError as error:
-            raise ApiError("storage_provider_unavailable", "git is not installed on the server.", 400) from error
+            raise ApiError("storage_provider_unavailable", "git is not installed on the server.") from error
 
     def _check(self, result: subprocess.CompletedProcess[str]) -> None:
         """A local git command must succeed; when it does not, the clone is in a state we cannot write from."""
         if result.returncode != 0:
             detail = self._scrub(_last_lines(result.stderr or result.stdout))
             log.error("git %s failed in %s: %s", result.args[1], self.worktree, detail)
-            raise ApiError("storage_provider_upsert_failed", f"git {result.args[1]} failed: {detail}", 400)
+            raise ApiError("storage_provider_upsert_failed", f"git {result.args[1]} failed: {detail}")
 
     def _unavailable(self, result: subprocess.CompletedProcess[str]) -> ApiError:
         detail = self._scrub(_last_lines(result.stderr))
         log.warning("git %s could not reach %s: %s", result.args[1], self._safe_url(), detail)
-        return ApiError(
-            "storage_provider_unavailable", f"Could not reach the git remote {self._safe_url()}: {detail}", 400
-        )
+        return ApiError("storage_provider_unavailable", f"Could not reach the git remote {self._safe_url()}: {detail}")
 
     def _git_environment(self, author_name: str, author_email: str) -> dict[str, str]:
         """No prompts (nobody would answer), C messages (parsed above), a fixed identity, and the token as an HTTP

@@ -159,17 +159,17 @@ def build(
 def _check_local(configuration: dict[str, Any], secrets: dict[str, Any]) -> None:
     if secrets:
         raise ApiError(
-            "storage_provider_profile_secret_not_supported", "Local storage profiles take no secret configuration.", 400
+            "storage_provider_profile_secret_not_supported", "Local storage profiles take no secret configuration."
         )
     root = configuration.get("rootPath")
     if root is None or (isinstance(root, str) and not root.strip()):
-        raise ApiError("storage_provider_profile_root_path_required", "rootPath is required.", 400)
+        raise ApiError("storage_provider_profile_root_path_required", "rootPath is required.")
     if not isinstance(root, str):
-        raise ApiError("storage_provider_profile_configuration_invalid", "rootPath must be a string.", 400)
+        raise ApiError("storage_provider_profile_configuration_invalid", "rootPath must be a string.")
     base = configuration.get("publicBaseUrl")
     if base is not None and not (isinstance(base, str) and urlsplit(base).scheme in ("http", "https")):
         raise ApiError(
-            "storage_provider_profile_public_base_url_invalid", "publicBaseUrl must be an absolute http(s) URL.", 400
+            "storage_provider_profile_public_base_url_invalid", "publicBaseUrl must be an absolute http(s) URL."
         )
 
 
@@ -209,14 +209,13 @@ class StorageProfiles:
         principal.require("assets:admin")
         raw_type = body.get("providerType")
         if not isinstance(raw_type, str) or not raw_type.strip():
-            raise ApiError("storage_provider_profile_provider_type_required", "providerType is required.", 400)
+            raise ApiError("storage_provider_profile_provider_type_required", "providerType is required.")
         name = self._unique_name(body.get("name"), None)
         provider_type = PROVIDER_TYPES.get(raw_type.strip().lower())
         if provider_type is None:
             raise ApiError(
                 "storage_provider_profile_provider_type_unsupported",
                 f"providerType '{raw_type.strip()}' is not supported: use local, s3 or github-repo.",
-                400,
             )
         configuration, secrets = _profile_objects(body, required=True)
         is_enabled = _optional_bool(body, "isEnabled", True)
@@ -285,25 +284,23 @@ class StorageProfiles:
             raise ApiError(
                 "storage_provider_profile_not_found",
                 f"Storage provider profile '{profile_id.strip()}' was not found.",
-                404,
             )
         return profile
 
     def _unique_name(self, raw: Any, own_id: str | None) -> str:
         if not isinstance(raw, str) or not raw.strip():
-            raise ApiError("storage_provider_profile_name_required", "name is required.", 400)
+            raise ApiError("storage_provider_profile_name_required", "name is required.")
         name = raw.strip()
         if any(p.name.lower() == name.lower() and p.id != own_id for p in self.catalog.profiles.all()):
             raise ApiError(
                 "storage_provider_profile_name_conflict",
                 f"A storage provider profile named '{name}' already exists.",
-                400,
             )
         return name
 
 
 def _default_must_be_enabled(message: str) -> ApiError:
-    return ApiError("storage_provider_profile_default_requires_enabled", message, 400)
+    return ApiError("storage_provider_profile_default_requires_enabled", message)
 
 
 def _profile_objects(body: dict[str, Any], required: bool) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -313,14 +310,12 @@ def _profile_objects(body: dict[str, Any], required: bool) -> tuple[dict[str, An
         raise ApiError(
             "storage_provider_profile_configuration_required",
             "Configuration is required and must be a JSON object.",
-            400,
         )
     secrets = body.get("secretConfiguration")
     if secrets is not None and not isinstance(secrets, dict):
         raise ApiError(
             "storage_provider_profile_secret_configuration_invalid",
             "secretConfiguration must be a JSON object or null.",
-            400,
         )
     return configuration or {}, secrets
 

@@ -102,7 +102,6 @@ class S3Storage:
             raise ApiError(
                 "storage_provider_profile_public_base_url_invalid",
                 "publicBaseUrl must be an absolute http or https URL without credentials, query or fragment.",
-                400,
             )
         presign_seconds = _presign_seconds(configuration)
         access_key, secret_key = _credentials(secrets)
@@ -248,7 +247,6 @@ class S3Storage:
             raise ApiError(
                 "storage_provider_unavailable",
                 f"The storage endpoint {self.endpoint} did not answer.",
-                400,
             ) from None
         except ClientError as error:
             code = _error_code(error)
@@ -263,7 +261,6 @@ class S3Storage:
                 raise ApiError(
                     "storage_provider_unavailable",
                     f"The storage endpoint {self.endpoint} failed ({code}).",
-                    400,
                 ) from None
             raise
         except BotoCoreError as error:
@@ -271,19 +268,17 @@ class S3Storage:
             raise ApiError(
                 "storage_provider_unavailable",
                 f"The storage endpoint {self.endpoint} failed ({type(error).__name__}).",
-                400,
             ) from None
 
     def _bucket_not_found(self) -> ApiError:
         return ApiError(
-            "storage_provider_bucket_not_found", f"The bucket '{self.bucket}' does not exist at {self.endpoint}.", 400
+            "storage_provider_bucket_not_found", f"The bucket '{self.bucket}' does not exist at {self.endpoint}."
         )
 
     def _access_denied(self, reason: str) -> ApiError:
         return ApiError(
             "storage_provider_access_denied",
             f"Access to the bucket '{self.bucket}' at {self.endpoint} was denied: {reason}.",
-            400,
         )
 
 
@@ -322,7 +317,7 @@ def _is_http_url(value: object) -> bool:
 
 
 def _invalid(message: str) -> ApiError:
-    return ApiError("storage_provider_profile_configuration_invalid", message, 400)
+    return ApiError("storage_provider_profile_configuration_invalid", message)
 
 
 def _endpoint_bucket_region(configuration: dict[str, Any]) -> tuple[str, str, str]:
@@ -332,14 +327,13 @@ def _endpoint_bucket_region(configuration: dict[str, Any]) -> tuple[str, str, st
         raise ApiError(
             "storage_provider_profile_endpoint_invalid",
             "endpoint must be an absolute http or https URL without credentials, query or fragment.",
-            400,
         )
     bucket = configuration.get("bucket")
     if bucket is None or (isinstance(bucket, str) and not bucket.strip()):
-        raise ApiError("storage_provider_profile_bucket_required", "bucket is required.", 400)
+        raise ApiError("storage_provider_profile_bucket_required", "bucket is required.")
     region = configuration.get("region")
     if region is None or (isinstance(region, str) and not region.strip()):
-        raise ApiError("storage_provider_profile_region_required", "region is required.", 400)
+        raise ApiError("storage_provider_profile_region_required", "region is required.")
     if not isinstance(bucket, str) or not isinstance(region, str):
         raise _invalid("bucket and region must be strings.")
     return endpoint, bucket.strip(), region.strip()
@@ -381,7 +375,7 @@ def _credentials(secrets: dict[str, Any]) -> tuple[str | None, str | None]:
         raise _invalid("accessKey and secretKey must be strings.")
     either = "give both, or neither to use boto3's own credentials (environment, profile, instance role)."
     if access_key and not secret_key:
-        raise ApiError("storage_provider_profile_secret_key_required", f"secretKey is required: {either}", 400)
+        raise ApiError("storage_provider_profile_secret_key_required", f"secretKey is required: {either}")
     if secret_key and not access_key:
-        raise ApiError("storage_provider_profile_access_key_required", f"accessKey is required: {either}", 400)
+        raise ApiError("storage_provider_profile_access_key_required", f"accessKey is required: {either}")
     return access_key or None, secret_key or None
