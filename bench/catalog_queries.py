@@ -161,7 +161,7 @@ def load_duckdb(catalog: Catalog, rows: int, notes: list[str]) -> dict[str, floa
         base,
         notes,
     )
-    # What the catalog stores for `q` (jupyter_assets.catalog.search_text): the three fields, lower-cased.
+    # What the catalog stores for `q` (jupyter_assets.catalog.rows.search_text): the three fields, lower-cased.
     cursor.execute(
         "UPDATE assets SET search_text = lower(concat_ws(chr(31), original_file_name, description, alt_text))"
     )

@@ -16,8 +16,6 @@ from .search import Search
 from .storage import Storage, StoredFileChanged
 
 MAX_BATCH_DELETE = 1000
-DEFAULT_PAGE_SIZE = 20
-MAX_PAGE_SIZE = 100
 
 
 @dataclass(frozen=True)
@@ -129,9 +127,12 @@ class Assets:
             if not isinstance(raw, str):
                 raise request_invalid("The field 'originalFileName' must be a string.")
             changes["original_file_name"] = checked_file_name(raw)
-        self.library.owned(principal, asset_id)
-        self.catalog.assets.update(asset_id, changes)
-        return self.catalog.assets.detail(asset_id)
+        asset = self.library.owned(principal, asset_id)
+        self.catalog.assets.update(asset.id, changes)
+        updated = self.catalog.assets.detail(asset.id)
+        if updated is None:  # deleted meanwhile
+            raise asset_not_found(asset_id)
+        return updated
 
     def delete(self, principal: Principal, asset_id: str, commit_message: str | None = None) -> dict[str, Any]:
         principal.require("assets:delete")

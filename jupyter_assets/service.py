@@ -82,9 +82,10 @@ class AssetService:
         """Finish what a previous run left: uploads committed but not yet stored, files to remove, jobs not done."""
         self.profiles.declare(self.config.storage_profiles)
         self.uploads.recover_incoming()
-        self.sweeper.start()
+        self.sweeper.sweep()  # everything: nothing is in flight at start
         self.search.load()
         self.enrichment.start()
+        self.sweeper.start()
 
     def close(self) -> None:
         self.sweeper.stop()

@@ -17,6 +17,7 @@ from .model import Asset, file_sha256, human_size, new_id, parse_id, utc_now
 from .processing import Job
 from .storage import Storage, copies_on_put, storage_key
 from .storage.local import fsync_directory, fsync_file
+from .storage.profiles import existing_profile
 
 UNKNOWN_CONTENT_TYPE = "application/octet-stream"
 
@@ -60,7 +61,7 @@ class Uploads:
         return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), path
 
     def drop(self, form: UploadForm) -> None:
-        """Forget an upload, whatever became of it, and remove its incoming file."""
+        """Remove an upload's incoming file, whatever became of it."""
         if form.temp_path is not None:
             form.temp_path.unlink(missing_ok=True)
 
@@ -85,14 +86,15 @@ class Uploads:
         expected = self.catalog.expect_write()
         try:
             principal.require("assets:write")
-            asset = self._new_asset(principal, form)
-            self._store(principal, asset, form, expected)
+            asset, storage = self._new_asset(principal, form)
+            self._store(principal, asset, storage, form, expected)
             return asset
         finally:
             expected.done()
 
-    def _new_asset(self, principal: Principal, form: UploadForm) -> Asset:
-        """The asset an upload describes, once every check passed (nothing is stored yet)."""
+    def _new_asset(self, principal: Principal, form: UploadForm) -> tuple[Asset, Storage]:
+        """The asset an upload describes, once every check passed, and the storage it goes to (nothing is stored
+        yet)."""
         fields = form.fields
         if not form.file_received:
             raise ApiError("asset_file_required", "The 'file' field is required.")
@@ -109,7 +111,7 @@ class Uploads:
         facts = inspect_upload(self._source(form), content_type, self.rules.max_image_pixels)
         now = utc_now()
         asset_id = form.temp_path.stem
-        return Asset(
+        asset = Asset(
             id=asset_id,
             owner=principal.subject,
             status="pending" if run_enrichment else "ready",
@@ -129,6 +131,7 @@ class Uploads:
             created_at=now,
             updated_at=now,
         )
+        return asset, storage
 
     @staticmethod
     def _source(form: UploadForm) -> Path | bytes:
@@ -151,14 +154,15 @@ class Uploads:
             raise ApiError("asset_content_type_not_allowed", message)
         return content_type
 
-    def _store(self, principal: Principal, asset: Asset, form: UploadForm, expected: ExpectedWrite) -> None:
+    def _store(
+        self, principal: Principal, asset: Asset, storage: Storage, form: UploadForm, expected: ExpectedWrite
+    ) -> None:
         """incoming/<id>.upload is durable before the row can commit: its name always, its bytes when the storage
         moves them (local, git) once the row is committed. A storage that copies them (S3) stores them while the
         row is being committed, and the upload is acknowledged only when both are done: the storage has the bytes
         by then, so they are not fsynced here. After a crash the next start stores the bytes of a committed row
         that its storage lacks, and removes what a storage that copies holds of an upload whose row never
         committed (recover_incoming)."""
-        storage = self.library.storage_for(asset.storage_profile_id)
         copies = copies_on_put(storage.name)
         if not copies:
             fsync_file(form.temp_path)
@@ -184,15 +188,9 @@ class Uploads:
         """Where an upload goes: the profile it names (existing and enabled), else the default profile (enabled),
         else the configuration's storage (no profile)."""
         if requested is not None and requested.strip():
-            canonical = parse_id(requested.strip())
-            if canonical is None:
+            if parse_id(requested.strip()) is None:
                 raise request_invalid("The field 'storageProviderProfileId' must be a UUID.")
-            profile = self.catalog.profiles.get(canonical)
-            if profile is None:
-                raise ApiError(
-                    "storage_provider_profile_not_found",
-                    f"Storage provider profile '{requested.strip()}' was not found.",
-                )
+            profile = existing_profile(self.catalog, requested)
             if not profile.is_enabled:
                 raise ApiError(
                     "storage_provider_profile_disabled", f"Storage provider profile '{profile.id}' is disabled."

@@ -7,7 +7,7 @@
 * :func:`group_similar` groups assets whose embeddings are within a cosine threshold (blockwise, O(N^2 * d)).
 
 The index ranks; only the catalog knows which assets a caller may see and which match the other filters, so the
-search room (``search.py``) asks for a few more candidates than a page needs and widens the ranking until the page
+search module (``search.py``) asks for a few more candidates than a page needs and widens the ranking until the page
 is full or the index is exhausted.
 """
 

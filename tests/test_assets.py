@@ -111,6 +111,10 @@ def test_patch_semantics(api: Api) -> None:
     )
     assert_error(api.patch(path, json=["a list"]), 400, "request_invalid")
     assert_error(api.patch(f"/api/v1/assets/{uuid.uuid4()}", json={}), 404, "asset_not_found")
+    # The id in another spelling of the same UUID (as GET accepts it) changes the asset, not a 500.
+    spelled = api.patch(f"/api/v1/assets/{created['id'].upper()}", json={"altText": "upper"}).json()["data"]
+    assert spelled["id"] == created["id"] and spelled["altText"] == "upper"
+    api.patch(path, json={"altText": "new"})
     # None of the refused patches changed anything.
     final = api.get(path).json()["data"]
     assert (final["description"], final["altText"], final["originalFileName"]) == (None, "new", "new name.png")

@@ -94,6 +94,17 @@ def test_a_commit_waits_for_an_expected_write_but_a_lone_write_never_waits(tmp_p
         writer.close()
 
 
+def test_an_expected_write_that_will_not_come_lets_the_held_commit_go_at_once(tmp_path: Path) -> None:
+    writer = GroupCommitWriter(Cursor(duckdb.connect(str(tmp_path / "writer.duckdb")).cursor()), gather_seconds=60)
+    try:
+        refused = writer.expect()  # an upload that its checks will refuse
+        held = writer.submit_nowait(transaction_id)
+        refused.done()
+        assert held.result(timeout=10)  # not after the 60 s window
+    finally:
+        writer.close()
+
+
 def test_writes_queued_while_a_commit_is_under_way_share_the_next_one(tmp_path: Path) -> None:
     writer = GroupCommitWriter(Cursor(duckdb.connect(str(tmp_path / "writer.duckdb")).cursor()), gather_seconds=60)
     in_commit, release = threading.Event(), threading.Event()

@@ -883,7 +883,7 @@ def test_committed_row_with_its_bytes_still_incoming_is_stored_and_enriched_at_s
     form = upload_form(service, data, runenrichment="true")
     # The crash: the bytes never reach storage.
     service.library.storage.put = lambda key, source, message=None, sha256=None: None
-    asset = service.uploads._create(ADMIN, form)  # create_asset would also remove the incoming file
+    asset = service.uploads._create(ADMIN, form)  # create would also remove the incoming file
     close(service)
     root = tmp_path / "library"
     assert form.temp_path.exists() and not (root / "files" / asset.storage_key).exists()

@@ -15,13 +15,12 @@ import duckdb
 from ..model import utc_now
 from .analytics import EXPORTABLE_TABLES, Analytics
 from .assets import Assets
-from .cleanup import REWRITE_IN_FLIGHT, AssetGoneError, Cleanup, OriginalChangedError
+from .cleanup import REWRITE_IN_FLIGHT, AssetGoneError, Cleanup
 from .concern import T
 from .cursor import Cursor
 from .jobs import Jobs
 from .keys import Keys
 from .profiles import Profiles
-from .rows import search_needle, search_text
 from .runs import Changes, Runs
 from .schema import MIGRATIONS
 from .writer import ExpectedWrite, GroupCommitWriter, Insert
@@ -34,10 +33,7 @@ __all__ = [
     "CatalogLockedError",
     "Changes",
     "ExpectedWrite",
-    "OriginalChangedError",
     "open_catalog",
-    "search_needle",
-    "search_text",
 ]
 
 CATALOG_FILE = "catalog.duckdb"  # under the root folder

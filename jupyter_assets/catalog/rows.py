@@ -140,7 +140,7 @@ def asset_row(asset: Asset) -> list[Any]:
 
 def update_asset_row(tx: Cursor, asset_id: str, changes: dict[str, Any], checksum: str | None = None) -> bool:
     """Set columns of one asset (catalog column names), search_text along with the columns it is made of: every
-    change of an asset row goes through here. With ``checksum``, only while the asset's original still has it.
+    change of those columns goes through here. With ``checksum``, only while the asset's original still has it.
     False when no row was updated."""
     assignments = ", ".join(f"{column} = ?" for column in changes)
     condition, params = "id = ?", [asset_id]

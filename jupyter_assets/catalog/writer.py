@@ -32,6 +32,9 @@ class Insert:
 
 
 Work = Callable[[Cursor], Any] | list[Insert]
+# Queued when the last expected write is done: a commit waiting for it looks again (the write was queued, or will
+# not come).
+_WAKE = object()
 
 
 def _insert_rows(cursor: Cursor, table: str, columns: str, rows: list[list[Any]]) -> None:
@@ -48,13 +51,12 @@ class ExpectedWrite:
 
     def __init__(self, writer: GroupCommitWriter) -> None:
         self._writer = writer
-        self._pending = True
-        writer._count_expected(1)
+        self.pending = True
+        writer._start_expected()
 
     def done(self) -> None:
-        if self._pending:  # idempotent: a failure path may say it again
-            self._pending = False
-            self._writer._count_expected(-1)
+        """Idempotent: a failure path may say it again."""
+        self._writer._end_expected(self)
 
 
 class GroupCommitWriter:
@@ -74,7 +76,7 @@ class GroupCommitWriter:
         self._gather_seconds = gather_seconds
         self._expected = 0
         self._expected_lock = threading.Lock()
-        self._queue: queue.SimpleQueue[tuple[Work, Future] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[Work, Future] | object | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="jupyter-assets-catalog-writer", daemon=True)
         self._thread.start()
 
@@ -103,16 +105,27 @@ class GroupCommitWriter:
         self._queue.put(None)
         self._thread.join()
 
-    def _count_expected(self, change: int) -> None:
+    def _start_expected(self) -> None:
         with self._expected_lock:
-            self._expected += change
+            self._expected += 1
+
+    def _end_expected(self, expected: ExpectedWrite) -> None:
+        with self._expected_lock:
+            if not expected.pending:
+                return
+            expected.pending = False
+            self._expected -= 1
+            wake = self._expected == 0
+        if wake:
+            self._queue.put(_WAKE)
 
     def _run(self) -> None:
         while (first := self._queue.get()) is not None:
+            if first is _WAKE:
+                continue
             batch = [first]
             deadline = time.monotonic() + self._gather_seconds
             while len(batch) < MAX_BATCH:
-                # A write announced and then dropped leaves the wait to its deadline: bounded, and rare.
                 pause = deadline - time.monotonic() if self._expected > 0 else 0
                 try:
                     item = self._queue.get(timeout=pause) if pause > 0 else self._queue.get_nowait()
@@ -121,7 +134,8 @@ class GroupCommitWriter:
                 if item is None:  # close(): commit what was gathered, then stop
                     self._commit(batch)
                     return
-                batch.append(item)
+                if item is not _WAKE:
+                    batch.append(item)
             self._commit(batch)
 
     def _commit(self, batch: list[tuple[Work, Future]]) -> None:

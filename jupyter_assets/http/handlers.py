@@ -9,7 +9,6 @@ from typing import Any
 
 import tornado.web
 
-from ..assets import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from ..errors import ApiError, request_invalid
 from ..library import Library
 from ..model import ASSET_STATUSES, Asset, ListQuery, human_size
@@ -25,6 +24,8 @@ WRITE_BATCH = 256 * 1024
 # past that the error is sent at once and the connection closed.
 DRAIN_LIMIT = 16 * 1024 * 1024
 MAX_SEARCH_TEXT = 1000
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
 DEFAULT_DUPLICATE_THRESHOLD = 0.95
 MIN_DUPLICATE_THRESHOLD = 0.8  # below that, "duplicates" would be whole themes of a library
 

@@ -24,8 +24,7 @@ class Sweeper:
         self._thread = threading.Thread(target=self._sweep_now_and_then, name="jupyter-assets-sweeper", daemon=True)
 
     def start(self) -> None:
-        """Sweep everything (nothing is in flight at start), then keep sweeping in the background."""
-        self.sweep()
+        """Keep sweeping in the background (the start's own sweep, of everything, is ``sweep()``)."""
         self._thread.start()
 
     def stop(self) -> None:

@@ -36,7 +36,7 @@ class LocalStorage:
         """Move a complete, fsynced file into place: an atomic rename on the same filesystem.
 
         The rename itself is not fsynced: until it is durable the file is found under its old name, and the
-        service finishes such moves at start (see AssetService._recover_incoming)."""
+        service finishes such moves at start (see Uploads.recover_incoming)."""
         destination = self.path_for(key)
         destination.parent.mkdir(parents=True, exist_ok=True)
         os.replace(source, destination)

@@ -14,6 +14,7 @@ from . import Storage
 from .local import LocalStorage
 
 if TYPE_CHECKING:
+    from ..catalog import Catalog
     from ..library import Library
 
 # providerType as clients may send it -> as stored and shown (also the asset's storageProvider)
@@ -236,7 +237,7 @@ class StorageProfiles:
         principal.require("assets:admin")
         if "isEnabled" in body and body["isEnabled"] is None:
             raise request_invalid("The field 'isEnabled' must be true or false.")
-        profile = self._existing(profile_id)
+        profile = existing_profile(self.catalog, profile_id)
         if "name" in body:
             profile.name = self._unique_name(body["name"], profile.id)
         if "displayName" in body:
@@ -260,7 +261,7 @@ class StorageProfiles:
 
     def set_default(self, principal: Principal, profile_id: str) -> dict[str, Any]:
         principal.require("assets:admin")
-        profile = self._existing(profile_id)
+        profile = existing_profile(self.catalog, profile_id)
         if not profile.is_enabled:
             raise _default_must_be_enabled("Only enabled storage provider profiles can be set as default.")
         profile.is_default = True
@@ -271,21 +272,11 @@ class StorageProfiles:
     def delete(self, principal: Principal, profile_id: str) -> dict[str, Any]:
         """Remove a profile; one that still holds assets is disabled instead, so they stay readable."""
         principal.require("assets:admin")
-        profile = self._existing(profile_id)
+        profile = existing_profile(self.catalog, profile_id)
         status = self.catalog.profiles.delete(profile.id)
         if status == "deleted":
             self.library.forget_storage(profile.id)
         return {"id": profile.id, "wasDefault": profile.is_default, "status": status, "deletedAtUtc": utc_now()}
-
-    def _existing(self, profile_id: str) -> StorageProfile:
-        canonical = parse_id(profile_id.strip())
-        profile = self.catalog.profiles.get(canonical) if canonical else None
-        if profile is None:
-            raise ApiError(
-                "storage_provider_profile_not_found",
-                f"Storage provider profile '{profile_id.strip()}' was not found.",
-            )
-        return profile
 
     def _unique_name(self, raw: Any, own_id: str | None) -> str:
         if not isinstance(raw, str) or not raw.strip():
@@ -297,6 +288,17 @@ class StorageProfiles:
                 f"A storage provider profile named '{name}' already exists.",
             )
         return name
+
+
+def existing_profile(catalog: Catalog, profile_id: str) -> StorageProfile:
+    """The profile of an id a client sent, or 404."""
+    canonical = parse_id(profile_id.strip())
+    profile = catalog.profiles.get(canonical) if canonical else None
+    if profile is None:
+        raise ApiError(
+            "storage_provider_profile_not_found", f"Storage provider profile '{profile_id.strip()}' was not found."
+        )
+    return profile
 
 
 def _default_must_be_enabled(message: str) -> ApiError:
