@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from .auth import Principal
 from .catalog import Catalog
-from .errors import ApiError, asset_not_found, forbidden, request_invalid
+from .errors import ApiError, asset_not_found, forbidden
 from .model import THUMBNAIL_KIND, Asset, parse_id
 from .storage import Storage, profiles
 from .storage.local import LocalStorage
@@ -142,16 +142,6 @@ def checked_file_name(raw: str) -> str:
     if not name or len(name) > MAX_FILE_NAME_LENGTH:
         raise ApiError("asset_filename_invalid", "The file name is empty or too long.")
     return name
-
-
-def parse_bool(name: str, value: str | None, default: bool) -> bool:
-    """A form field's "true" or "false"."""
-    if value is None:
-        return default
-    lowered = value.strip().lower()
-    if lowered not in ("true", "false"):
-        raise request_invalid(f"The field '{name}' must be true or false, not '{value}'.")
-    return lowered == "true"
 
 
 def event_row(kind: str, principal: Principal | None, asset: Asset, execution: Any = None) -> dict[str, Any]:

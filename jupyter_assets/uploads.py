@@ -12,7 +12,7 @@ from .auth import Principal
 from .catalog import ExpectedWrite
 from .errors import ApiError, request_invalid
 from .images import EXTENSIONS, inspect_upload, sniff_format
-from .library import Library, checked_file_name, checked_text, event_row, parse_bool
+from .library import Library, checked_file_name, checked_text, event_row
 from .model import Asset, file_sha256, human_size, new_id, parse_id, utc_now
 from .processing import Job
 from .storage import Storage, copies_on_put, storage_key
@@ -20,6 +20,16 @@ from .storage.local import fsync_directory, fsync_file
 from .storage.profiles import existing_profile
 
 UNKNOWN_CONTENT_TYPE = "application/octet-stream"
+
+
+def parse_bool(name: str, value: str | None, default: bool) -> bool:
+    """A form field's "true" or "false"."""
+    if value is None:
+        return default
+    lowered = value.strip().lower()
+    if lowered not in ("true", "false"):
+        raise request_invalid(f"The field '{name}' must be true or false, not '{value}'.")
+    return lowered == "true"
 
 
 @dataclass

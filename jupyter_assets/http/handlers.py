@@ -46,6 +46,13 @@ def _int_argument(handler: tornado.web.RequestHandler, name: str) -> int | None:
     return value
 
 
+def _refused_unread(error: ApiError) -> ApiError:
+    """The contract: a body refused before it is read may get 413, with the code of a file too large."""
+    if error.code == "asset_file_too_large":
+        error.status = 413
+    return error
+
+
 def _object_body(handler: AssetsHandler) -> dict[str, Any]:
     body = handler.json_body({})
     if not isinstance(body, dict):
@@ -84,13 +91,13 @@ class AssetCollectionHandler(AssetsHandler):
         declared = self.request.headers.get("Content-Length")
         if declared and declared.isdigit() and int(declared) > limit:
             # Refuse before reading a byte of a body that is far over the limit (the connection is then closed).
-            error = ApiError(
-                "asset_file_too_large",
-                f"The request body ({human_size(int(declared))}) is larger than this server's upload limit of "
-                f"{human_size(self.service.config.max_upload_bytes)} (JUPYTER_ASSETS_MAX_UPLOAD_BYTES).",
+            raise _refused_unread(
+                ApiError(
+                    "asset_file_too_large",
+                    f"The request body ({human_size(int(declared))}) is larger than this server's upload limit of "
+                    f"{human_size(self.service.config.max_upload_bytes)} (JUPYTER_ASSETS_MAX_UPLOAD_BYTES).",
+                )
             )
-            error.status = 413  # the contract: a body refused unread may get 413, with the code of a file too large
-            raise error
         self.request.connection.set_max_body_size(limit + 2 * DRAIN_LIMIT)  # ours answers before Tornado's
         try:
             await super().prepare()
@@ -132,8 +139,7 @@ class AssetCollectionHandler(AssetsHandler):
         """Send the error now, while still reading: closing with unread data would make the kernel reset the
         connection, and a client still sending would lose the answer. Tornado stops reading at its own limit
         (2 x DRAIN_LIMIT further); a client that watches for the answer, as curl does, stops sooner."""
-        if error.code == "asset_file_too_large":
-            error.status = 413
+        _refused_unread(error)
         self._answered = True
         self.set_header("Connection", "close")
         body = self.prepare_error_response(error)
