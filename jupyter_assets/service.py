@@ -15,6 +15,7 @@ from .auth.keys import ApiKeys
 from .catalog import open_catalog
 from .library import Library
 from .processing.enrichment import Enrichment
+from .processing.recorder import RunRecorder
 from .processing.skill_runs import SkillRuns
 from .processing.sweeper import Sweeper
 from .search import Search
@@ -55,10 +56,10 @@ class AssetService:
         self.search = Search(self.library, self.models)
         self.skills = skills = default_registry()
         environment = SkillEnvironment(
-            self.catalog, self.library.storage_for, self.models, config.max_image_pixels, self.log,
-            self.library.remove_file, self.search.embedding_saved,
+            RunRecorder(self.library, self.search.embedding_saved), self.library.storage_for, self.models,
+            config.max_image_pixels, self.log, self.library.remove_file,
         )  # fmt: skip
-        self.enrichment = Enrichment(environment, skills, config.workers)
+        self.enrichment = Enrichment(self.library, environment, skills, config.workers)
         self.skill_runs = SkillRuns(self.library, environment, skills)
         self.sweeper = Sweeper(self.library, environment)
         rules = UploadRules(

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..model import Derivative, SkillExecution, StructuredResult, utc_now
 from .cleanup import OriginalChangedError, note_replaced
 from .concern import Concern
 from .cursor import Cursor
 from .rows import DERIVATIVE, STRUCTURED_RESULT, event_insert, update_asset_row
+
+if TYPE_CHECKING:
+    import numpy
 
 
 class Runs(Concern):
@@ -49,6 +52,7 @@ class Changes:
     def __init__(self) -> None:
         self._writes: list[Callable[[Cursor], None]] = []
         self._replaced: set[str] = set()
+        self._embeddings: list[tuple[str, str, str, numpy.ndarray]] = []
         self._parts: list[Changes] = []  # extended with (see extend)
 
     @property
@@ -56,6 +60,11 @@ class Changes:
         """Files no longer referenced once committed (replaced derivatives, the old original of a conversion):
         removed then. Known once applied."""
         return self._replaced.union(*(part.replaced_keys for part in self._parts))
+
+    @property
+    def embeddings(self) -> list[tuple[str, str, str, numpy.ndarray]]:
+        """The embeddings this commits (asset id, model, weights, vector), for the search index once committed."""
+        return self._embeddings + [embedding for part in self._parts for embedding in part.embeddings]
 
     def apply(self, tx: Cursor) -> None:
         for write in self._writes:
@@ -121,14 +130,17 @@ class Changes:
 
         self._writes.append(write)
 
-    def upsert_embedding(self, asset_id: str, model: str, weights: str, vector: list[float]) -> None:
+    def upsert_embedding(self, asset_id: str, model: str, weights: str, vector: numpy.ndarray) -> None:
+        self._embeddings.append((asset_id, model, weights, vector))
+        values = vector.tolist()
+
         def write(tx: Cursor) -> None:
             tx.execute(
                 "DELETE FROM embeddings WHERE asset_id = ? AND model = ? AND weights = ?", [asset_id, model, weights]
             )
             tx.execute(
                 "INSERT INTO embeddings (asset_id, model, weights, dim, vector, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                [asset_id, model, weights, len(vector), vector, utc_now()],
+                [asset_id, model, weights, len(values), values, utc_now()],
             )
 
         self._writes.append(write)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..library import event_row
+from ..library import Library, event_row
 from ..model import Asset, SkillExecution
 from ..skills import SkillRegistry, run_skill
 from ..skills.context import SkillContext, SkillEnvironment
@@ -15,9 +15,9 @@ JOB_BATCH = 8  # queued jobs a worker takes at once: one forward pass of the mod
 
 
 class Enrichment:
-    def __init__(self, environment: SkillEnvironment, skills: SkillRegistry, workers: int) -> None:
+    def __init__(self, library: Library, environment: SkillEnvironment, skills: SkillRegistry, workers: int) -> None:
         self.environment = environment
-        self.catalog = environment.catalog
+        self.catalog = library.catalog
         self.skills = skills
         self.log = environment.log
         self.workers = WorkerPool(self.process, workers, self.log, JOB_BATCH)

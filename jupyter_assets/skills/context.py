@@ -1,18 +1,18 @@
-"""What a running skill may touch: its asset, the original bytes (decoded once), and the catalog writes it makes."""
+"""What a running skill may touch: its asset, the original bytes (decoded once), and the results it stages for the
+run's recorder (processing.recorder), which writes them to the catalog."""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import logging
-import threading
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from ..catalog import REWRITE_IN_FLIGHT, AssetGoneError, Changes
+from ..catalog import AssetGoneError, Changes
 from ..images import ImageDecodeError, decode, displayed_size, open_bounded
 from ..model import Asset, Derivative, SkillExecution, StructuredResult, new_id, utc_now
 from ..storage import storage_key
@@ -20,7 +20,7 @@ from ..storage import storage_key
 if TYPE_CHECKING:
     import numpy
 
-    from ..catalog import Catalog
+    from ..processing.recorder import RunRecorder
     from ..storage import Storage
     from .models import ModelHub
 
@@ -29,14 +29,12 @@ if TYPE_CHECKING:
 class SkillEnvironment:
     """What the service lends every skill run."""
 
-    catalog: Catalog
+    recorder: RunRecorder
     storage_for: Callable[[str | None], Storage]  # the storage of a profile id (None: the configuration's)
     models: ModelHub
     max_pixels: int
     log: logging.Logger
     remove_file: Callable[[str, str | None], bool]  # deletes a stored file, or notes it for the retry sweep
-    # Called after an embedding is committed, so search by meaning sees it at once.
-    embedding_saved: Callable[[str, str, str, numpy.ndarray], None]
 
 
 class SkillContext:
@@ -44,7 +42,7 @@ class SkillContext:
         self.asset = asset
         self.parameters = parameters
         self.environment = environment
-        self.catalog = environment.catalog
+        self.recorder = environment.recorder
         self.storage = environment.storage_for(asset.storage_profile_id)  # derivatives live beside the original
         self.models = environment.models
         self.max_pixels = environment.max_pixels
@@ -54,7 +52,6 @@ class SkillContext:
         self.scratch: dict[str, Any] = {}
         # What the skills write to the catalog, committed at the end of the run with its record (see commit).
         self.changes = Changes()
-        self._after_commit: list[Callable[[], None]] = []
         self._stored: list[str] = []  # keys of the new files this run stored (derivatives)
         self._original: bytes | None = None  # read once per job: several steps look at the original
         self._image: Image.Image | None = None
@@ -148,8 +145,8 @@ class SkillContext:
             self._refuse_to_overwrite(key)
         facts = _facts(data, width, height) | {"content_type": content_type, "extension": extension, "storage_key": key}
         old_key = None if in_place or keep_old_file else started.storage_key
-        with _rewrite_lock(started.storage_key):  # one rewrite of an original at a time, from note to commit
-            self.catalog.cleanup.note_rewrite(started, key, REWRITE_IN_FLIGHT if in_place else "original_in_flight")
+        with self.recorder.rewrite_lock(started.storage_key):
+            self.recorder.note_rewrite(started, key, in_place)
             earlier, state = self.changes, (self._original, self._image, self._image_is_full)
             rewrite, stored_before = Changes(), len(self._stored)
             self.changes = rewrite
@@ -174,14 +171,14 @@ class SkillContext:
                 raise
             if not committed:  # deleted meanwhile: what was just stored is nobody's
                 self.remove_file(key)
-                self.catalog.cleanup.drop_rewrite_note(key)
+                self.recorder.drop_rewrite_note(key)
                 raise AssetGoneError(started.id)
 
     def _refuse_to_overwrite(self, key: str) -> None:
         """A conversion's key is the asset's id with the new extension: a file there that no note marks as
         leftover is the original kept by an earlier conversion (keepOriginal), which this one would overwrite
         and, if it failed, leave to the sweep."""
-        if self.storage.size(key) is not None and not self.catalog.cleanup.is_noted(key):
+        if self.storage.size(key) is not None and not self.recorder.is_leftover(key):
             raise ValueError(
                 f"The file {key} is already stored: the original kept by an earlier conversion (keepOriginal). "
                 "Converting back to its format would overwrite it, so this conversion is refused."
@@ -211,7 +208,7 @@ class SkillContext:
         """Store bytes under a new key, noted for the cleanup sweep first so that a run that never commits leaks
         nothing; the key."""
         key = storage_key(new_id(), extension)
-        self.catalog.cleanup.add(key, self.asset.storage_profile_id, reason)
+        self.recorder.note_new_file(key, self.asset.storage_profile_id, reason)
         self._stored.append(key)
         self.storage.put_bytes(key, data)
         return key
@@ -220,31 +217,15 @@ class SkillContext:
         self.changes.upsert_image_hash(self.asset.id, phash)
 
     def save_embedding(self, model: str, weights: str, vector: numpy.ndarray) -> None:
-        self.changes.upsert_embedding(self.asset.id, model, weights, vector.tolist())
-        self._after_commit.append(lambda: self.environment.embedding_saved(model, weights, self.asset.id, vector))
+        self.changes.upsert_embedding(self.asset.id, model, weights, vector)
 
     def commit(
         self, executions: list[tuple[SkillExecution, dict[str, Any]]], finished_job: tuple[str, str] | None = None
     ) -> bool:
-        """Commit what the skills wrote with their execution records (and, for a job, its end): one commit per
-        run. False when the asset was deleted meanwhile."""
-        committed = self.catalog.runs.commit(self.asset.id, self.changes, executions, finished_job)
-        if committed:
-            for key in self.changes.replaced_keys:
-                self.remove_file(key)
-            for callback in self._after_commit:
-                callback()
-        self.changes, self._after_commit = Changes(), []
-        return committed
-
-
-# Locks by original (hashed into a fixed set, so they are never created or dropped).
-_REWRITE_LOCKS = tuple(threading.Lock() for _ in range(64))
-
-
-def _rewrite_lock(key: str) -> threading.Lock:
-    """The lock of the original stored under ``key``, whatever its extension."""
-    return _REWRITE_LOCKS[hash(key.rsplit(".", 1)[0]) % len(_REWRITE_LOCKS)]
+        """Hand what the skills wrote to the recorder, with their execution records (and, for a job, its end): one
+        commit per run. False when the asset was deleted meanwhile."""
+        changes, self.changes = self.changes, Changes()
+        return self.recorder.commit(self.asset, changes, executions, finished_job)
 
 
 def _facts(data: bytes, width: int | None, height: int | None) -> dict[str, Any]:
@@ -258,9 +239,10 @@ def settle_rewrites_with(
     before ``noted_before``, older than any run can be), making the derivatives again with ``refresh``. Returns how
     many were settled; a failure leaves its note for the next sweep."""
     settled = 0
-    for key, profile_id in environment.catalog.cleanup.rewrite_notes(noted_before):
+    recorder = environment.recorder
+    for key, profile_id in recorder.rewrite_notes(noted_before):
         try:
-            with _rewrite_lock(key):
+            with recorder.rewrite_lock(key):
                 settle_rewrite(environment, key, profile_id, refresh)
         except Exception:
             environment.log.exception("could not settle the rewrite of %s; it will be retried", key)
@@ -277,22 +259,21 @@ def settle_rewrite(
     them, in one commit that ends the note. Derivatives that cannot be made again (new bytes that do not decode,
     a storage that fails) do not hold the facts back: the size and checksum must describe the stored bytes. The
     caller holds the asset's rewrite lock."""
-    catalog = environment.catalog
-    found = catalog.assets.find_by_storage_key(key)  # a rewrite note's key is an original's, never a derivative's
-    if found is None:  # the asset was deleted: its file is nobody's
+    recorder = environment.recorder
+    asset = recorder.asset_stored_at(key)
+    if asset is None:  # the asset was deleted: its file is nobody's
         environment.remove_file(key, profile_id)
-        catalog.cleanup.drop_rewrite_note(key)
+        recorder.drop_rewrite_note(key)
         return
-    asset = found[0]
     try:
         data = environment.storage_for(profile_id).read(key)
     except FileNotFoundError:
         environment.log.warning("the original %s of asset %s is missing; nothing to settle", key, asset.id)
-        catalog.cleanup.drop_rewrite_note(key)
+        recorder.drop_rewrite_note(key)
         return
     facts = _facts(data, asset.width, asset.height)
     if facts["checksum_sha256"] == asset.checksum_sha256:
-        catalog.cleanup.drop_rewrite_note(key)
+        recorder.drop_rewrite_note(key)
         return
     try:
         with open_bounded(data, environment.max_pixels) as image:
