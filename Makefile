@@ -13,7 +13,7 @@ LAB_SOURCES := $(shell find labextension/src labextension/style -type f) \
 	labextension/package.json labextension/tsconfig.json labextension/yarn.lock
 JLPM := PATH="$(abspath $(BIN)):$$PATH" jlpm
 
-.PHONY: run serve test bench lint install install-test lab-test-deps clean
+.PHONY: run serve test bench lint install install-test lab-test-deps postgres-test-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,12 +36,17 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 
 install: $(VENV)/.installed $(LAB_BUNDLE)
 
-install-test: $(VENV)/.installed-test $(LAB_BUNDLE) lab-test-deps
+install-test: $(VENV)/.installed-test $(LAB_BUNDLE) lab-test-deps postgres-test-deps
 
 # The panel's browser tests drive Debian's Chromium with playwright-core (from labextension/node_modules).
 lab-test-deps:
 	@command -v chromium > /dev/null || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium > /dev/null; }
+
+# The team-library tests start a real PostgreSQL server (Debian's, with pg_trgm from its contrib modules).
+postgres-test-deps:
+	@ls /usr/lib/postgresql/*/bin/initdb > /dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql postgresql-contrib > /dev/null; }
 
 ## JupyterLab with the extension; the asset API is at http://localhost:$(PORT)/api/v1/assets
 run: install

@@ -30,7 +30,7 @@ from typing import Any
 
 from benchlib import fmt_ratio, percentile, write_json
 
-from jupyter_assets.catalog import Catalog
+from jupyter_assets.catalog import Catalog, DuckDBEngine
 from jupyter_assets.model import ListQuery
 
 NOUNS = [
@@ -421,7 +421,7 @@ def run(workdir: Path, rows: int, reps: int, budget: float, warmup: int, json_pa
         f"{warmup} warm-up, workdir {workdir}",
         flush=True,
     )
-    catalog = Catalog(workdir / "catalog.duckdb")
+    catalog = Catalog(DuckDBEngine(workdir / "catalog.duckdb"))
     started = time.perf_counter()
     notes: list[str] = []
     duck_load = {} if reuse else load_duckdb(catalog, rows, notes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -18,6 +19,7 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Dict, Int, List, Unicode, default
 
 from .auth import Authenticator, JwtSettings
+from .catalog import DEFAULT_POOL_SIZE
 from .http.base import (
     MAX_JSON_BODY,
     MAX_URL_LENGTH,
@@ -51,6 +53,13 @@ def _comma_list(value: str) -> list[str] | None:
     return [item.strip() for item in value.split(",") if item.strip()] or None
 
 
+def _json_list(value: str) -> list[Any]:
+    parsed = json.loads(value)
+    if not isinstance(parsed, list):
+        raise ValueError(f"expected a JSON list, got {type(parsed).__name__}")
+    return parsed
+
+
 def _default_skills(app: AssetsApp) -> list[str]:
     # Embeddings and tags need CLIP weights: without any, asking for them would only fail after every upload.
     return [*ServiceConfig.enrichment_skills, *(["embed", "tags"] if app.clip_pretrained else [])]
@@ -60,6 +69,8 @@ def _default_skills(app: AssetsApp) -> list[str]:
 # ModelSettings come from them, so that each default is written once.
 ENV_DEFAULTS: dict[str, EnvDefault] = {
     "root_dir": EnvDefault("JUPYTER_ASSETS_ROOT", fallback=lambda app: os.path.join(jupyter_data_dir(), "assets")),
+    "catalog_url": EnvDefault("JUPYTER_ASSETS_CATALOG_URL"),
+    "storage_profiles": EnvDefault("JUPYTER_ASSETS_STORAGE_PROFILES", _json_list, lambda app: []),
     "api_keys": EnvDefault("JUPYTER_ASSETS_API_KEYS", _comma_list, lambda app: []),
     "jwt_secret": EnvDefault("JUPYTER_ASSETS_JWT_SECRET"),
     "jwt_public_key": EnvDefault("JUPYTER_ASSETS_JWT_PUBLIC_KEY"),
@@ -104,6 +115,23 @@ class AssetsApp(ExtensionApp):
     root_dir = Unicode(help="Folder holding the catalog (catalog.duckdb) and the files. Env JUPYTER_ASSETS_ROOT.").tag(
         config=True
     )
+    catalog_url = Unicode(
+        None,
+        allow_none=True,
+        help="PostgreSQL URL of a team library's catalog, shared by every server that names it "
+        "(postgresql://user@host:5432/db). Unset: the DuckDB file under root_dir. Env JUPYTER_ASSETS_CATALOG_URL.",
+    ).tag(config=True)
+    catalog_pool_size = Int(DEFAULT_POOL_SIZE, help="PostgreSQL catalog: connections kept for reads.").tag(config=True)
+    admin_users = List(
+        Unicode(),
+        help="Team library: the Jupyter (JupyterHub) users who are admins of the library; every other Jupyter "
+        "user is an ordinary owner. On a one-server library the Jupyter user is always admin.",
+    ).tag(config=True)
+    job_lease_seconds = Int(
+        ServiceConfig.job_lease_seconds,
+        help="How long a server holds an enrichment job without renewing it; a job whose server died is taken "
+        "over by another once its lease ran out.",
+    ).tag(config=True)
     api_keys = List(Unicode(), help="API keys with every scope (comma-separated in env JUPYTER_ASSETS_API_KEYS).").tag(
         config=True
     )
@@ -160,7 +188,8 @@ class AssetsApp(ExtensionApp):
         Dict(),
         help="Storage provider profiles declared in configuration, each as the API's create body ({name, "
         "providerType, configuration, secretConfiguration, isEnabled, isDefault, displayName}). At start each is "
-        "created, or updated when a profile of that name exists.",
+        "created, or updated when a profile of that name exists. On a team library the first server's default "
+        "profile becomes the library's. Env JUPYTER_ASSETS_STORAGE_PROFILES (a JSON list).",
     ).tag(config=True)
     idle_timeout = Int(
         60,
@@ -173,7 +202,9 @@ class AssetsApp(ExtensionApp):
         "larger than max_upload_bytes' default over slow links.",
     ).tag(config=True)
     trust_jupyter_user = Bool(
-        True, help="Accept the user Jupyter authenticated as an admin of the library (inside Jupyter only)."
+        True,
+        help="Accept the user Jupyter authenticated (inside Jupyter only): an admin of a one-server library, an "
+        "ordinary owner of a team library unless named in admin_users.",
     ).tag(config=True)
 
     # One default handler per trait of ENV_DEFAULTS, all alike (see _default_from_env). A value from a config file
@@ -193,6 +224,10 @@ class AssetsApp(ExtensionApp):
     def service_config(self, public_base_url: str) -> ServiceConfig:
         return ServiceConfig(
             root_dir=Path(self.root_dir).expanduser().resolve(),
+            catalog_url=self.catalog_url or None,
+            catalog_pool_size=self.catalog_pool_size,
+            admin_users=tuple(self.admin_users),
+            job_lease_seconds=self.job_lease_seconds,
             public_base_url=self.public_base_url or public_base_url,
             max_upload_bytes=self.max_upload_bytes,
             allowed_content_types=tuple(t.lower() for t in self.allowed_content_types),

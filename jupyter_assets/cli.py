@@ -1,4 +1,4 @@
-"""The ``jupyter-assets`` command (also ``jupyter assets``): serve, keys, token, export."""
+"""The ``jupyter-assets`` command (also ``jupyter assets``): serve, keys, token, migrate, export."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from traitlets.config import Application
 from .app import DEFAULT_STANDALONE_PORT, AssetsApp, serve
 from .auth import ALL_SCOPES, mint_jwt, parse_scopes
 from .auth.keys import ApiKeys
-from .catalog import EXPORTABLE_TABLES, Catalog, CatalogLockedError, open_catalog
+from .catalog import EXPORTABLE_TABLES, Catalog, CatalogLockedError, CatalogUnreachableError, open_catalog
 from .errors import ConfigurationError
 
 
@@ -27,17 +27,21 @@ def _app(args: argparse.Namespace) -> AssetsApp:
     app.parse_command_line(args.traits)
     if getattr(args, "root", None):
         app.root_dir = args.root
+    if getattr(args, "catalog_url", None):
+        app.catalog_url = args.catalog_url
     return app
 
 
 def _catalog(app: AssetsApp) -> Catalog:
     try:
-        return open_catalog(Path(app.root_dir).expanduser().resolve())
+        return open_catalog(Path(app.root_dir).expanduser().resolve(), app.catalog_url, app.catalog_pool_size)
     except CatalogLockedError as error:
         sys.exit(
             f"error: {error}\nStop the server first, or manage keys over HTTP with an admin credential: "
             "GET/POST /api/v1/system/api-keys, DELETE /api/v1/system/api-keys/<id>."
         )
+    except CatalogUnreachableError as error:
+        sys.exit(f"error: {error}")
 
 
 def _parse_ttl(text: str) -> timedelta:
@@ -72,8 +76,17 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     try:
         serve(app, args.ip, args.port, on_ready=announce_first_key)
-    except (CatalogLockedError, ConfigurationError) as error:
+    except (CatalogLockedError, CatalogUnreachableError, ConfigurationError) as error:
         sys.exit(f"error: {error}")
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    """Opening a catalog migrates it (under an advisory lock on PostgreSQL, so running servers are safe)."""
+    catalog = _catalog(_app(args))
+    try:
+        print(f"The catalog is at schema version {catalog.schema_version()}.")
+    finally:
+        catalog.close()
 
 
 def cmd_keys(args: argparse.Namespace) -> None:
@@ -144,6 +157,9 @@ def parser() -> argparse.ArgumentParser:
 
     def with_root(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
         sub.add_argument("--root", help="library folder (default: $JUPYTER_ASSETS_ROOT or <jupyter data dir>/assets)")
+        sub.add_argument(
+            "--catalog-url", help="PostgreSQL catalog of a team library (default: $JUPYTER_ASSETS_CATALOG_URL)"
+        )
         return sub
 
     serve_parser = with_root(commands.add_parser("serve", help="run the HTTP API without Jupyter"))
@@ -172,6 +188,9 @@ def parser() -> argparse.ArgumentParser:
     token.add_argument("--private-key", help="PEM private key file (RS256/ES256) instead of the HS256 secret")
     token.add_argument("--algorithm", choices=["RS256", "ES256"], help="with --private-key (default RS256)")
     token.set_defaults(handler=cmd_token)
+
+    migrate = with_root(commands.add_parser("migrate", help="bring the catalog's schema up to date, and nothing else"))
+    migrate.set_defaults(handler=cmd_migrate)
 
     export = with_root(commands.add_parser("export", help="write the catalog as Parquet for analytics"))
     export.add_argument("directory")

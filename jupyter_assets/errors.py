@@ -70,6 +70,7 @@ ERROR_CODES: dict[str, int] = {
     "storage_provider_profile_secret_key_required": 400,
     "storage_provider_profile_disabled": 400,
     "storage_provider_default_write_profile_disabled": 400,
+    "storage_provider_default_write_profile_missing": 400,
     "asset_storage_provider_profile_not_found": 400,
 }
 

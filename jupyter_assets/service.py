@@ -12,12 +12,14 @@ from typing import Any
 
 from .assets import Assets
 from .auth.keys import ApiKeys
-from .catalog import open_catalog
+from .catalog import DEFAULT_POOL_SIZE, open_catalog
+from .errors import ConfigurationError
 from .library import Library
+from .model import utc_now
 from .processing.enrichment import Enrichment
 from .processing.recorder import RunRecorder
 from .processing.skill_runs import SkillRuns
-from .processing.sweeper import Sweeper
+from .processing.sweeper import IN_FLIGHT_GRACE, Sweeper
 from .search import Search
 from .skills import default_registry
 from .skills.context import SkillEnvironment
@@ -33,6 +35,10 @@ MODEL_THREADS = 2
 class ServiceConfig:
     root_dir: Path
     public_base_url: str
+    catalog_url: str | None = None  # PostgreSQL: a team library; None: the DuckDB file under root_dir
+    catalog_pool_size: int = DEFAULT_POOL_SIZE
+    admin_users: tuple[str, ...] = ()  # team library: the Jupyter users who are admins
+    job_lease_seconds: int = 60
     max_upload_bytes: int = 10 * 1024 * 1024
     allowed_content_types: tuple[str, ...] = ("image/png", "image/jpeg", "image/gif", "image/webp")
     enrichment_skills: tuple[str, ...] = ("thumbnail",)
@@ -50,7 +56,7 @@ class AssetService:
         self.config = config
         self.log = log or logging.getLogger("jupyter_assets")
         config.root_dir.mkdir(parents=True, exist_ok=True)
-        self.catalog = open_catalog(config.root_dir)
+        self.catalog = open_catalog(config.root_dir, config.catalog_url, config.catalog_pool_size)
         self.library = Library(self.catalog, config.root_dir, config.public_base_url, self.log)
         self.models = ModelHub(config.models, self.log, config.root_dir / "cache", config.workers)
         self.search = Search(self.library, self.models)
@@ -80,13 +86,30 @@ class AssetService:
         }
 
     def start(self) -> None:
-        """Finish what a previous run left: uploads committed but not yet stored, files to remove, jobs not done."""
-        self.profiles.declare(self.config.storage_profiles)
-        self.uploads.recover_incoming()
-        self.sweeper.sweep()  # everything: nothing is in flight at start
+        """Finish what a previous run left: uploads committed but not yet stored, files to remove, jobs not done.
+        On a team library other servers may be mid-upload: the start's sweep then leaves their files in flight
+        alone, as the sweeps while running do."""
+        with self.catalog.exclusive("declare-profiles"):  # servers starting together create each profile once
+            self.profiles.declare(self.config.storage_profiles)
+        if self.catalog.is_shared:
+            self._require_shared_storage()
+        with self.catalog.exclusive("recover-incoming"):
+            self.uploads.recover_incoming()
+        self.sweeper.sweep(in_flight_before=utc_now() - IN_FLIGHT_GRACE if self.catalog.is_shared else None)
         self.search.load()
         self.enrichment.start()
         self.sweeper.start()
+
+    def _require_shared_storage(self) -> None:
+        """Every server of a team must write where the others read: never into its own private root."""
+        default = self.catalog.profiles.default()
+        if default is None:
+            raise ConfigurationError(
+                "A team library (catalog_url is set) keeps its files where every server reaches them, but it has "
+                "no default storage profile. Declare one with c.AssetsApp.storage_profiles (or "
+                "JUPYTER_ASSETS_STORAGE_PROFILES): an s3 profile, or a local one whose rootPath every server "
+                'mounts, with "isDefault": true.'
+            )
 
     def close(self) -> None:
         self.sweeper.stop()

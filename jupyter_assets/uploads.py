@@ -196,7 +196,8 @@ class Uploads:
 
     def _write_target(self, requested: str | None) -> tuple[str | None, Storage]:
         """Where an upload goes: the profile it names (existing and enabled), else the default profile (enabled),
-        else the configuration's storage (no profile)."""
+        else the configuration's storage (no profile), which a team library does not have: each server's own
+        root is private to it."""
         if requested is not None and requested.strip():
             if parse_id(requested.strip()) is None:
                 raise request_invalid("The field 'storageProviderProfileId' must be a UUID.")
@@ -207,6 +208,12 @@ class Uploads:
                 )
             return profile.id, self.library.storage_for(profile.id)
         default = self.catalog.profiles.default()
+        if default is None and self.catalog.is_shared:
+            raise ApiError(
+                "storage_provider_default_write_profile_missing",
+                "This team library has no default storage profile: set one (POST /api/v1/system/storage/providers/"
+                "<id>/set-default), or name a profile with storageProviderProfileId.",
+            )
         if default is None:
             return None, self.library.storage
         if not default.is_enabled:

@@ -23,6 +23,7 @@ import pytest
 import requests
 from jsonschema import Draft202012Validator, FormatChecker
 from PIL import Image
+from postgres_server import PostgresServer
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from traitlets.config import Config
@@ -393,3 +394,23 @@ def plain_s3_client(endpoint: str, region: str, access_key: str, secret_key: str
         aws_secret_access_key=secret_key,
         config=Config(s3={"addressing_style": "path"}),
     )
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the whole run; each test takes a database of its own (``new_database``)."""
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["duckdb", "postgresql"])
+def catalog_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """Each catalog engine in turn: None for the DuckDB file under the root, else a new PostgreSQL database."""
+    if request.param == "duckdb":
+        yield None
+        return
+    postgres: PostgresServer = request.getfixturevalue("postgres")
+    url = postgres.new_database()
+    yield url
+    postgres.drop_database(url)

@@ -11,16 +11,16 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from jupyter_assets.catalog import Catalog
-from jupyter_assets.catalog.cursor import Cursor
-from jupyter_assets.catalog.schema import MIGRATIONS
+from jupyter_assets.catalog import Catalog, DuckDBEngine, open_catalog
+from jupyter_assets.catalog.cursor import Cursor, DuckDBCursor
+from jupyter_assets.catalog.schema import MIGRATIONS, migrations
 from jupyter_assets.catalog.writer import GroupCommitWriter
 from jupyter_assets.model import Asset, ListQuery, new_id, utc_now
 
 
 @pytest.fixture
-def catalog(tmp_path: Path):
-    catalog = Catalog(tmp_path / "catalog.duckdb")
+def catalog(tmp_path: Path, catalog_url: str | None):
+    catalog = open_catalog(tmp_path, catalog_url)
     yield catalog
     catalog.close()
 
@@ -73,12 +73,17 @@ def test_every_page_in_every_order_matches_a_full_sort(catalog: Catalog) -> None
                     assert [a.id for a in result.items] == [a.id for a in expected[(page - 1) * 12 : page * 12]]
 
 
+def duckdb_writer(tmp_path: Path) -> GroupCommitWriter:
+    """A writer that holds a commit a minute for an expected write (long enough to see it wait)."""
+    return GroupCommitWriter(DuckDBCursor(duckdb.connect(str(tmp_path / "writer.duckdb")).cursor()), gather_seconds=60)
+
+
 def transaction_id(cursor: Cursor) -> int:
     return cursor.execute("SELECT txid_current()").fetchone()[0]
 
 
 def test_a_commit_waits_for_an_expected_write_but_a_lone_write_never_waits(tmp_path: Path) -> None:
-    writer = GroupCommitWriter(Cursor(duckdb.connect(str(tmp_path / "writer.duckdb")).cursor()), gather_seconds=60)
+    writer = duckdb_writer(tmp_path)
     try:
         expected = writer.expect()  # an upload still checking its file
         first = writer.submit_nowait(transaction_id)
@@ -95,7 +100,7 @@ def test_a_commit_waits_for_an_expected_write_but_a_lone_write_never_waits(tmp_p
 
 
 def test_an_expected_write_that_will_not_come_lets_the_held_commit_go_at_once(tmp_path: Path) -> None:
-    writer = GroupCommitWriter(Cursor(duckdb.connect(str(tmp_path / "writer.duckdb")).cursor()), gather_seconds=60)
+    writer = duckdb_writer(tmp_path)
     try:
         refused = writer.expect()  # an upload that its checks will refuse
         held = writer.submit_nowait(transaction_id)
@@ -106,7 +111,7 @@ def test_an_expected_write_that_will_not_come_lets_the_held_commit_go_at_once(tm
 
 
 def test_writes_queued_while_a_commit_is_under_way_share_the_next_one(tmp_path: Path) -> None:
-    writer = GroupCommitWriter(Cursor(duckdb.connect(str(tmp_path / "writer.duckdb")).cursor()), gather_seconds=60)
+    writer = duckdb_writer(tmp_path)
     in_commit, release = threading.Event(), threading.Event()
 
     def slow(cursor: Cursor) -> int:
@@ -130,7 +135,7 @@ def test_migration_4_moves_jwt_owners_into_their_own_namespace(tmp_path: Path) -
     path = tmp_path / "catalog.duckdb"
     connection = duckdb.connect(str(path))
     connection.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP)")
-    for version, ddl in MIGRATIONS[:3]:
+    for version, ddl in migrations("duckdb")[:3]:
         connection.execute(ddl)
         connection.execute("INSERT INTO schema_version VALUES (?, now())", [version])
     owners = {"a1": "alice", "a2": "key:svc", "a3": "jupyter:bob", "a4": "config-key"}
@@ -157,7 +162,7 @@ def test_migration_4_moves_jwt_owners_into_their_own_namespace(tmp_path: Path) -
     connection.execute("INSERT INTO events (id, occurred_at, kind, asset_id) VALUES ('w', now(), 'x', 'a1')")
     connection.close()
 
-    catalog = Catalog(path)
+    catalog = Catalog(DuckDBEngine(path))
     try:
         cursor = catalog._cursor()
         expected = {"a1": "jwt:alice", "a2": "key:svc", "a3": "jupyter:bob", "a4": "config-key"}

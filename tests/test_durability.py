@@ -24,11 +24,11 @@ import pytest
 import requests
 from PIL import Image
 
-import jupyter_assets.catalog as catalog_module
+import jupyter_assets.catalog.schema as schema_module
 import jupyter_assets.storage.local as local_module
 import jupyter_assets.uploads as uploads_module
 from jupyter_assets.auth import Principal
-from jupyter_assets.catalog import Catalog
+from jupyter_assets.catalog import Catalog, DuckDBEngine
 from jupyter_assets.catalog.schema import MIGRATIONS
 from jupyter_assets.http.upload import KEEP_IN_MEMORY
 from jupyter_assets.model import ListQuery, new_id, utc_now
@@ -586,15 +586,15 @@ def test_new_catalog_is_at_the_latest_migration_and_reopening_keeps_data(service
 
 def test_a_new_migration_is_applied_once_to_an_existing_catalog(tmp_path: Path, monkeypatch) -> None:
     path = tmp_path / "catalog.duckdb"
-    catalog = Catalog(path)
+    catalog = Catalog(DuckDBEngine(path))
     catalog.cleanup.add("2026/01/01/" + "a" * 32 + ".png", None, "marker")
     old = catalog.schema_version()
     catalog.close()
 
     extra = (old + 1, "CREATE TABLE migration_probe (n INTEGER); INSERT INTO migration_probe VALUES (1);")
-    monkeypatch.setattr(catalog_module, "MIGRATIONS", [*MIGRATIONS, extra])
+    monkeypatch.setattr(schema_module, "MIGRATIONS", [*MIGRATIONS, extra])
     for _ in range(2):  # a second open must not run it again (the INSERT would double the rows)
-        catalog = Catalog(path)
+        catalog = Catalog(DuckDBEngine(path))
         assert catalog.schema_version() == old + 1
         assert catalog.cleanup.pending() == [("2026/01/01/" + "a" * 32 + ".png", None)]
         catalog.close()

@@ -1,16 +1,15 @@
-"""The catalog: metadata in one DuckDB file, owned by the server process. SQL lives in this package and nowhere else.
+"""The catalog: metadata in one DuckDB file owned by one server process, or in a PostgreSQL database that a team's
+servers share (engines.py). SQL lives in this package and nowhere else.
 
-The core opens the file, migrates it and owns the writer; each concern (``catalog.assets``, ``catalog.runs``, ...)
-is an attribute holding the queries of one part of the schema."""
+The core opens the engine, migrates it and owns the writer; each concern (``catalog.assets``, ``catalog.runs``,
+...) is an attribute holding the queries of one part of the schema."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from contextlib import AbstractContextManager
 from pathlib import Path
-
-import duckdb
 
 from ..model import utc_now
 from .analytics import EXPORTABLE_TABLES, Analytics
@@ -18,11 +17,12 @@ from .assets import Assets
 from .cleanup import REWRITE_IN_FLIGHT, AssetGoneError, Cleanup
 from .concern import T
 from .cursor import Cursor
+from .engines import CatalogLockedError, CatalogUnreachableError, DuckDBEngine, PostgresEngine
 from .jobs import Jobs
 from .keys import Keys
 from .profiles import Profiles
 from .runs import Changes, Runs
-from .schema import MIGRATIONS
+from .schema import migrations
 from .writer import ExpectedWrite, GroupCommitWriter, Insert
 
 __all__ = [
@@ -31,33 +31,27 @@ __all__ = [
     "AssetGoneError",
     "Catalog",
     "CatalogLockedError",
+    "CatalogUnreachableError",
+    "DEFAULT_POOL_SIZE",
     "Changes",
+    "DuckDBEngine",
     "ExpectedWrite",
+    "PostgresEngine",
     "open_catalog",
 ]
 
 CATALOG_FILE = "catalog.duckdb"  # under the root folder
-
-
-class CatalogLockedError(RuntimeError):
-    """Another process (usually a running server) holds the catalog file open."""
+DEFAULT_POOL_SIZE = 10  # PostgreSQL connections for reads, besides the writer's
 
 
 class Catalog:
-    """All reads and writes of the DuckDB file. Thread-safe: a cursor per thread, writes serialised."""
+    """All reads and writes of the library's metadata. Thread-safe: reads from any thread, writes serialised by
+    this process's writer."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._db = duckdb.connect(str(path))
-        except duckdb.IOException as error:
-            raise CatalogLockedError(
-                f"The catalog {path} is in use by another process (a running jupyter-assets server?): {error}"
-            ) from error
-        self.path = path
-        self._local = threading.local()
+    def __init__(self, engine: DuckDBEngine | PostgresEngine) -> None:
+        self.engine = engine
         self._migrate()
-        self._writer = GroupCommitWriter(Cursor(self._db.cursor()))
+        self._writer = GroupCommitWriter(engine.writer())
         self.assets = Assets(self)
         self.runs = Runs(self)
         self.cleanup = Cleanup(self)
@@ -68,7 +62,7 @@ class Catalog:
 
     def close(self) -> None:
         self._writer.close()
-        self._db.close()
+        self.engine.close()
 
     def expect_write(self) -> ExpectedWrite:
         """Announce a write on its way, so that a commit under way waits a moment for it (see
@@ -79,14 +73,21 @@ class Catalog:
         """Wait for the write assets.insert queued to be committed (or to fail); returns its future."""
         return self._writer.settle(committing)
 
+    @property
+    def is_shared(self) -> bool:
+        """A team library: other servers read and write this catalog too."""
+        return self.engine.dialect == "postgresql"
+
+    def exclusive(self, task: str, wait: bool = True) -> AbstractContextManager[bool]:
+        """Run ``task`` (a sweep, a recovery) on one server of the library at a time. Without ``wait`` the
+        context yields False at once when another holds it: the caller skips its turn."""
+        return self.engine.exclusive(task, wait)
+
     def schema_version(self) -> int:
         return self._cursor().execute("SELECT max(version) FROM schema_version").fetchone()[0]
 
     def _cursor(self) -> Cursor:
-        cursor = getattr(self._local, "cursor", None)
-        if cursor is None:
-            cursor = self._local.cursor = Cursor(self._db.cursor())
-        return cursor
+        return self.engine.reader()
 
     def _write(self, work: Callable[[Cursor], T]) -> T:
         """Run ``work`` in a write transaction and return its result once committed."""
@@ -97,22 +98,27 @@ class Catalog:
         return self._writer.submit_nowait(inserts)
 
     def _migrate(self) -> None:
-        cursor = self._cursor()
-        cursor.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP)")
-        current = cursor.execute("SELECT COALESCE(max(version), 0) FROM schema_version").fetchone()[0]
-        for version, ddl in MIGRATIONS:
-            if version <= current:
-                continue
-            cursor.execute("BEGIN TRANSACTION")
-            try:
-                cursor.execute(ddl)
-                cursor.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", [version, utc_now()])
-            except BaseException:
-                cursor.execute("ROLLBACK")
-                raise
-            cursor.execute("COMMIT")
+        with self.engine.migrating() as cursor:
+            cursor.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP)")
+            current = cursor.execute("SELECT COALESCE(max(version), 0) FROM schema_version").fetchone()[0]
+            for version, ddl in migrations(self.engine.dialect):
+                if version <= current:
+                    continue
+                cursor.execute("BEGIN TRANSACTION")
+                try:
+                    cursor.execute(ddl)
+                    cursor.execute(
+                        "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", [version, utc_now()]
+                    )
+                except BaseException:
+                    cursor.execute("ROLLBACK")
+                    raise
+                cursor.execute("COMMIT")
 
 
-def open_catalog(root_dir: Path) -> Catalog:
-    """The catalog of the library under ``root_dir``."""
-    return Catalog(root_dir / CATALOG_FILE)
+def open_catalog(root_dir: Path, catalog_url: str | None = None, pool_size: int = DEFAULT_POOL_SIZE) -> Catalog:
+    """The catalog at ``catalog_url`` (a PostgreSQL URL), or else the DuckDB file of the library under
+    ``root_dir``."""
+    if catalog_url:
+        return Catalog(PostgresEngine(catalog_url, pool_size))
+    return Catalog(DuckDBEngine(root_dir / CATALOG_FILE))

@@ -263,7 +263,7 @@ class Assets(Concern):
 
     def image_hashes(self, visible_to: str | None) -> list[tuple[str, int]]:
         condition, params = visibility(visible_to, "a.")
-        return (
+        rows = (
             self._cursor()
             .execute(
                 f"SELECT h.asset_id, h.phash FROM image_hashes h JOIN assets a ON a.id = h.asset_id WHERE {condition}",
@@ -271,6 +271,7 @@ class Assets(Concern):
             )
             .fetchall()
         )
+        return [(asset_id, int(phash)) for asset_id, phash in rows]  # PostgreSQL's NUMERIC comes as a Decimal
 
     def embeddings(self, model: str, weights: str) -> tuple[list[str], Any]:
         """Every stored embedding of one model: (asset ids, float32 matrix with a row per id)."""

@@ -1,6 +1,14 @@
-"""Versioned migrations of the catalog. Append a new entry to MIGRATIONS; never edit one that has shipped."""
+"""Versioned migrations of the catalog, for both engines. Append a new entry to MIGRATIONS; never edit one that has
+shipped. The few words the engines spell differently are placeholders, filled in by ``migrations``."""
 
 from __future__ import annotations
+
+DIALECT_WORDS = {
+    "duckdb": {"uncompressed": " USING COMPRESSION uncompressed", "floats": "FLOAT[]", "length": "len",
+               "uint64": "UBIGINT"},
+    # PostgreSQL has no unsigned 64-bit integer: NUMERIC(20) holds every perceptual hash exactly.
+    "postgresql": {"uncompressed": "", "floats": "REAL[]", "length": "cardinality", "uint64": "NUMERIC(20)"},
+}  # fmt: skip
 
 MIGRATIONS: list[tuple[int, str]] = [
     (
@@ -30,7 +38,7 @@ MIGRATIONS: list[tuple[int, str]] = [
             updated_at TIMESTAMP NOT NULL,
             -- lower(file name, description, alt text): what `q` searches. Kept uncompressed: scanning it is
             -- then about twice as fast, which keeps search at a million assets well under 50 ms.
-            search_text VARCHAR USING COMPRESSION uncompressed
+            search_text VARCHAR{uncompressed}
         );
         CREATE TABLE derivatives (
             asset_id VARCHAR NOT NULL,
@@ -129,7 +137,7 @@ MIGRATIONS: list[tuple[int, str]] = [
             model VARCHAR NOT NULL,     -- open_clip model name, e.g. ViT-B-32
             weights VARCHAR NOT NULL,   -- pretrained tag, or checkpoint file name and content hash
             dim INTEGER NOT NULL,
-            vector FLOAT[] NOT NULL CHECK (len(vector) = dim),
+            vector {floats} NOT NULL CHECK ({length}(vector) = dim),
             created_at TIMESTAMP NOT NULL,
             PRIMARY KEY (asset_id, model, weights)
         );
@@ -137,7 +145,7 @@ MIGRATIONS: list[tuple[int, str]] = [
         -- already decoded: finds near-identical copies (resized, recompressed) without a model.
         CREATE TABLE image_hashes (
             asset_id VARCHAR PRIMARY KEY,
-            phash UBIGINT NOT NULL,
+            phash {uint64} NOT NULL,
             created_at TIMESTAMP NOT NULL
         );
         """,
@@ -178,3 +186,8 @@ MIGRATIONS: list[tuple[int, str]] = [
         """,
     ),
 ]
+
+
+def migrations(dialect: str) -> list[tuple[int, str]]:
+    """The migrations in the SQL of one engine ("duckdb" or "postgresql")."""
+    return [(version, ddl.format(**DIALECT_WORDS[dialect])) for version, ddl in MIGRATIONS]

@@ -125,7 +125,10 @@ class AssetsHandler(tornado.web.RequestHandler):
             allowed = self.authorizer.is_authorized(self, user, action, self.auth_resource)
             if allowed if isinstance(allowed, bool) else await allowed:
                 scopes.add(scope)
-        return Principal(jupyter_owner(self._jupyter_username(user)), frozenset(scopes), "jupyter")
+        name = self._jupyter_username(user)
+        if self.service.catalog.is_shared and name not in self.service.config.admin_users:
+            scopes.discard("assets:admin")  # a team member is an ordinary owner unless named in admin_users
+        return Principal(jupyter_owner(name), frozenset(scopes), "jupyter")
 
     def _jupyter_username(self, user: Any) -> str:
         """A stable owner name. Jupyter's own single-user identity providers invent a random anonymous name per

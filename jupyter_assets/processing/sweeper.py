@@ -35,14 +35,18 @@ class Sweeper:
     def sweep(self, in_flight_before: datetime | None = None) -> int:
         """Remove files that no asset references any more. At start everything; while running, files of skill
         runs only once they are older than any run can be (``in_flight_before``). Returns the count. Rewrites in
-        place that did not commit are settled first."""
-        settle_rewrites(self.environment, in_flight_before)
-        self.catalog.cleanup.drop_stale()
-        removed = 0
-        for key, profile_id in self.catalog.cleanup.pending(in_flight_before):
-            if self.library.remove_file(key, profile_id):
-                removed += 1
-        return removed
+        place that did not commit are settled first. On a team library one server sweeps at a time; the others
+        skip their turn."""
+        with self.catalog.exclusive("storage-sweep", wait=False) as mine:
+            if not mine:
+                return 0
+            settle_rewrites(self.environment, in_flight_before)
+            self.catalog.cleanup.drop_stale()
+            removed = 0
+            for key, profile_id in self.catalog.cleanup.pending(in_flight_before):
+                if self.library.remove_file(key, profile_id):
+                    removed += 1
+            return removed
 
     def _sweep_now_and_then(self) -> None:
         """Retry removing files whose delete failed, without waiting for the next start."""
