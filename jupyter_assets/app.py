@@ -127,11 +127,6 @@ class AssetsApp(ExtensionApp):
         help="Team library: the Jupyter (JupyterHub) users who are admins of the library; every other Jupyter "
         "user is an ordinary owner. On a one-server library the Jupyter user is always admin.",
     ).tag(config=True)
-    job_lease_seconds = Int(
-        ServiceConfig.job_lease_seconds,
-        help="How long a server holds an enrichment job without renewing it; a job whose server died is taken "
-        "over by another once its lease ran out.",
-    ).tag(config=True)
     api_keys = List(Unicode(), help="API keys with every scope (comma-separated in env JUPYTER_ASSETS_API_KEYS).").tag(
         config=True
     )
@@ -227,7 +222,6 @@ class AssetsApp(ExtensionApp):
             catalog_url=self.catalog_url or None,
             catalog_pool_size=self.catalog_pool_size,
             admin_users=tuple(self.admin_users),
-            job_lease_seconds=self.job_lease_seconds,
             public_base_url=self.public_base_url or public_base_url,
             max_upload_bytes=self.max_upload_bytes,
             allowed_content_types=tuple(t.lower() for t in self.allowed_content_types),

@@ -38,7 +38,6 @@ class ServiceConfig:
     catalog_url: str | None = None  # PostgreSQL: a team library; None: the DuckDB file under root_dir
     catalog_pool_size: int = DEFAULT_POOL_SIZE
     admin_users: tuple[str, ...] = ()  # team library: the Jupyter users who are admins
-    job_lease_seconds: int = 60
     max_upload_bytes: int = 10 * 1024 * 1024
     allowed_content_types: tuple[str, ...] = ("image/png", "image/jpeg", "image/gif", "image/webp")
     enrichment_skills: tuple[str, ...] = ("thumbnail",)
