@@ -11,6 +11,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 LAB_BUNDLE := jupyter_assets/labextension/static/style.js
 LAB_SOURCES := $(shell find labextension/src labextension/style -type f) \
 	labextension/package.json labextension/tsconfig.json labextension/yarn.lock
+HUB_PROXY := $(VENV)/hub-proxy/node_modules/.bin/configurable-http-proxy
 JLPM := PATH="$(abspath $(BIN)):$$PATH" jlpm
 
 .PHONY: run serve test bench lint install install-test lab-test-deps postgres-test-deps clean
@@ -36,7 +37,7 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 
 install: $(VENV)/.installed $(LAB_BUNDLE)
 
-install-test: $(VENV)/.installed-test $(LAB_BUNDLE) lab-test-deps postgres-test-deps
+install-test: $(VENV)/.installed-test $(LAB_BUNDLE) lab-test-deps postgres-test-deps $(HUB_PROXY)
 
 # The panel's browser tests drive Debian's Chromium with playwright-core (from labextension/node_modules).
 lab-test-deps:
@@ -47,6 +48,10 @@ lab-test-deps:
 postgres-test-deps:
 	@ls /usr/lib/postgresql/*/bin/initdb > /dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql postgresql-contrib > /dev/null; }
+
+# The JupyterHub test's proxy (JupyterHub's own, from npm), kept inside the virtual environment.
+$(HUB_PROXY): | $(BIN)/python
+	npm install --silent --no-audit --no-fund --prefix $(VENV)/hub-proxy configurable-http-proxy@4
 
 ## JupyterLab with the extension; the asset API is at http://localhost:$(PORT)/api/v1/assets
 run: install

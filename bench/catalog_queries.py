@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from benchlib import fmt_ratio, percentile, write_json
+from catalog_postgresql import compare as compare_with_postgresql
 
 from jupyter_assets.catalog import Catalog, DuckDBEngine
 from jupyter_assets.model import ListQuery
@@ -56,6 +57,16 @@ COMMON_WORD = "beach"
 NO_MATCH_WORD = "zq%x_no-such"  # also checks that % and _ are literal in both engines
 YEAR_START_MS = 1_735_689_600_000  # 2025-01-01T00:00:00Z
 YEAR_MS = 365 * 86_400 * 1000
+# (label, kind, query; None: usage stats), each asked as an admin and as an ordinary user
+QUERIES: list[tuple[str, str, ListQuery | None]] = [
+    ("list page 1", "list", ListQuery()),
+    (f"q={COMMON_WORD}", "search", ListQuery(text=COMMON_WORD.upper())),
+    ("q=<no match>", "search", ListQuery(text=NO_MATCH_WORD)),
+    ("contentType=image/webp", "list", ListQuery(content_type="image/webp")),
+    ("orderBy=size desc", "list", ListQuery(order_by="size")),
+    ("usage stats", "stats", None),
+]
+USERS = [("admin", None), (USER, USER)]
 
 
 def _sql_list(values: list[str]) -> str:
@@ -394,6 +405,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", help="keep the DuckDB and SQLite files here (default: a temp dir)")
     parser.add_argument("--reuse", action="store_true", help="with --workdir: reuse files a previous run left")
     parser.add_argument("--json", help="write the results as JSON to this file")
+    parser.add_argument(
+        "--catalog", choices=("sqlite", "postgresql"), default="sqlite",
+        help="what the DuckDB catalog is measured against: SQLite (the baseline of issue 2), or the PostgreSQL "
+        "catalog of a team library (issue 16; see catalog_postgresql.py)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.reuse and not args.workdir:
         parser.error("--reuse needs --workdir")
@@ -409,13 +425,16 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("catalog.duckdb", "catalog.duckdb.wal", "baseline.sqlite"):
             (workdir / name).unlink(missing_ok=True)
     try:
-        return run(workdir, rows, reps, budget, warmup, args.json, reuse)
+        return run(workdir, rows, reps, budget, warmup, args.json, reuse, args.catalog)
     finally:
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def run(workdir: Path, rows: int, reps: int, budget: float, warmup: int, json_path: str | None, reuse: bool) -> int:
+def run(
+    workdir: Path, rows: int, reps: int, budget: float, warmup: int, json_path: str | None, reuse: bool,
+    engine: str = "sqlite",
+) -> int:  # fmt: skip
     print(
         f"catalog_queries: {rows:,} assets, up to {reps} reps/query ({budget:.0f} s budget each) after "
         f"{warmup} warm-up, workdir {workdir}",
@@ -440,23 +459,22 @@ def run(workdir: Path, rows: int, reps: int, budget: float, warmup: int, json_pa
     if reuse:
         rows = counts["assets"]
         print(f"  reusing the files in {workdir}: --rows is ignored")
+    if engine == "postgresql":
+        try:
+            return compare_with_postgresql(
+                catalog, QUERIES, USERS, workdir, reps, warmup, budget, time_calls, json_path
+            )
+        finally:
+            catalog.close()
     started = time.perf_counter()
     lite_load = {} if reuse else load_sqlite(catalog, workdir / "baseline.sqlite")
     lite_load_s = time.perf_counter() - started
     print(f"  SQLite load {lite_load_s:.1f} s ({', '.join(f'{k} {v:.1f}s' for k, v in lite_load.items())})")
     lite = SqliteCatalog(workdir / "baseline.sqlite")
 
-    queries: list[tuple[str, str, ListQuery | None]] = [
-        ("list page 1", "list", ListQuery()),
-        (f"q={COMMON_WORD}", "search", ListQuery(text=COMMON_WORD.upper())),
-        ("q=<no match>", "search", ListQuery(text=NO_MATCH_WORD)),
-        ("contentType=image/webp", "list", ListQuery(content_type="image/webp")),
-        ("orderBy=size desc", "list", ListQuery(order_by="size")),
-        ("usage stats", "stats", None),
-    ]
     results = []
-    for who, visible_to in (("admin", None), (USER, USER)):
-        for label, kind, query in queries:
+    for who, visible_to in USERS:
+        for label, kind, query in QUERIES:
             if query is None:
                 duck_call = lambda v=visible_to: catalog.analytics.usage_stats(v)  # noqa: E731
                 lite_call = lambda v=visible_to: lite.usage_stats(v)  # noqa: E731

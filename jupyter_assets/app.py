@@ -16,7 +16,7 @@ import tornado.web
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Dict, Int, List, Unicode, default
+from traitlets import Bool, Dict, Float, Int, List, Unicode, default
 
 from .auth import Authenticator, JwtSettings
 from .catalog import DEFAULT_POOL_SIZE
@@ -76,6 +76,9 @@ ENV_DEFAULTS: dict[str, EnvDefault] = {
     "jwt_public_key": EnvDefault("JUPYTER_ASSETS_JWT_PUBLIC_KEY"),
     "jwt_issuer": EnvDefault("JUPYTER_ASSETS_JWT_ISSUER"),
     "jwt_audience": EnvDefault("JUPYTER_ASSETS_JWT_AUDIENCE"),
+    "job_lease_seconds": EnvDefault(
+        "JUPYTER_ASSETS_JOB_LEASE_SECONDS", float, lambda app: ServiceConfig.job_lease_seconds
+    ),
     "max_upload_bytes": EnvDefault("JUPYTER_ASSETS_MAX_UPLOAD_BYTES", int, lambda app: ServiceConfig.max_upload_bytes),
     "allowed_content_types": EnvDefault(
         "JUPYTER_ASSETS_ALLOWED_CONTENT_TYPES", _comma_list, lambda app: list(ServiceConfig.allowed_content_types)
@@ -161,6 +164,10 @@ class AssetsApp(ExtensionApp):
         ServiceConfig.max_image_pixels, help="Images declaring more pixels are refused (decompression bombs)."
     ).tag(config=True)
     workers = Int(ServiceConfig.workers, help="Enrichment worker threads.").tag(config=True)
+    job_lease_seconds = Float(
+        help="Team library: how long a server holds an enrichment job it claimed without renewing it; the jobs of a "
+        "server that died are taken over by another after this. Env JUPYTER_ASSETS_JOB_LEASE_SECONDS."
+    ).tag(config=True)
     clip_model = Unicode(
         help="open_clip model for embeddings, tags and search by meaning (a name, or the path of an open_clip JSON "
         "config). Env JUPYTER_ASSETS_CLIP_MODEL."
@@ -228,6 +235,7 @@ class AssetsApp(ExtensionApp):
             enrichment_skills=tuple(self.enrichment_skills),
             max_image_pixels=self.max_image_pixels,
             workers=self.workers,
+            job_lease_seconds=self.job_lease_seconds,
             storage_profiles=tuple(self.storage_profiles),
             models=ModelSettings(
                 clip_model=self.clip_model,

@@ -1,4 +1,4 @@
-"""The ``jupyter-assets`` command (also ``jupyter assets``): serve, keys, token, migrate, export."""
+"""The ``jupyter-assets`` command (also ``jupyter assets``): serve, keys, token, migrate, copy-catalog, export."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from .app import DEFAULT_STANDALONE_PORT, AssetsApp, serve
 from .auth import ALL_SCOPES, mint_jwt, parse_scopes
 from .auth.keys import ApiKeys
 from .catalog import EXPORTABLE_TABLES, Catalog, CatalogLockedError, CatalogUnreachableError, open_catalog
+from .catalog.copying import LIBRARY_FILES_PROFILE, TargetNotEmptyError, copy_catalog
 from .errors import ConfigurationError
 
 
@@ -87,6 +88,41 @@ def cmd_migrate(args: argparse.Namespace) -> None:
         print(f"The catalog is at schema version {catalog.schema_version()}.")
     finally:
         catalog.close()
+
+
+def _open(location: str) -> tuple[Catalog, Path]:
+    """A catalog named on the command line (a PostgreSQL URL, a catalog.duckdb file or a library folder) and the
+    folder a one-server library keeps its files in."""
+    if location.startswith(("postgresql://", "postgres://")):
+        root = Path(".")
+        url: str | None = location
+    else:
+        path = Path(location).expanduser().resolve()
+        root, url = (path.parent if path.suffix == ".duckdb" else path), None
+        if not root.is_dir():
+            sys.exit(f"error: no library at {location}")
+    try:
+        return open_catalog(root, url), root / "files"
+    except (CatalogLockedError, CatalogUnreachableError) as error:
+        sys.exit(f"error: {error}")
+
+
+def cmd_copy_catalog(args: argparse.Namespace) -> None:
+    source, source_files = _open(args.source)
+    try:
+        target, _ = _open(args.target)
+        try:
+            report = copy_catalog(source, target, source_files)
+        except TargetNotEmptyError as error:
+            sys.exit(f"error: {error}")
+        finally:
+            target.close()
+    finally:
+        source.close()
+    print("Copied:", ", ".join(f"{count} {table}" for table, count in report.rows.items() if count) or "nothing")
+    if report.library_files_profile:
+        print(f"Assets that had no storage profile now use the local profile {LIBRARY_FILES_PROFILE!r} at "
+              f"{source_files}: every server of the team must reach that folder.")  # fmt: skip
 
 
 def cmd_keys(args: argparse.Namespace) -> None:
@@ -191,6 +227,13 @@ def parser() -> argparse.ArgumentParser:
 
     migrate = with_root(commands.add_parser("migrate", help="bring the catalog's schema up to date, and nothing else"))
     migrate.set_defaults(handler=cmd_migrate)
+
+    copy = commands.add_parser(
+        "copy-catalog", help="copy a library's catalog into an empty one (a one-server library into a team library)"
+    )
+    copy.add_argument("--from", dest="source", required=True, help="PostgreSQL URL, catalog.duckdb or library folder")
+    copy.add_argument("--to", dest="target", required=True, help="PostgreSQL URL of the team library")
+    copy.set_defaults(handler=cmd_copy_catalog)
 
     export = with_root(commands.add_parser("export", help="write the catalog as Parquet for analytics"))
     export.add_argument("directory")

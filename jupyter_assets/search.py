@@ -58,6 +58,15 @@ class Search:
                 index = self._indexes[(model, weights)] = VectorIndex(len(vector))
         index.add(asset_id, vector)
 
+    def embedding_recorded(self, asset_id: str, model: str, weights: str) -> None:
+        """An embedding was committed by another server of a team library (or by this one: adding it again
+        changes nothing)."""
+        if (model, weights) != self.models.clip_key() and (model, weights) not in self._indexes:
+            return  # a model this server does not search with
+        ids, matrix = self.catalog.assets.embeddings(model, weights, asset_id)
+        if ids:
+            self.embedding_saved(model, weights, asset_id, matrix[0])
+
     def forget(self, asset_id: str) -> None:
         """An asset was deleted."""
         for index in list(self._indexes.values()):

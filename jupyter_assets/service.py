@@ -4,6 +4,7 @@ them. Each use case lives in a module of its own: ``uploads``, ``assets``, ``sea
 
 from __future__ import annotations
 
+import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -16,10 +17,11 @@ from .catalog import DEFAULT_POOL_SIZE, open_catalog
 from .errors import ConfigurationError
 from .library import Library
 from .model import utc_now
-from .processing.enrichment import Enrichment
+from .processing.enrichment import DEFAULT_JOB_LEASE_SECONDS, Enrichment
 from .processing.recorder import RunRecorder
 from .processing.skill_runs import SkillRuns
 from .processing.sweeper import IN_FLIGHT_GRACE, Sweeper
+from .propagation import ChangeFeed
 from .search import Search
 from .skills import default_registry
 from .skills.context import SkillEnvironment
@@ -43,6 +45,7 @@ class ServiceConfig:
     enrichment_skills: tuple[str, ...] = ("thumbnail",)
     max_image_pixels: int = 100_000_000
     workers: int = 2
+    job_lease_seconds: float = DEFAULT_JOB_LEASE_SECONDS
     models: ModelSettings = field(default_factory=ModelSettings)
     storage_profiles: tuple[dict[str, Any], ...] = ()  # declared in configuration: created or updated at start
 
@@ -64,16 +67,24 @@ class AssetService:
             RunRecorder(self.library, self.search.embedding_saved), self.library.storage_for, self.models,
             config.max_image_pixels, self.log, self.library.remove_file,
         )  # fmt: skip
-        self.enrichment = Enrichment(self.library, environment, skills, config.workers)
+        self.enrichment = Enrichment(self.library, environment, skills, config.workers, config.job_lease_seconds)
         self.skill_runs = SkillRuns(self.library, environment, skills)
         self.sweeper = Sweeper(self.library, environment)
         rules = UploadRules(
             config.max_upload_bytes, config.allowed_content_types, config.enrichment_skills, config.max_image_pixels
         )
-        self.uploads = Uploads(self.library, rules, self.enrichment.submit)
+        self.uploads = Uploads(self.library, rules, self.enrichment.job_queued)
         self.assets = Assets(self.library, self.search)
         self.profiles = StorageProfiles(self.library)
         self.api_keys = ApiKeys(self.catalog)
+        self.changes = ChangeFeed(
+            self.catalog, self.log,
+            {
+                "embedding": lambda subject: self.search.embedding_recorded(*json.loads(subject)),
+                "api_key_revoked": lambda _: self.api_keys.forget_principals(),
+                "storage_profile": self._profile_changed,
+            },
+        )  # fmt: skip
         # Blocking work (file I/O, hashing, DuckDB, Pillow) runs here, never on the event loop.
         self.executor = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="jupyter-assets-io")
         # Requests that may load or run a model (skill runs, search by meaning) run on threads of that model
@@ -95,6 +106,7 @@ class AssetService:
         with self.catalog.exclusive("recover-incoming"):
             self.uploads.recover_incoming()
         self.sweeper.sweep(in_flight_before=utc_now() - IN_FLIGHT_GRACE if self.catalog.is_shared else None)
+        self.changes.start()  # before the search index loads: nothing committed meanwhile is missed
         self.search.load()
         self.enrichment.start()
         self.sweeper.start()
@@ -110,7 +122,13 @@ class AssetService:
                 'mounts, with "isDefault": true.'
             )
 
+    def _profile_changed(self, profile_id: str) -> None:
+        """Another server of the team changed a storage profile."""
+        self.catalog.profiles.forget_cached()
+        self.library.forget_storage(profile_id)
+
     def close(self) -> None:
+        self.changes.stop()
         self.sweeper.stop()
         self.enrichment.stop()
         for executor in self.model_executors.values():

@@ -14,7 +14,6 @@ from .errors import ApiError, request_invalid
 from .images import EXTENSIONS, inspect_upload, sniff_format
 from .library import Library, checked_file_name, checked_text, event_row
 from .model import Asset, file_sha256, human_size, new_id, parse_id, utc_now
-from .processing import Job
 from .storage import Storage, copies_on_put, storage_key
 from .storage.local import fsync_directory, fsync_file
 from .storage.profiles import existing_profile
@@ -57,11 +56,11 @@ class UploadRules:
 
 
 class Uploads:
-    def __init__(self, library: Library, rules: UploadRules, submit_job: Callable[[Job], None]) -> None:
+    def __init__(self, library: Library, rules: UploadRules, job_queued: Callable[[], None]) -> None:
         self.library = library
         self.catalog = library.catalog
         self.rules = rules
-        self.submit_job = submit_job
+        self.job_queued = job_queued
         self.incoming_dir = library.root_dir / "incoming"
         self.incoming_dir.mkdir(parents=True, exist_ok=True)
 
@@ -192,7 +191,7 @@ class Uploads:
             self.library.remove_file(asset.storage_key, asset.storage_profile_id)
             raise
         if job_id:
-            self.submit_job(Job(job_id, asset.id, tuple(skills)))
+            self.job_queued()
 
     def _write_target(self, requested: str | None) -> tuple[str | None, Storage]:
         """Where an upload goes: the profile it names (existing and enabled), else the default profile (enabled),

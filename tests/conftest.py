@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
+import psycopg
 import pytest
 import requests
 from jsonschema import Draft202012Validator, FormatChecker
@@ -266,13 +268,45 @@ def server_env(**overrides: str) -> dict[str, str]:
     return env
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that starts servers runs on both catalog engines, except the ones marked ``duckdb_only`` (each
+    says why)."""
+    if "catalog_engine" in metafunc.fixturenames:
+        engines = ["duckdb"] if metafunc.definition.get_closest_marker("duckdb_only") else ["duckdb", "postgresql"]
+        metafunc.parametrize("catalog_engine", engines, indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
+def catalog_engine(request: pytest.FixtureRequest) -> str:
+    """The catalog engine of this test's servers: "duckdb" (the file under the root) or "postgresql"."""
+    return request.param
+
+
+def team_library_env(postgres: PostgresServer, files: Path) -> dict[str, str]:
+    """The environment of a server on a new team library: a new PostgreSQL database, and a local storage profile
+    in the folder ``files`` (shared by the team's servers) as the default."""
+    profile = {"name": "team-files", "providerType": "local", "configuration": {"rootPath": str(files)}}
+    return {
+        "JUPYTER_ASSETS_CATALOG_URL": postgres.new_database(),
+        "JUPYTER_ASSETS_STORAGE_PROFILES": json.dumps([{**profile, "isDefault": True}]),
+    }
+
+
 @pytest.fixture
-def make_server(tmp_path: Path) -> Iterator:
-    """Start standalone servers with a given environment; all are stopped at the end of the test."""
+def make_server(tmp_path: Path, catalog_engine: str, request: pytest.FixtureRequest) -> Iterator:
+    """Start standalone servers with a given environment; all are stopped at the end of the test. On PostgreSQL,
+    servers given the same root share one team library (one database per root), as servers given the same root
+    share the DuckDB file."""
     started: list[StandaloneServer] = []
+    team_libraries: dict[Path, dict[str, str]] = {}
 
     def make(root: Path | None = None, **env: str) -> StandaloneServer:
-        server = StandaloneServer(root or tmp_path / "library", free_port(), server_env(**env))
+        root = root or tmp_path / "library"
+        if catalog_engine == "postgresql" and "JUPYTER_ASSETS_CATALOG_URL" not in env:
+            if root not in team_libraries:
+                team_libraries[root] = team_library_env(request.getfixturevalue("postgres"), root / "files")
+            env = {**team_libraries[root], **env}
+        server = StandaloneServer(root, free_port(), server_env(**env))
         started.append(server)
         return server
 
@@ -282,12 +316,38 @@ def make_server(tmp_path: Path) -> Iterator:
 
 
 @pytest.fixture(scope="module")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandaloneServer]:
+def shared_server(
+    tmp_path_factory: pytest.TempPathFactory, catalog_engine: str, request: pytest.FixtureRequest
+) -> Iterator[StandaloneServer]:
     """One server for a whole test module (tests on it must not depend on an empty library)."""
     root = tmp_path_factory.mktemp("shared") / "library"
-    server = StandaloneServer(root, free_port(), server_env()).start()
+    env = {}
+    if catalog_engine == "postgresql":  # the files where a one-server library keeps its own (see stored_files)
+        env = team_library_env(request.getfixturevalue("postgres"), root / "files")
+    server = StandaloneServer(root, free_port(), server_env(**env)).start()
     yield server
     server.stop()
+
+
+def catalog_rows(server: StandaloneServer, sql: str, params: tuple = ()) -> list[tuple]:
+    """Run ``sql`` (``?`` placeholders) straight on a server's catalog, on either engine (on a DuckDB file only
+    once its server stopped); the rows it returns, if any."""
+    url = server.env.get("JUPYTER_ASSETS_CATALOG_URL")
+    if url:
+        with psycopg.connect(url) as connection:
+            cursor = connection.execute(sql.replace("?", "%s"), params)
+            return cursor.fetchall() if cursor.description else []
+    with duckdb.connect(str(server.root / "catalog.duckdb")) as connection:
+        cursor = connection.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def default_profile_id(api: Api) -> str | None:
+    """The id of the library's default storage profile (None: the library's own files folder)."""
+    response = api.get("/api/v1/system/storage/providers")
+    assert response.status_code == 200, response.text
+    default = response.json()["data"].get("defaultProfile")
+    return default["id"] if default else None
 
 
 @pytest.fixture

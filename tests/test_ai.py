@@ -142,13 +142,26 @@ def test_workers_saving_the_same_vocabulary_at_once_all_succeed(tmp_path: Path) 
     assert [p.name for p in tmp_path.iterdir()] == ["text-embeddings.npy"]
 
 
-def test_the_worker_takes_waiting_jobs_as_one_batch() -> None:
-    batches: list[list[str]] = []
-    pool = WorkerPool(lambda jobs: batches.append([job.id for job in jobs]), 1, logging.getLogger("test"), 4)
-    pool.start([Job(str(n), str(n), ("embed",)) for n in range(10)])
+def test_idle_workers_claim_again_when_a_job_is_queued() -> None:
+    waiting = [Job(str(n), str(n), ("embed",)) for n in range(5)]
+    processed: list[str] = []
+    lock = threading.Lock()
+
+    def claim() -> list[Job]:
+        with lock:
+            batch = waiting[:2]
+            del waiting[:2]
+            return batch
+
+    pool = WorkerPool(claim, lambda jobs: processed.extend(job.id for job in jobs), 2, logging.getLogger("test"))
+    pool.start()
+    assert pool.wait_idle(10)
+    assert sorted(processed) == ["0", "1", "2", "3", "4"]
+    waiting.append(Job("late", "late", ("embed",)))
+    pool.wake()
     assert pool.wait_idle(10)
     pool.stop()
-    assert batches == [["0", "1", "2", "3"], ["4", "5", "6", "7"], ["8", "9"]]
+    assert processed[-1] == "late"
 
 
 # -- enrichment, search and duplicates over HTTP ------------------------------------------------------------
@@ -346,6 +359,7 @@ class UnreachableHub:
             connection.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 
 
+@pytest.mark.duckdb_only  # about model loading and the request threads, not the catalog
 def test_a_model_that_hangs_while_loading_never_blocks_reads_and_then_fails_fast(
     make_server, tiny_models: dict[str, str], tmp_path: Path
 ) -> None:

@@ -8,7 +8,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import VALIDATED, Api, assert_error, jpeg_bytes, png_bytes, stored_files
+from conftest import VALIDATED, Api, assert_error, default_profile_id, jpeg_bytes, png_bytes, stored_files
 
 
 @pytest.fixture
@@ -285,5 +285,5 @@ def test_upload_to_a_storage_profile_that_does_not_exist(server, api: Api) -> No
     missing = str(uuid.uuid4())
     assert_error(api.upload(png_bytes(), storageProviderProfileId=missing), 404, "storage_provider_profile_not_found")
     assert_error(api.upload(png_bytes(), storageProviderProfileId="not-a-uuid"), 400, "request_invalid")
-    assert api.upload_ok(storageProviderProfileId="")["storageProviderProfileId"] is None
+    assert api.upload_ok(storageProviderProfileId="")["storageProviderProfileId"] == default_profile_id(api)
     assert len(stored_files(server.root)) == 1

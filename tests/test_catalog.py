@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -25,37 +25,36 @@ def catalog(tmp_path: Path, catalog_url: str | None):
     catalog.close()
 
 
+def make_asset(
+    moment: datetime,
+    owner: str = "ann",
+    content_type: str = "image/png",
+    size: int = 10,
+    is_public: bool = False,
+    name: str = "f.png",
+) -> Asset:
+    asset_id = new_id()
+    return Asset(
+        asset_id, owner, "pending", name, content_type, ".png", size, 1, 1, "x", "local", None, f"k/{asset_id}.png",
+        is_public, None, None, moment, moment,
+    )  # fmt: skip
+
+
+def add(catalog: Catalog, asset: Asset, job_skills: list[str] | None = None) -> None:
+    _, committing = catalog.assets.insert(asset, job_skills, {"kind": "upload"})
+    catalog.settle(committing).result()
+
+
 def test_every_page_in_every_order_matches_a_full_sort(catalog: Catalog) -> None:
     rng = random.Random(7)
     start = utc_now()
     assets = []
-    for n in range(57):
-        asset_id = new_id()
+    for _ in range(57):
         moment = start + timedelta(seconds=rng.choice([0, 1, 2, 3]))  # many ties on purpose
-        assets.append(
-            Asset(
-                asset_id,
-                rng.choice(["ann", "bo"]),
-                "ready",
-                f"f{n}.png",
-                rng.choice(["image/png", "image/gif"]),
-                ".png",
-                rng.choice([10, 20, 30]),
-                1,
-                1,
-                "x",
-                "local",
-                None,
-                f"k/{asset_id}.png",
-                rng.random() < 0.5,
-                None,
-                None,
-                moment,
-                moment,
-            )  # fmt: skip
-        )
-        _, committing = catalog.assets.insert(assets[-1], None, {"kind": "upload"})
-        catalog.settle(committing).result()
+        asset = make_asset(moment, rng.choice(["ann", "bo"]), rng.choice(["image/png", "image/gif"]),
+                           rng.choice([10, 20, 30]), rng.random() < 0.5)  # fmt: skip
+        assets.append(asset)
+        add(catalog, asset)
 
     for order_by, key in (("createdAtUtc", "created_at"), ("size", "size")):
         for descending in (True, False):
@@ -71,6 +70,86 @@ def test_every_page_in_every_order_matches_a_full_sort(catalog: Catalog) -> None
                     result = catalog.assets.list(query, viewer)
                     assert result.total == len(visible)
                     assert [a.id for a in result.items] == [a.id for a in expected[(page - 1) * 12 : page * 12]]
+
+
+def test_substring_search_takes_wildcards_literally(catalog: Catalog) -> None:
+    names = ["50%_off.png", "50xxoff.png", "back\\slash.png", "backslash.png"]
+    for name in names:
+        add(catalog, make_asset(utc_now(), name=name))
+
+    def found(text: str) -> list[str]:
+        query = ListQuery(1, 20, text, None, None, "createdAtUtc", False)
+        return [asset.original_file_name for asset in catalog.assets.list(query, None).items]
+
+    assert found("50%_") == ["50%_off.png"]
+    assert found("K\\S") == ["back\\slash.png"]
+    assert found("OFF") == ["50%_off.png", "50xxoff.png"]
+
+
+# -- the job queue: claims and leases ----------------------------------------------------------------------
+
+LEASE = timedelta(minutes=1)
+
+
+def queue_jobs(catalog: Catalog, count: int) -> list[str]:
+    """Assets with an enrichment job each, oldest first; their ids."""
+    start = utc_now()
+    assets = [make_asset(start + timedelta(milliseconds=n)) for n in range(count)]
+    for asset in assets:
+        add(catalog, asset, ["thumbnail"])
+    return [asset.id for asset in assets]
+
+
+def test_a_claim_takes_the_oldest_jobs_up_to_a_batch_and_one_workers_share(catalog: Catalog) -> None:
+    asset_ids = queue_jobs(catalog, 10)
+    batches = []
+    while claimed := catalog.jobs.claim("server-a", LEASE, 5, batch_size=4):
+        batches.append(sorted(asset_id for _, asset_id, _ in claimed))
+    assert batches == [sorted(asset_ids[:4]), sorted(asset_ids[4:8]), sorted(asset_ids[8:])]
+    assert {catalog.assets.get(asset_id).status for asset_id in asset_ids} == {"processing"}
+
+    more = queue_jobs(catalog, 3)
+    claimed = catalog.jobs.claim("server-a", LEASE, 5, batch_size=8, workers=2)  # 3 waiting, 2 workers: 2 each
+    assert sorted(asset_id for _, asset_id, _ in claimed) == sorted(more[:2])
+
+
+def test_claims_made_at_once_take_each_job_once(catalog: Catalog) -> None:
+    asset_ids = queue_jobs(catalog, 60)
+    taken: list[str] = []
+    barrier = threading.Barrier(4)
+
+    def claim_until_empty(owner: str) -> None:
+        barrier.wait()
+        while claimed := catalog.jobs.claim(owner, LEASE, 5, batch_size=3):
+            taken.extend(asset_id for _, asset_id, _ in claimed)
+
+    threads = [threading.Thread(target=claim_until_empty, args=(f"server-{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(taken) == sorted(asset_ids)
+
+
+def test_a_job_whose_lease_ran_out_is_claimed_again_and_given_up_after_max_attempts(catalog: Catalog) -> None:
+    (asset_id,) = queue_jobs(catalog, 1)
+    assert len(catalog.jobs.claim("alive", LEASE, 2)) == 1
+    assert catalog.jobs.claim("other", LEASE, 2) == []  # held
+    catalog.jobs.renew("alive", timedelta(0))  # as if "alive" had died a lease ago
+    assert [a for _, a, _ in catalog.jobs.claim("other", LEASE, 2)] == [asset_id]  # attempt 2 of 2
+    catalog.jobs.renew("other", -LEASE)
+    assert catalog.jobs.claim("third", LEASE, 2) == []  # attempt 3: given up
+    assert catalog.assets.get(asset_id).status == "failed"
+    assert catalog.jobs.queued_count() == 0
+
+
+def test_a_released_job_is_claimed_again_at_once(catalog: Catalog) -> None:
+    (asset_id,) = queue_jobs(catalog, 1)
+    ((job_id, _, _),) = catalog.jobs.claim("broken-batch", LEASE, 5)
+    catalog.jobs.release("someone-else", [job_id])  # only the holder can release
+    assert catalog.jobs.claim("other", LEASE, 5) == []
+    catalog.jobs.release("broken-batch", [job_id])
+    assert [a for _, a, _ in catalog.jobs.claim("other", LEASE, 5)] == [asset_id]
 
 
 def duckdb_writer(tmp_path: Path) -> GroupCommitWriter:

@@ -604,6 +604,7 @@ def write_big_png(path: Path, width: int, height: int) -> None:
         handle.write(chunk(b"IEND", b""))
 
 
+@pytest.mark.duckdb_only  # about memory while streaming, not the catalog
 def test_a_500_mb_upload_keeps_client_and_server_memory_flat(make_server, tmp_path: Path) -> None:
     server = make_server(JUPYTER_ASSETS_MAX_UPLOAD_BYTES=str(600 * MiB)).start()
     client = AssetsClient(server.url, ADMIN_KEY)

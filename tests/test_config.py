@@ -104,6 +104,7 @@ ENV_CASES = [
     ("JUPYTER_ASSETS_CAPTION_MODEL", "coca_ViT-L-14", "caption_model", "coca_ViT-L-14"),
     ("JUPYTER_ASSETS_CAPTION_PRETRAINED", "mscoco", "caption_pretrained", "mscoco"),
     ("JUPYTER_ASSETS_MODEL_DEVICE", "cuda:1", "model_device", "cuda:1"),
+    ("JUPYTER_ASSETS_JOB_LEASE_SECONDS", "2.5", "job_lease_seconds", 2.5),
 ]
 # What each trait is with nothing in the environment (or an empty variable, or a list with no items), written out
 # here so that a change of default shows.
@@ -124,6 +125,7 @@ UNSET_DEFAULTS = {
     "model_device": "auto",
     "max_image_pixels": 100_000_000,
     "workers": 2,
+    "job_lease_seconds": 60.0,
 }
 
 

@@ -23,7 +23,7 @@ from jupyter_assets.app import jupyter_handler
 from jupyter_assets.auth import ALL_SCOPES, Principal
 from jupyter_assets.http.handlers import PublicContentHandler, routes
 
-from conftest import jupyter_server_config, plain_s3_client, png_bytes, schema_validator
+from conftest import jupyter_server_config, plain_s3_client, png_bytes, schema_validator, team_library_env
 
 JUPYTER_API_KEY = "jupyter-side-config-key"
 HTTP_VERBS = ("get", "post", "patch", "delete", "put", "head")
@@ -42,8 +42,16 @@ def log_as_jupyterhub_does(handler) -> None:
 
 
 @pytest.fixture
-def jp_server_config(tmp_path, monkeypatch):
-    config = jupyter_server_config(tmp_path / "lib", monkeypatch, api_keys=[JUPYTER_API_KEY])
+def jp_server_config(tmp_path, monkeypatch, catalog_engine, request):
+    team = {}
+    if catalog_engine == "postgresql":  # a team library, whose admins are named (here the Jupyter user)
+        env = team_library_env(request.getfixturevalue("postgres"), tmp_path / "lib" / "files")
+        team = {
+            "catalog_url": env["JUPYTER_ASSETS_CATALOG_URL"],
+            "storage_profiles": json.loads(env["JUPYTER_ASSETS_STORAGE_PROFILES"]),
+            "admin_users": [getpass.getuser()],
+        }
+    config = jupyter_server_config(tmp_path / "lib", monkeypatch, api_keys=[JUPYTER_API_KEY], **team)
     config.ServerApp.tornado_settings = {"log_function": log_as_jupyterhub_does}
     LOGGED.clear()
     return config
@@ -383,7 +391,8 @@ async def test_a_cookie_request_with_a_failing_bearer_header_is_401_and_keeps_th
     assert (detail["description"], detail["latestExecutionSummary"]) == ("untouched", None)
     assert json.loads((await jp_fetch("api/v1/assets")).body)["data"]["total"] == 1
     assert json.loads((await jp_fetch("api/v1/system/api-keys")).body)["data"] == []
-    assert json.loads((await jp_fetch("api/v1/system/storage/providers")).body)["data"]["profiles"] == []
+    profiles = json.loads((await jp_fetch("api/v1/system/storage/providers")).body)["data"]["profiles"]
+    assert [p["name"] for p in profiles if p["name"] != "team-files"] == []  # none but the team library's own
 
     # The cookie alone is held to Jupyter's XSRF check, and passes it with the page's token.
     patch = b'{"description": "by the page"}'
@@ -553,3 +562,23 @@ async def test_unexpected_error_is_500_with_a_logged_trace_id_and_the_server_kee
     monkeypatch.undo()
     response = await jp_fetch("api/v1/assets/usage-stats")
     assert response.code == 200
+
+
+class TestOrdinaryTeamMember:
+    """On a team library the Jupyter user is an owner like any other, an admin only when named in admin_users."""
+
+    @pytest.fixture
+    def jp_server_config(self, tmp_path, monkeypatch, postgres):
+        env = team_library_env(postgres, tmp_path / "files")
+        return jupyter_server_config(
+            tmp_path / "lib", monkeypatch, catalog_url=env["JUPYTER_ASSETS_CATALOG_URL"],
+            storage_profiles=json.loads(env["JUPYTER_ASSETS_STORAGE_PROFILES"]), admin_users=["someone-else"],
+        )  # fmt: skip
+
+    async def test_the_jupyter_user_writes_but_is_not_an_admin(self, jp_fetch):
+        asset = await upload(jp_fetch)
+        assert asset["owner"] == f"jupyter:{getpass.getuser()}"
+        error_of(await jp_fetch("api/v1/system/api-keys", raise_error=False), 403, "auth_forbidden")
+        error_of(await jp_fetch("api/v1/system/storage/providers", raise_error=False), 403, "auth_forbidden")
+        response = await jp_fetch("api/v1/assets", asset["id"], method="DELETE")
+        assert response.code == 200

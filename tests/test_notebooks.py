@@ -17,6 +17,9 @@ from nbclient import NotebookClient
 
 from conftest import ADMIN_KEY, REPO, Api, StandaloneServer, jpeg_bytes, png_bytes
 
+# The notebooks speak the HTTP API, which the API tests run on both catalog engines: here, the DuckDB one only.
+pytestmark = pytest.mark.duckdb_only
+
 NOTEBOOKS = REPO / "notebooks"
 ARTIFACTS = REPO / "test-artifacts" / "notebooks"
 NOTEBOOK_NAMES = ["01-quickstart.ipynb", "02-enrich-and-search.ipynb", "03-usage-analytics.ipynb"]

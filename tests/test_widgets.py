@@ -24,6 +24,9 @@ from conftest import ADMIN_KEY, REPO, StandaloneServer, jpeg_bytes, png_bytes
 
 ARTIFACTS = REPO / "test-artifacts" / "widgets"
 
+# The widgets speak the HTTP API, which the API tests run on both catalog engines: here, the DuckDB one only.
+pytestmark = pytest.mark.duckdb_only
+
 
 @pytest.fixture
 def client(server: StandaloneServer) -> AssetsClient:

@@ -30,8 +30,12 @@ class ApiKeys:
     def revoke(self, key_id_or_name: str) -> int:
         """Revoke the active key with this id, or every active key with this name; how many were revoked."""
         revoked = self.catalog.keys.revoke(key_id_or_name, utc_now())
-        self._principals.clear()
+        self.forget_principals()
         return revoked
+
+    def forget_principals(self) -> None:
+        """A key was revoked (here, or by another server of a team library): look every key up again."""
+        self._principals.clear()
 
     def revoke_named(self, name: str) -> int:
         """Revoke the active keys of this name only (an id that happens to equal it is left alone)."""

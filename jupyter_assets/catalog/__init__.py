@@ -14,6 +14,7 @@ from pathlib import Path
 from ..model import utc_now
 from .analytics import EXPORTABLE_TABLES, Analytics
 from .assets import Assets
+from .changes import ChangeLog
 from .cleanup import REWRITE_IN_FLIGHT, AssetGoneError, Cleanup
 from .concern import T
 from .cursor import Cursor
@@ -59,6 +60,7 @@ class Catalog:
         self.jobs = Jobs(self)
         self.analytics = Analytics(self)
         self.keys = Keys(self)
+        self.change_log = ChangeLog(self)
 
     def close(self) -> None:
         self._writer.close()

@@ -15,6 +15,7 @@ from .rows import (
     ASSET_ROW_COLUMNS,
     DERIVATIVE,
     EXECUTION,
+    IN_IDS,
     STEP,
     STRUCTURED_RESULT,
     asset_row,
@@ -33,17 +34,26 @@ ORDER_SENTINELS = {
     "created_at": {True: "CAST('-infinity' AS TIMESTAMP)", False: "CAST('infinity' AS TIMESTAMP)"},
     "size": {True: "-1", False: str(2**62)},
 }
-# A list of ids as one parameter.
-IN_IDS = "IN (SELECT unnest(CAST(? AS VARCHAR[])))"
 
 
-def _filters(query: ListQuery, visible_to: str | None) -> tuple[str, list[Any]]:
+def _contains(dialect: str, text: str) -> tuple[str, str]:
+    """The clause and parameter of a substring search (q=). PostgreSQL answers LIKE '%...%' from its trigram
+    index (see schema.py); DuckDB scans the column with position()."""
+    needle = search_needle(text)
+    if dialect == "postgresql":
+        escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return "search_text LIKE ?", f"%{escaped}%"
+    return "position(? IN search_text) > 0", needle
+
+
+def _filters(query: ListQuery, visible_to: str | None, dialect: str) -> tuple[str, list[Any]]:
     """The list endpoint's WHERE clause (visibility, q, contentType, status) and its parameters."""
     where, params = visibility(visible_to)
     clauses = [where]
     if query.text:
-        clauses.append("position(? IN search_text) > 0")
-        params.append(search_needle(query.text))
+        clause, needle = _contains(dialect, query.text)
+        clauses.append(clause)
+        params.append(needle)
     if query.content_type:
         if query.content_type.endswith("/*"):
             clauses.append("starts_with(content_type, ?)")
@@ -158,7 +168,11 @@ class Assets(Concern):
         """
 
         def work(tx: Cursor) -> Any:
-            row = tx.execute("SELECT storage_key, storage_profile_id FROM assets WHERE id = ?", [asset_id]).fetchone()
+            # The asset's row goes first: a server deleting it at the same time waits for this commit, then finds
+            # nothing to delete (a SELECT first would let both go on and both report the delete).
+            row = tx.execute(
+                "DELETE FROM assets WHERE id = ? RETURNING storage_key, storage_profile_id", [asset_id]
+            ).fetchone()
             if row is None:
                 return None
             storage_key, profile_id = row
@@ -172,7 +186,6 @@ class Assets(Concern):
             )
             for table in ASSET_CHILD_TABLES:
                 tx.execute(f"DELETE FROM {table} WHERE asset_id = ?", [asset_id])
-            tx.execute("DELETE FROM assets WHERE id = ?", [asset_id])
             for key in keys:
                 note_cleanup(tx, key, profile_id, "delete")
             event_insert(event).execute(tx)
@@ -195,7 +208,7 @@ class Assets(Concern):
         return {derivative.asset_id: derivative for derivative in map(DERIVATIVE, rows)}
 
     def list(self, query: ListQuery, visible_to: str | None) -> Page:
-        condition, params = _filters(query, visible_to)
+        condition, params = _filters(query, visible_to, self._core.engine.dialect)
         direction = "DESC" if query.descending else "ASC"
         column = ORDER_COLUMNS[query.order_by]
         offset = (query.page - 1) * query.page_size
@@ -222,7 +235,7 @@ class Assets(Concern):
 
     def matching(self, asset_ids: list[str], query: ListQuery, visible_to: str | None) -> dict[str, Asset]:
         """Those of the given assets that pass the list filters (search by meaning ranks; the catalog filters)."""
-        condition, params = _filters(query, visible_to)
+        condition, params = _filters(query, visible_to, self._core.engine.dialect)
         rows = (
             self._cursor()
             .execute(f"SELECT {ASSET.select()} FROM assets WHERE {condition} AND id {IN_IDS}", [*params, asset_ids])
@@ -232,7 +245,7 @@ class Assets(Concern):
 
     def count_embedded(self, query: ListQuery, visible_to: str | None, model: str, weights: str) -> int:
         """How many assets pass the list filters and have an embedding of this model: search by meaning's total."""
-        condition, params = _filters(query, visible_to)
+        condition, params = _filters(query, visible_to, self._core.engine.dialect)
         return (
             self._cursor()
             .execute(
@@ -273,15 +286,18 @@ class Assets(Concern):
         )
         return [(asset_id, int(phash)) for asset_id, phash in rows]  # PostgreSQL's NUMERIC comes as a Decimal
 
-    def embeddings(self, model: str, weights: str) -> tuple[list[str], Any]:
-        """Every stored embedding of one model: (asset ids, float32 matrix with a row per id)."""
+    def embeddings(self, model: str, weights: str, asset_id: str | None = None) -> tuple[list[str], Any]:
+        """Every stored embedding of one model (or only ``asset_id``'s): (asset ids, float32 matrix with a row per
+        id)."""
         import numpy
 
+        only_one = " AND asset_id = ?" if asset_id is not None else ""
         table = (
             self._cursor()
             .execute(
-                "SELECT asset_id, dim, vector FROM embeddings WHERE model = ? AND weights = ? ORDER BY asset_id",
-                [model, weights],
+                f"SELECT asset_id, dim, vector FROM embeddings WHERE model = ? AND weights = ?{only_one} "
+                "ORDER BY asset_id",
+                [model, weights, *([asset_id] if asset_id is not None else [])],
             )
             .fetch_arrow_table()
         )

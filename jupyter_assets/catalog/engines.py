@@ -40,6 +40,7 @@ class CatalogUnreachableError(RuntimeError):
 
 class DuckDBEngine:
     dialect = "duckdb"
+    skip_locked = ""  # one process owns the file and its writer serialises the claims
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -87,6 +88,7 @@ class DuckDBEngine:
 
 class PostgresEngine:
     dialect = "postgresql"
+    skip_locked = " FOR UPDATE SKIP LOCKED"  # servers claiming jobs at once take different rows, without waiting
 
     def __init__(self, url: str, pool_size: int) -> None:
         self.url = url

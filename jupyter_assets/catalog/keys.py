@@ -38,6 +38,8 @@ class Keys(Concern):
                 "UPDATE api_keys SET revoked_at = ? WHERE (id = ? OR name = ?) AND revoked_at IS NULL RETURNING id",
                 [revoked_at, key_id_or_name, key_id_or_name],
             ).fetchall()
+            for (key_id,) in rows:
+                self._core.change_log.record(tx, "api_key_revoked", key_id)
             return len(rows)
 
         return self._write(work)

@@ -71,17 +71,19 @@ class Profiles(Concern):
                 f"INSERT INTO storage_profiles ({PROFILE.select()}) VALUES ({', '.join('?' * len(PROFILE.columns))})",
                 PROFILE.values(profile),
             )
+            self._core.change_log.record(tx, "storage_profile", profile.id)
 
         try:
             self._write(work)
         finally:
-            self._changed()
+            self.forget_cached()
 
     def delete(self, profile_id: str) -> str:
         """Remove a profile, or only disable it (and take its default flag) while assets still use it. Returns
         "deleted" or "disabled"."""
 
         def work(tx: Cursor) -> str:
+            self._core.change_log.record(tx, "storage_profile", profile_id)
             used = tx.execute("SELECT 1 FROM assets WHERE storage_profile_id = ? LIMIT 1", [profile_id]).fetchone()
             if used:
                 tx.execute(
@@ -95,10 +97,11 @@ class Profiles(Concern):
         try:
             return self._write(work)
         finally:
-            self._changed()
+            self.forget_cached()
 
-    def _changed(self) -> None:
-        """Called once a profile write has committed: the cached default may be stale."""
+    def forget_cached(self) -> None:
+        """Called once a profile write has committed, here or on another server: the cached default may be
+        stale."""
         with self._cache_lock:
             self._generation += 1
             self._default = None

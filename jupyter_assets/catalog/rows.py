@@ -23,6 +23,9 @@ from .writer import Insert
 
 R = TypeVar("R")
 
+# A list of ids as one parameter.
+IN_IDS = "IN (SELECT unnest(CAST(? AS VARCHAR[])))"
+
 SEARCH_SEPARATOR = "\x1f"  # ASCII unit separator: a match never spans two fields
 SEARCHED_COLUMNS = ("original_file_name", "description", "alt_text")  # what search_text is made of
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,8 @@ class Runs(Concern):
             if tx.execute("SELECT 1 FROM assets WHERE id = ?", [asset_id]).fetchone() is None:
                 return False
             changes.apply(tx)
+            for embedded_asset, model, weights, _ in changes.embeddings:
+                self._core.change_log.record(tx, "embedding", json.dumps([embedded_asset, model, weights]))
             for execution, event in executions:
                 _insert_execution(tx, execution, event)
             if finished_job is not None:

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 DIALECT_WORDS = {
     "duckdb": {"uncompressed": " USING COMPRESSION uncompressed", "floats": "FLOAT[]", "length": "len",
-               "uint64": "UBIGINT"},
+               "uint64": "UBIGINT", "trigram_index": ""},
     # PostgreSQL has no unsigned 64-bit integer: NUMERIC(20) holds every perceptual hash exactly.
-    "postgresql": {"uncompressed": "", "floats": "REAL[]", "length": "cardinality", "uint64": "NUMERIC(20)"},
+    "postgresql": {"uncompressed": "", "floats": "REAL[]", "length": "cardinality", "uint64": "NUMERIC(20)",
+                   # Substring search (q=) as LIKE '%...%' over a trigram index instead of a scan of every row.
+                   "trigram_index": "CREATE EXTENSION IF NOT EXISTS pg_trgm; CREATE INDEX assets_search_text_trigrams "
+                                    "ON assets USING gin (search_text gin_trgm_ops);"},
 }  # fmt: skip
 
 MIGRATIONS: list[tuple[int, str]] = [
@@ -183,6 +186,25 @@ MIGRATIONS: list[tuple[int, str]] = [
             WHERE NOT (owner LIKE 'key:%' OR owner LIKE 'jupyter:%' OR owner = 'config-key');
         UPDATE events SET actor = 'jwt:' || actor
             WHERE actor IS NOT NULL AND NOT (actor LIKE 'key:%' OR actor LIKE 'jupyter:%' OR actor = 'config-key');
+        """,
+    ),
+    (
+        5,
+        """
+        -- Several servers share the queue of a team library: a server claims a job for a lease that it renews
+        -- while the job runs; a job whose lease has run out (its server died) is claimed again by another.
+        ALTER TABLE jobs ADD COLUMN lease_owner VARCHAR;
+        ALTER TABLE jobs ADD COLUMN lease_expires_at TIMESTAMP;
+        -- What every server of a team library must learn from the others' writes (embeddings for its search
+        -- index, revoked keys, profile changes): each server reads the rows recorded since its last look.
+        CREATE SEQUENCE change_sequence;
+        CREATE TABLE changes (
+            seq BIGINT PRIMARY KEY DEFAULT nextval('change_sequence'),
+            kind VARCHAR NOT NULL,
+            subject VARCHAR NOT NULL,
+            recorded_at TIMESTAMP NOT NULL DEFAULT now()
+        );
+        {trigram_index}
         """,
     ),
 ]

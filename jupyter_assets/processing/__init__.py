@@ -1,13 +1,13 @@
 """The worker pool behind the durable job queue (the ``jobs`` table in the catalog).
 
-A job is committed with its asset, so the queue survives a crash: at start the server requeues whatever was
-queued or running and the pool works through it.
+A job is committed with its asset, so the queue survives a crash. Workers claim jobs from the catalog, so the
+servers of a team library share one queue: ``wake`` them when a job was committed here; on a team library they
+also look now and then for jobs that other servers queued or left behind.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,68 +22,84 @@ class Job:
 
 class WorkerPool:
     def __init__(
-        self, process: Callable[[list[Job]], None], workers: int, log: logging.Logger, batch_size: int = 1
+        self,
+        claim: Callable[[], list[Job]],
+        process: Callable[[list[Job]], None],
+        workers: int,
+        log: logging.Logger,
+        poll_seconds: float | None = None,
     ) -> None:
+        self._claim = claim
         self._process = process
-        self._batch_size = batch_size
-        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._poll_seconds = poll_seconds
         self._threads = [
             threading.Thread(target=self._work, name=f"jupyter-assets-worker-{n}", daemon=True) for n in range(workers)
         ]
         self._log = log
-        self._idle = threading.Condition()
-        self._outstanding = 0
+        self._changed = threading.Condition()
+        self._wakeups = 0  # how many times jobs were committed here
+        self._waiting: dict[str, int] = {}  # idle workers, with the wakeup count they last found nothing at
+        self._stopping = False
 
-    def start(self, jobs: list[Job]) -> None:
-        for job in jobs:
-            self.submit(job)
+    @property
+    def size(self) -> int:
+        return len(self._threads)
+
+    def start(self) -> None:
         for thread in self._threads:
             thread.start()
 
-    def submit(self, job: Job) -> None:
-        with self._idle:
-            self._outstanding += 1
-        self._queue.put(job)
+    def wake(self) -> None:
+        """A job was committed: an idle worker claims it."""
+        with self._changed:
+            self._wakeups += 1
+            self._changed.notify_all()
 
     def stop(self, timeout: float = 10.0) -> None:
-        started = [thread for thread in self._threads if thread.ident is not None]
-        for _ in started:
-            self._queue.put(None)
-        for thread in started:
-            thread.join(timeout)
+        with self._changed:
+            self._stopping = True
+            self._changed.notify_all()
+        for thread in self._threads:
+            if thread.ident is not None:
+                thread.join(timeout)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
-        """True once every submitted job has finished (used by the CLI and tests)."""
-        with self._idle:
-            return self._idle.wait_for(lambda: self._outstanding == 0, timeout)
+        """True once every worker has looked for jobs since the last wakeup and found none (used by tests)."""
+        with self._changed:
+            return self._changed.wait_for(
+                lambda: (
+                    len(self._waiting) == len(self._threads)
+                    and all(seen == self._wakeups for seen in self._waiting.values())
+                ),
+                timeout,
+            )
 
     def _work(self) -> None:
-        while batch := self._next_batch():
-            try:
-                self._process(batch)
-            except Exception:  # a broken batch must not kill the worker; its jobs stay queued for the next start
-                self._log.exception("enrichment of %d job(s) failed", len(batch))
-            finally:
-                with self._idle:
-                    self._outstanding -= len(batch)
-                    self._idle.notify_all()
+        name = threading.current_thread().name
+        while True:
+            with self._changed:
+                if self._stopping:
+                    return
+                seen = self._wakeups
+            if self._run_one_batch():
+                continue
+            with self._changed:
+                self._waiting[name] = seen
+                self._changed.notify_all()
+                self._changed.wait_for(lambda seen=seen: self._stopping or self._wakeups != seen, self._poll_seconds)
+                del self._waiting[name]
 
-    def _next_batch(self) -> list[Job]:
-        """The next job, and more if they are already waiting (never wait to fill a batch: one upload at a time
-        is processed at once): up to batch_size, and no more than this worker's share of the queue, so that the
-        other workers are not left idle. Empty when the pool is stopping."""
-        job = self._queue.get()
-        share = min(self._batch_size, -(-(self._queue.qsize() + 1) // len(self._threads)))
-        batch: list[Job] = []
-        while job is not None:
-            batch.append(job)
-            if len(batch) >= share:
-                break
-            try:
-                job = self._queue.get_nowait()
-            except queue.Empty:
-                break
-        else:
-            if batch:  # the stop signal is for this worker, after its batch
-                self._queue.put(None)
-        return batch
+    def _run_one_batch(self) -> bool:
+        """Claim jobs and process them; False when there were none (or the catalog could not be reached)."""
+        try:
+            batch = self._claim()
+        except Exception:  # the catalog is unreachable: try again at the next wakeup or poll
+            self._log.exception("claiming enrichment jobs failed")
+            return False
+        if not batch:
+            return False
+        try:
+            self._process(batch)
+        except Exception:  # a broken batch must not kill the worker (Enrichment.process requeues its jobs)
+            self._log.exception("enrichment of %d job(s) failed", len(batch))
+        return True

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from ..library import Library
 from ..model import utc_now
+from ..propagation import KEPT as CHANGES_KEPT
 from ..skills.context import SkillEnvironment
 from ..skills.image import settle_rewrites
 
@@ -42,6 +43,7 @@ class Sweeper:
                 return 0
             settle_rewrites(self.environment, in_flight_before)
             self.catalog.cleanup.drop_stale()
+            self.catalog.change_log.drop_before(self.catalog.change_log.now() - CHANGES_KEPT)
             removed = 0
             for key, profile_id in self.catalog.cleanup.pending(in_flight_before):
                 if self.library.remove_file(key, profile_id):
