@@ -464,10 +464,10 @@ def postgres() -> Iterator[PostgresServer]:
     server.stop()
 
 
-@pytest.fixture(params=["duckdb", "postgresql"])
-def catalog_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    """Each catalog engine in turn: None for the DuckDB file under the root, else a new PostgreSQL database."""
-    if request.param == "duckdb":
+@pytest.fixture
+def catalog_url(catalog_engine: str, request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """The catalog of this test's engine: None for the DuckDB file under the root, else a new PostgreSQL database."""
+    if catalog_engine == "duckdb":
         yield None
         return
     postgres: PostgresServer = request.getfixturevalue("postgres")
