@@ -30,6 +30,7 @@ BENCHMARKS = {
     "embedding": ("embedding_throughput.py", 300, 150),
     "upload_many": ("upload_many.py", 240, 120),
     "s3upload": ("s3_upload_throughput.py", 240, 120),
+    "team_upload": ("team_upload_throughput.py", 240, 120),
 }
 
 
@@ -85,6 +86,15 @@ def summarize(name: str, result: dict) -> tuple[list[str], list[bool]]:
         errors = {k: v["errors"] for k, v in targets.items() if v["errors"]}
         if errors:
             lines.append(f"upload: requests with unexpected answers: {errors}")
+    elif name == "team_upload":
+        rates = ", ".join(
+            f"{setup} {row['requests_per_s']:.0f} uploads/s (CPU ms per upload: server "
+            f"{row['server_cpu_ms_per_upload']:.1f}, PostgreSQL {row['postgres_cpu_ms_per_upload']:.1f})"
+            for setup, row in result["setups"].items()
+        )
+        lines.append(f"team_upload: {rates}")
+        lines.append(f"team_upload: two servers/one {result['ratio']:.2f}x, goal >= 0.9: {_v(result['pass'])}")
+        goals.append(result["pass"])
     elif name == "memory":
         for key, check in result["checks"].items():
             info = key.endswith("_info")

@@ -1,5 +1,6 @@
-"""What a server of a team library learns from the others' writes: an embedding to add to its search index, a
-revoked API key, a changed storage profile. Each server reads the catalog's change log every second.
+"""What a server of a team library learns from the others' writes: an embedding to add to its search index (or
+a deleted asset to remove from it), a revoked API key, a changed storage profile. Each server reads the
+catalog's change log every second.
 
 Polling rather than PostgreSQL's LISTEN/NOTIFY: a notification sent while a server is reconnecting is lost, and
 each server would hold one more connection outside its pool; reading the log needs neither, and a server that was

@@ -81,6 +81,7 @@ class AssetService:
             self.catalog, self.log,
             {
                 "embedding": lambda subject: self.search.embedding_recorded(*json.loads(subject)),
+                "asset_deleted": self.search.forget,
                 "api_key_revoked": lambda _: self.api_keys.forget_principals(),
                 "storage_profile": self._profile_changed,
             },

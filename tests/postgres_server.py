@@ -32,7 +32,8 @@ def _binaries() -> Path:
 
 
 class PostgresServer:
-    def __init__(self) -> None:
+    def __init__(self, settings: dict[str, str] | None = None) -> None:
+        self._settings = settings or {}  # server settings (postgresql.conf's names) on top of the defaults
         self._bin = _binaries()
         # Not under pytest's temporary folder: its parents are private to root, and the server runs as postgres.
         self._dir = Path(tempfile.mkdtemp(prefix="jupyter-assets-postgres-"))
@@ -55,6 +56,7 @@ class PostgresServer:
         )  # fmt: skip
         # fsync off: the tests do not check PostgreSQL's own durability, and it saves seconds per test.
         options = f"-p {self.port} -k {self._dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300"
+        options += "".join(f" -c {name}={value}" for name, value in self._settings.items())
         self._run(
             str(self._bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self._dir / "log"), "-w", "start"
         )

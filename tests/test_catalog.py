@@ -15,7 +15,7 @@ from jupyter_assets.catalog import Catalog, DuckDBEngine, open_catalog
 from jupyter_assets.catalog.cursor import Cursor, DuckDBCursor
 from jupyter_assets.catalog.schema import MIGRATIONS, migrations
 from jupyter_assets.catalog.writer import GroupCommitWriter
-from jupyter_assets.model import Asset, ListQuery, new_id, utc_now
+from jupyter_assets.model import Asset, ContentTypeUsage, ListQuery, UsageStats, new_id, utc_now
 
 
 @pytest.fixture
@@ -84,6 +84,88 @@ def test_substring_search_takes_wildcards_literally(catalog: Catalog) -> None:
     assert found("50%_") == ["50%_off.png"]
     assert found("K\\S") == ["back\\slash.png"]
     assert found("OFF") == ["50%_off.png", "50xxoff.png"]
+
+
+def expected_usage(assets: list[Asset], viewer: str | None, derivatives: int, runs: dict[str, int]) -> UsageStats:
+    """Usage stats counted from the model (derivatives and skill runs: those the viewer sees)."""
+    seen = [a for a in assets if viewer is None or a.is_public or a.owner == viewer]
+    breakdown: dict[str, list[int]] = {}
+    for asset in seen:
+        counts = breakdown.setdefault(asset.content_type, [0, 0])
+        counts[0] += 1
+        counts[1] += asset.size
+    ordered = sorted(breakdown.items(), key=lambda item: (-item[1][0], item[0]))
+    top = min(runs.items(), key=lambda item: (-item[1], item[0]), default=None)
+    return UsageStats(len(seen), sum(a.size for a in seen), derivatives,
+                      [ContentTypeUsage(ct, n, b) for ct, (n, b) in ordered], top)  # fmt: skip
+
+
+def test_totals_and_usage_stats_follow_every_change_before_and_after_a_fold(catalog: Catalog) -> None:
+    # On PostgreSQL both are added up from tallies that triggers append to and the sweeper folds (tallies.py).
+    rng = random.Random(11)
+    owners, types, sizes = ["ann", "bo"], ["image/png", "image/gif", "image/webp"], [10, 20, 300]
+    assets = [
+        make_asset(utc_now(), rng.choice(owners), rng.choice(types), rng.choice(sizes), rng.random() < 0.4)
+        for _ in range(30)
+    ]
+    for asset in assets:
+        add(catalog, asset)
+    ann_public = next(a for a in assets if a.owner == "ann" and a.is_public)
+    now = utc_now()
+    derivative = [ann_public.id, "thumbnail_256", "image/webp", ".webp", 5, 1, 1, "x", "k", now, "ann", True]
+    runs = [[new_id(), ann_public.id, "thumbnail", "ann", True], [new_id(), assets[0].id, "embed", "x", False]]
+
+    def add_derivative_and_runs(tx: Cursor) -> None:
+        tx.execute(f"INSERT INTO derivatives VALUES ({', '.join('?' * len(derivative))})", derivative)
+        for run_id, asset_id, skill, owner, is_public in runs:
+            tx.execute(
+                "INSERT INTO skill_executions VALUES (?, ?, ?, 'upload', NULL, ?, ?, true, ?, ?)",
+                [run_id, asset_id, skill, now, now, owner, is_public],
+            )
+
+    catalog._write(add_derivative_and_runs)
+    # Every kind of change a tally follows: visibility (with the rows that copy it), status, size, a delete.
+    catalog.assets.update(ann_public.id, {"is_public": False})
+    ann_public.is_public = False
+    catalog.assets.update(assets[1].id, {"status": "ready", "size": 7})
+    assets[1].status, assets[1].size = "ready", 7
+    gone = assets.pop(next(i for i in range(2, len(assets)) if assets[i] is not ann_public))
+    catalog.assets.delete(gone.id, {"kind": "delete"})
+
+    # The derivative and the thumbnail run are ann's and now private; the embed run is x's, private: admins only.
+    seen_by = {None: (1, {"thumbnail": 1, "embed": 1}), "ann": (1, {"thumbnail": 1}), "bo": (0, {})}
+
+    def check() -> None:
+        for viewer, (derivatives, runs) in seen_by.items():
+            assert catalog.analytics.usage_stats(viewer) == expected_usage(assets, viewer, derivatives, runs)
+            for content_type, status in ((None, None), ("image/*", None), ("image/gif", None), (None, "ready")):
+                query = ListQuery(1, 5, None, content_type, status, "createdAtUtc", True)
+                matching = [
+                    a for a in assets
+                    if (viewer is None or a.is_public or a.owner == viewer)
+                    and (content_type is None or a.content_type == content_type or content_type == "image/*")
+                    and (status is None or a.status == status)
+                ]  # fmt: skip
+                assert catalog.assets.list(query, viewer).total == len(matching)
+
+    check()
+    catalog.tallies.fold()
+    check()
+    if catalog.is_shared:  # folded: a row per group
+        groups = {(a.owner, a.is_public, a.content_type, a.status) for a in assets}
+        assert catalog._cursor().execute("SELECT count(*) FROM asset_tallies").fetchone()[0] == len(groups)
+
+
+def test_a_delete_is_recorded_for_the_other_servers_of_a_team_library(catalog: Catalog) -> None:
+    # They drop the asset from their search indexes (propagation.py); a one-server library has no one to tell.
+    asset, kept = make_asset(utc_now()), make_asset(utc_now())
+    add(catalog, asset)
+    add(catalog, kept)
+    catalog.assets.delete(asset.id, {"kind": "delete"})
+    deleted = [
+        subject for _, kind, subject in catalog.change_log.since(datetime(2000, 1, 1)) if kind == "asset_deleted"
+    ]
+    assert deleted == ([asset.id] if catalog.is_shared else [])
 
 
 # -- the job queue: claims and leases ----------------------------------------------------------------------

@@ -24,6 +24,7 @@ from .keys import Keys
 from .profiles import Profiles
 from .runs import Changes, Runs
 from .schema import migrations
+from .tallies import Tallies
 from .writer import ExpectedWrite, GroupCommitWriter, Insert
 
 __all__ = [
@@ -61,6 +62,7 @@ class Catalog:
         self.analytics = Analytics(self)
         self.keys = Keys(self)
         self.change_log = ChangeLog(self)
+        self.tallies = Tallies(self)
 
     def close(self) -> None:
         self._writer.close()
@@ -108,7 +110,8 @@ class Catalog:
                     continue
                 cursor.execute("BEGIN TRANSACTION")
                 try:
-                    cursor.execute(ddl)
+                    if ddl:
+                        cursor.execute(ddl)
                     cursor.execute(
                         "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", [version, utc_now()]
                     )

@@ -15,24 +15,40 @@ EXPORTABLE_TABLES = ("assets", "derivatives", "executions", "events")
 EXPORTED_ASSET_COLUMNS = (*ASSET.columns[:2], "type", *ASSET.columns[2:])
 
 
+# What usage stats add up, as the caller may see it: a one-server catalog counts its rows; a team library adds up
+# its tallies (see tallies.py), the groups of deleted rows summing to zero.
+USAGE_SOURCES = {
+    "duckdb": {
+        "breakdown": "SELECT content_type, count(*) AS n, sum(size) AS bytes FROM assets WHERE {where} "
+        "GROUP BY content_type",
+        "derivatives": "SELECT count(*) FROM derivatives WHERE {where}",
+        "skill_runs": "SELECT skill_name, count(*) AS n FROM skill_executions WHERE {where} GROUP BY skill_name",
+    },
+    "postgresql": {
+        "breakdown": "SELECT content_type, sum(n) AS n, sum(bytes) AS bytes FROM asset_tallies WHERE {where} "
+        "GROUP BY content_type HAVING sum(n) > 0",
+        "derivatives": "SELECT COALESCE(sum(n), 0) FROM derivative_tallies WHERE {where}",
+        "skill_runs": "SELECT skill_name, sum(n) AS n FROM execution_tallies WHERE {where} GROUP BY skill_name "
+        "HAVING sum(n) > 0",
+    },
+}
+
+
 class Analytics(Concern):
     def usage_stats(self, visible_to: str | None) -> UsageStats:
         """One query. Derivatives and executions carry their asset's owner and visibility, so each table is
         filtered on its own instead of joined to the assets."""
         where, params = visibility(visible_to)
+        source = {part: sql.format(where=where) for part, sql in USAGE_SOURCES[self._core.engine.dialect].items()}
         row = (
             self._cursor()
             .execute(
                 f"""
-            WITH visible AS (SELECT content_type, size FROM assets WHERE {where}),
-            breakdown AS (
-                SELECT content_type, count(*) AS n, sum(size) AS bytes FROM visible GROUP BY content_type
-            ),
-            skill_runs AS (SELECT skill_name, count(*) AS n FROM skill_executions WHERE {where} GROUP BY skill_name)
+            WITH breakdown AS ({source["breakdown"]}), skill_runs AS ({source["skill_runs"]})
             SELECT
-                (SELECT count(*) FROM visible),
-                (SELECT COALESCE(sum(size), 0) FROM visible),
-                (SELECT count(*) FROM derivatives WHERE {where}),
+                (SELECT COALESCE(sum(n), 0) FROM breakdown),
+                (SELECT COALESCE(sum(bytes), 0) FROM breakdown),
+                ({source["derivatives"]}),
                 (SELECT array_agg(ARRAY[content_type, CAST(n AS VARCHAR), CAST(bytes AS VARCHAR)]
                    ORDER BY n DESC, content_type) FROM breakdown),
                 (SELECT ARRAY[skill_name, CAST(n AS VARCHAR)] FROM skill_runs ORDER BY n DESC, skill_name LIMIT 1)
@@ -43,9 +59,9 @@ class Analytics(Concern):
         )
         total_assets, total_bytes, total_derivatives, breakdown, top_skill = row
         return UsageStats(
-            total_assets=total_assets,
+            total_assets=int(total_assets),
             total_bytes=int(total_bytes),
-            total_derivatives=total_derivatives,
+            total_derivatives=int(total_derivatives),
             content_type_breakdown=[ContentTypeUsage(ct, int(n), int(b)) for ct, n, b in breakdown or []],
             most_active_skill=(top_skill[0], int(top_skill[1])) if top_skill else None,
         )

@@ -189,6 +189,7 @@ class Assets(Concern):
             for key in keys:
                 note_cleanup(tx, key, profile_id, "delete")
             event_insert(event).execute(tx)
+            self._core.change_log.record(tx, "asset_deleted", asset_id)  # out of the others' search indexes
             return keys
 
         return self._write(work)
@@ -213,12 +214,16 @@ class Assets(Concern):
         column = ORDER_COLUMNS[query.order_by]
         offset = (query.page - 1) * query.page_size
         cursor = self._cursor()
-        total = cursor.execute(f"SELECT count(*) FROM assets WHERE {condition}", params).fetchone()[0]
+        shared = self._core.is_shared
+        # A team library adds up its tallies (tallies.py) unless `q` filters: the tallies do not know the text.
+        counted = "COALESCE(sum(n), 0) FROM asset_tallies" if shared and not query.text else "count(*) FROM assets"
+        total = int(cursor.execute(f"SELECT {counted} WHERE {condition}", params).fetchone()[0])
         page_condition, page_params = condition, params
-        if not query.text:
+        if not query.text and not shared:
             # Sorting by (column, id) over every matching row is the slow part: the id is a string. Find the value
             # of the page's last row first (a sort on one value), then sort only the rows on that side of it.
-            # Not for text search, where the extra pass over the text would cost more than the sort.
+            # Not for text search, where the extra pass over the text would cost more than the sort, nor on
+            # PostgreSQL, which walks its index of the order instead (schema.py, migration 6).
             compare = ">=" if query.descending else "<="
             no_bound = ORDER_SENTINELS[column][query.descending]
             page_condition = (

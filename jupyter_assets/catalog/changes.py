@@ -1,6 +1,6 @@
 """The change log of a team library: what each server must learn from the others' writes (an embedding for its
-search index, a revoked key, a changed storage profile). A write records its change in its own transaction; every
-server reads the changes recorded since its last look (see ``jupyter_assets/propagation.py``)."""
+search index or a deleted asset, a revoked key, a changed storage profile). A write records its change in its own
+transaction; every server reads the changes recorded since its last look (see ``jupyter_assets/propagation.py``)."""
 
 from __future__ import annotations
 

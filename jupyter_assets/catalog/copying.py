@@ -64,7 +64,9 @@ def copy_catalog(source: Catalog, target: Catalog, source_files: Path) -> CopyRe
         )
         return CopyReport({table: rows.num_rows for table, rows in tables.items()}, given_profile)
 
-    return target._write(work)
+    report = target._write(work)
+    target.tallies.fold()  # a row per copied row so far: folded, the first list need not add them all up
+    return report
 
 
 def _give_profile_to_library_files(tx: Cursor, source_files: Path) -> bool:

@@ -1,5 +1,6 @@
 """Versioned migrations of the catalog, for both engines. Append a new entry to MIGRATIONS; never edit one that has
-shipped. The few words the engines spell differently are placeholders, filled in by ``migrations``."""
+shipped. The few words the engines spell differently are placeholders, filled in by ``migrations``; a migration
+that only one engine needs is a dict by engine (the other records the version and runs nothing)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ DIALECT_WORDS = {
                                     "ON assets USING gin (search_text gin_trgm_ops);"},
 }  # fmt: skip
 
-MIGRATIONS: list[tuple[int, str]] = [
+MIGRATIONS: list[tuple[int, str | dict[str, str]]] = [
     (
         1,
         """
@@ -207,9 +208,79 @@ MIGRATIONS: list[tuple[int, str]] = [
         {trigram_index}
         """,
     ),
+    (
+        6,
+        {
+            "postgresql": """
+        -- The list's orders walked in an index instead of sorting every matching row (DuckDB sorts fast enough).
+        CREATE INDEX assets_by_created ON assets (created_at, id);
+        CREATE INDEX assets_by_size ON assets (size, id);
+        CREATE INDEX jobs_asset ON jobs (asset_id);
+        -- Tallies: what list totals and usage stats add up, so that they sum a few hundred rows instead of
+        -- counting a million. Every change of a counted row appends its +1 and -1 here (the triggers below), so
+        -- that servers writing at once never wait on a shared counter; the sweeper folds the rows into one per
+        -- group now and then. Readers add up the rows of their groups.
+        CREATE TABLE asset_tallies (
+            owner VARCHAR NOT NULL, is_public BOOLEAN NOT NULL, content_type VARCHAR NOT NULL,
+            status VARCHAR NOT NULL, n BIGINT NOT NULL, bytes BIGINT NOT NULL
+        );
+        CREATE TABLE derivative_tallies (owner VARCHAR NOT NULL, is_public BOOLEAN NOT NULL, n BIGINT NOT NULL);
+        CREATE TABLE execution_tallies (
+            owner VARCHAR NOT NULL, is_public BOOLEAN NOT NULL, skill_name VARCHAR NOT NULL, n BIGINT NOT NULL
+        );
+        CREATE FUNCTION tally_assets() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF TG_OP <> 'INSERT' THEN
+                INSERT INTO asset_tallies
+                    VALUES (OLD.owner, OLD.is_public, OLD.content_type, OLD.status, -1, -OLD.size);
+            END IF;
+            IF TG_OP <> 'DELETE' THEN
+                INSERT INTO asset_tallies
+                    VALUES (NEW.owner, NEW.is_public, NEW.content_type, NEW.status, 1, NEW.size);
+            END IF;
+            RETURN NULL;
+        END $$;
+        CREATE FUNCTION tally_derivatives() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF TG_OP <> 'INSERT' THEN
+                INSERT INTO derivative_tallies VALUES (OLD.owner, OLD.is_public, -1);
+            END IF;
+            IF TG_OP <> 'DELETE' THEN
+                INSERT INTO derivative_tallies VALUES (NEW.owner, NEW.is_public, 1);
+            END IF;
+            RETURN NULL;
+        END $$;
+        CREATE FUNCTION tally_executions() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF TG_OP <> 'INSERT' THEN
+                INSERT INTO execution_tallies VALUES (OLD.owner, OLD.is_public, OLD.skill_name, -1);
+            END IF;
+            IF TG_OP <> 'DELETE' THEN
+                INSERT INTO execution_tallies VALUES (NEW.owner, NEW.is_public, NEW.skill_name, 1);
+            END IF;
+            RETURN NULL;
+        END $$;
+        -- The triggers first: they lock the tables, so no write can slip between them and the first count.
+        CREATE TRIGGER assets_tally AFTER INSERT OR DELETE OR UPDATE OF owner, is_public, content_type, status, size
+            ON assets FOR EACH ROW EXECUTE FUNCTION tally_assets();
+        CREATE TRIGGER derivatives_tally AFTER INSERT OR DELETE OR UPDATE OF owner, is_public
+            ON derivatives FOR EACH ROW EXECUTE FUNCTION tally_derivatives();
+        CREATE TRIGGER executions_tally AFTER INSERT OR DELETE OR UPDATE OF owner, is_public, skill_name
+            ON skill_executions FOR EACH ROW EXECUTE FUNCTION tally_executions();
+        INSERT INTO asset_tallies SELECT owner, is_public, content_type, status, count(*), sum(size)
+            FROM assets GROUP BY owner, is_public, content_type, status;
+        INSERT INTO derivative_tallies SELECT owner, is_public, count(*) FROM derivatives GROUP BY owner, is_public;
+        INSERT INTO execution_tallies SELECT owner, is_public, skill_name, count(*)
+            FROM skill_executions GROUP BY owner, is_public, skill_name;
+        """
+        },
+    ),
 ]
 
 
 def migrations(dialect: str) -> list[tuple[int, str]]:
     """The migrations in the SQL of one engine ("duckdb" or "postgresql")."""
-    return [(version, ddl.format(**DIALECT_WORDS[dialect])) for version, ddl in MIGRATIONS]
+    return [
+        (version, ddl.format(**DIALECT_WORDS[dialect]) if isinstance(ddl, str) else ddl.get(dialect, ""))
+        for version, ddl in MIGRATIONS
+    ]

@@ -4,6 +4,7 @@ removed at start and, while the server runs, now and then."""
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime, timedelta
 
 from ..library import Library
@@ -13,6 +14,7 @@ from ..skills.context import SkillEnvironment
 from ..skills.image import settle_rewrites
 
 SWEEP_INTERVAL_SECONDS = 600
+TALLY_FOLD_SECONDS = 10
 IN_FLIGHT_GRACE = timedelta(hours=1)  # longer than any skill run takes between storing a file and committing it
 
 
@@ -51,9 +53,14 @@ class Sweeper:
             return removed
 
     def _sweep_now_and_then(self) -> None:
-        """Retry removing files whose delete failed, without waiting for the next start."""
-        while not self._closing.wait(SWEEP_INTERVAL_SECONDS):
+        """Retry removing files whose delete failed, without waiting for the next start; fold a team library's
+        tallies more often (see catalog/tallies.py), so that its totals add up few rows."""
+        last_sweep = time.monotonic()
+        while not self._closing.wait(TALLY_FOLD_SECONDS):
             try:
-                self.sweep(in_flight_before=utc_now() - IN_FLIGHT_GRACE)
+                self.catalog.tallies.fold()
+                if time.monotonic() - last_sweep >= SWEEP_INTERVAL_SECONDS:
+                    last_sweep = time.monotonic()
+                    self.sweep(in_flight_before=utc_now() - IN_FLIGHT_GRACE)
             except Exception:
-                self.library.log.exception("storage sweep failed; it will be retried")
+                self.library.log.exception("tally fold or storage sweep failed; it will be retried")
