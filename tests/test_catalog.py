@@ -5,13 +5,18 @@ from __future__ import annotations
 import random
 import threading
 import time
+import traceback
 from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import duckdb
+import pyarrow
 import pytest
+from postgres_server import PostgresServer
+from pyarrow import parquet as pq
 
-from jupyter_assets.catalog import Catalog, DuckDBEngine, open_catalog
+from jupyter_assets.catalog import EXPORTABLE_TABLES, Catalog, CatalogUnreachableError, DuckDBEngine, open_catalog
 from jupyter_assets.catalog.cursor import Cursor, DuckDBCursor
 from jupyter_assets.catalog.schema import MIGRATIONS, migrations
 from jupyter_assets.catalog.writer import GroupCommitWriter
@@ -166,6 +171,62 @@ def test_a_delete_is_recorded_for_the_other_servers_of_a_team_library(catalog: C
         subject for _, kind, subject in catalog.change_log.since(datetime(2000, 1, 1)) if kind == "asset_deleted"
     ]
     assert deleted == ([asset.id] if catalog.is_shared else [])
+
+
+def test_every_export_has_the_same_columns_and_types_from_either_engine(tmp_path: Path, postgres) -> None:
+    # A team library's exports are DuckDB reading PostgreSQL (engines.py): a notebook reading them must not care.
+    def exported(catalog: Catalog, folder: Path) -> dict[str, pyarrow.Schema]:
+        asset, now = make_asset(utc_now()), utc_now()
+        _, committing = catalog.assets.insert(asset, None, {"kind": "upload", "asset_id": asset.id, "size": 10})
+        catalog.settle(committing).result()
+
+        def add_derivative_and_run(tx: Cursor) -> None:
+            tx.execute(
+                "INSERT INTO derivatives VALUES (?, 'thumbnail_256', 'image/webp', '.webp', 5, 1, 1, 'x', 'k', "
+                "?, ?, ?)",
+                [asset.id, now, asset.owner, asset.is_public],
+            )
+            run_id = new_id()
+            tx.execute(
+                "INSERT INTO skill_executions VALUES (?, ?, 'thumbnail', 'upload', NULL, ?, ?, true, ?, ?)",
+                [run_id, asset.id, now, now, asset.owner, asset.is_public],
+            )
+            tx.execute("INSERT INTO skill_steps VALUES (?, 0, 'resize', true, NULL, ?, ?)", [run_id, now, now])
+
+        catalog._write(add_derivative_and_run)
+        schemas = {}
+        for table in EXPORTABLE_TABLES:
+            destination = folder / (table if table == "events" else f"{table}.parquet")
+            catalog.analytics.export_parquet(table, destination, visible_to=asset.owner)
+            rows = pq.ParquetDataset(destination).read() if table == "events" else pq.read_table(destination)
+            assert rows.num_rows == 1, table
+            schemas[table] = rows.schema.remove_metadata()
+        catalog.close()
+        return schemas
+
+    (tmp_path / "one").mkdir()
+    (tmp_path / "team").mkdir()
+    in_duckdb = exported(open_catalog(tmp_path / "one"), tmp_path / "one")
+    in_postgresql = exported(open_catalog(tmp_path / "team", postgres.new_database()), tmp_path / "team")
+    for table in EXPORTABLE_TABLES:
+        assert in_postgresql[table] == in_duckdb[table], table
+
+
+def test_an_export_while_postgresql_is_down_fails_clearly_without_the_password(tmp_path: Path) -> None:
+    server = PostgresServer().start()
+    try:
+        # The servers of the tests trust local logins: the password is there only to be kept out of messages.
+        url = server.new_database().replace("@", ":s3cret@", 1)
+        catalog = open_catalog(tmp_path, url)
+        catalog.analytics.export_parquet("assets", tmp_path / "before.parquet", None)
+        assert pq.read_table(tmp_path / "before.parquet").num_rows == 0
+    finally:
+        server.stop()
+    with pytest.raises(CatalogUnreachableError) as caught:
+        catalog.analytics.export_parquet("assets", tmp_path / "after.parquet", None)
+    assert "s3cret" not in "".join(traceback.format_exception(caught.value))
+    assert str(urlsplit(url).port) in str(caught.value)
+    catalog.close()
 
 
 # -- the job queue: claims and leases ----------------------------------------------------------------------

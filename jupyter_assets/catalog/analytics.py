@@ -13,6 +13,7 @@ from .rows import ASSET, visibility
 EXPORTABLE_TABLES = ("assets", "derivatives", "executions", "events")
 # The assets table's columns in its own order, without the text that `q` searches (a copy of three of them).
 EXPORTED_ASSET_COLUMNS = (*ASSET.columns[:2], "type", *ASSET.columns[2:])
+EXPORT_BATCH_ROWS = 100_000
 
 
 # What usage stats add up, as the caller may see it: a one-server catalog counts its rows; a team library adds up
@@ -87,15 +88,19 @@ class Analytics(Concern):
         sql = queries[table]
         if table == "events" and visible_to is not None:
             params = [visible_to, *params]
-        rows = self._cursor().execute(sql, params).fetch_arrow_table()
-        if destination.suffix == ".parquet":
-            parquet.write_table(rows, destination, compression="zstd")
-        else:
-            dataset.write_dataset(
-                rows,
-                destination,
-                format="parquet",
-                partitioning=["day"],
-                partitioning_flavor="hive",
-                existing_data_behavior="overwrite_or_ignore",
-            )
+        # Streamed batch by batch: the table is never held whole in memory.
+        with self._core.engine.analytics() as cursor:
+            rows = cursor.execute(sql, params).to_arrow_reader(EXPORT_BATCH_ROWS)
+            if destination.suffix == ".parquet":
+                with parquet.ParquetWriter(destination, rows.schema, compression="zstd") as writer:
+                    for batch in rows:
+                        writer.write_batch(batch)
+            else:
+                dataset.write_dataset(
+                    rows,
+                    destination,
+                    format="parquet",
+                    partitioning=["day"],
+                    partitioning_flavor="hive",
+                    existing_data_behavior="overwrite_or_ignore",
+                )

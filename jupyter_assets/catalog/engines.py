@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import tempfile
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import duckdb_extension_postgres
 import psycopg
 import pyarrow
 from psycopg.conninfo import conninfo_to_dict
@@ -55,7 +57,7 @@ class DuckDBEngine:
         self._task_locks: dict[str, threading.Lock] = {}
         self._task_locks_guard = threading.Lock()
 
-    def reader(self) -> Cursor:
+    def reader(self) -> DuckDBCursor:
         """The calling thread's cursor (a DuckDB cursor must not be shared between threads)."""
         cursor = getattr(self._local, "cursor", None)
         if cursor is None:
@@ -64,6 +66,11 @@ class DuckDBEngine:
 
     def writer(self) -> Cursor:
         return DuckDBCursor(self._db.cursor())
+
+    @contextmanager
+    def analytics(self) -> Iterator[DuckDBCursor]:
+        """Where the exports run: the catalog's own DuckDB."""
+        yield self.reader()
 
     @contextmanager
     def migrating(self) -> Iterator[Cursor]:
@@ -104,6 +111,9 @@ class PostgresEngine:
                 f"Cannot connect to the PostgreSQL catalog {describe_url(url)} within {CONNECT_TIMEOUT_SECONDS} s."
             ) from error
         self._readers = PooledCursor(self._pool)
+        with self._connect() as connection:
+            schema = connection.execute("SELECT current_schema()").fetchone()[0]
+        self._duckdb = DuckDBReadingPostgres(url, schema)
 
     def reader(self) -> Cursor:
         """Each statement borrows a connection from the pool and returns it with the rows fetched."""
@@ -111,6 +121,11 @@ class PostgresEngine:
 
     def writer(self) -> Cursor:
         return ConnectionCursor(self._connect())
+
+    def analytics(self) -> AbstractContextManager[DuckDBCursor]:
+        """Where the exports run: DuckDB reading this catalog, 2.4 times faster than rows fetched through psycopg
+        (bench/README.md)."""
+        return self._duckdb.cursor()
 
     @contextmanager
     def migrating(self) -> Iterator[Cursor]:
@@ -137,6 +152,7 @@ class PostgresEngine:
 
     def close(self) -> None:
         self._pool.close()
+        self._duckdb.close()
 
     def _connect(self) -> psycopg.Connection:
         try:
@@ -149,6 +165,58 @@ class PostgresEngine:
             ) from error
 
 
+class DuckDBReadingPostgres:
+    """An in-memory DuckDB with the PostgreSQL catalog attached (read only) through DuckDB's postgres extension:
+    the same SQL as on a DuckDB catalog, over PostgreSQL's rows. One for the process, made at its first use
+    (loading the extension takes 80 ms), and a cursor of its own per call (3 ms)."""
+
+    def __init__(self, url: str, schema: str) -> None:
+        self._url = url
+        self._schema = schema
+        self._connection: duckdb.DuckDBPyConnection | None = None
+        self._guard = threading.Lock()
+
+    @contextmanager
+    def cursor(self) -> Iterator[DuckDBCursor]:
+        cursor = self._connected().cursor()
+        try:
+            cursor.execute(f'USE team."{self._schema}"')
+            yield DuckDBCursor(cursor)
+        except duckdb.IOException:  # PostgreSQL is down (the extension reconnects once it is back)
+            raise CatalogUnreachableError(
+                f"DuckDB cannot reach the PostgreSQL catalog {describe_url(self._url)}."
+            ) from None  # its message quotes the URL, password included
+        finally:
+            cursor.close()
+
+    def close(self) -> None:
+        with self._guard:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    def _connected(self) -> duckdb.DuckDBPyConnection:
+        with self._guard:
+            if self._connection is None:
+                connection = duckdb.connect()
+                # INSTALL would download: the extension comes from its package, whose file is named postgres. DuckDB
+                # calls the entry point named after the file (postgres_scanner's), hence the link.
+                package = Path(duckdb_extension_postgres.__file__).parent
+                with tempfile.TemporaryDirectory(prefix="jupyter-assets-") as folder:
+                    extension = Path(folder) / "postgres_scanner.duckdb_extension"
+                    extension.symlink_to(next(package.glob("extensions/*/postgres.duckdb_extension")))
+                    connection.execute(f"LOAD '{extension}'")
+                try:
+                    connection.execute(f"ATTACH '{_literal(self._url)}' AS team (TYPE postgres, READ_ONLY)")
+                except duckdb.Error:
+                    connection.close()
+                    raise CatalogUnreachableError(
+                        f"DuckDB cannot attach the PostgreSQL catalog {describe_url(self._url)}."
+                    ) from None  # its message quotes the URL, password included
+                self._connection = connection
+            return self._connection
+
+
 def describe_url(url: str) -> str:
     """The URL's host, port and database, never its password."""
     try:
@@ -156,6 +224,11 @@ def describe_url(url: str) -> str:
     except psycopg.ProgrammingError:
         return "(an unreadable catalog_url)"
     return f"{parts.get('host', 'localhost')}:{parts.get('port', 5432)}/{parts.get('dbname', '')}"
+
+
+def _literal(text: str) -> str:
+    """``text`` inside a SQL string literal."""
+    return text.replace("'", "''")
 
 
 @functools.lru_cache(maxsize=512)
