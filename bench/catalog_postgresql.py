@@ -17,6 +17,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import psycopg
+import pyarrow
 from benchlib import fmt_ratio, percentile, write_json
 from pyarrow import parquet
 
@@ -125,6 +126,19 @@ def _compare_one(
     return entry
 
 
+class _PsycopgExport:
+    """PostgreSQL's rows fetched through psycopg and turned into Arrow: what the export did before it moved to
+    DuckDB reading PostgreSQL (engines.py), kept here as the baseline."""
+
+    def __init__(self, cursor: Cursor) -> None:
+        self._cursor = cursor
+
+    def execute(self, sql: str, parameters: list[Any] | None = None) -> SimpleNamespace:
+        table = self._cursor.execute(sql, parameters).fetch_arrow_table()
+        batches = lambda rows: pyarrow.RecordBatchReader.from_batches(table.schema, table.to_batches(rows))  # noqa: E731
+        return SimpleNamespace(to_arrow_reader=batches)
+
+
 class _OneCursor:
     """A catalog core for Analytics whose queries all run on ``cursor``, written in ``dialect``: PostgreSQL's
     own, or DuckDB reading PostgreSQL through its postgres extension (engines.py)."""
@@ -145,7 +159,7 @@ def _duckdb_reading_postgresql(pg: Catalog, workdir: Path, time_calls: Any) -> d
             (
                 "assets export (Parquet)",
                 lambda analytics: _export(analytics, workdir),
-                Analytics(_OneCursor(pg.engine.reader(), "postgresql")),
+                Analytics(_OneCursor(_PsycopgExport(pg.engine.reader()), "postgresql")),
                 pg.analytics,
             ),
         ):

@@ -215,8 +215,11 @@ class Assets(Concern):
         offset = (query.page - 1) * query.page_size
         cursor = self._cursor()
         shared = self._core.is_shared
-        # A team library adds up its tallies (tallies.py) unless `q` filters: the tallies do not know the text.
-        counted = "COALESCE(sum(n), 0) FROM asset_tallies" if shared and not query.text else "count(*) FROM assets"
+        # A team library adds up its tallies (tallies.py), or counts the matches of `q` in the narrow copy of the
+        # filtered columns (schema.py, migration 7).
+        counted = "count(*) FROM assets"
+        if shared:
+            counted = "count(*) FROM asset_search" if query.text else "COALESCE(sum(n), 0) FROM asset_tallies"
         total = int(cursor.execute(f"SELECT {counted} WHERE {condition}", params).fetchone()[0])
         page_condition, page_params = condition, params
         if not query.text and not shared:
