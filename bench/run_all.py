@@ -152,9 +152,10 @@ def summarize(name: str, result: dict) -> tuple[list[str], list[bool]]:
         lines.append(
             f"upload_many: {result['upload_many']['uploads_per_s']:.0f} uploads/s against a plain loop's "
             f"{result['loop']['uploads_per_s']:.0f} ({result['images']} images): {result['ratio']:.2f}x, goal >= "
-            f"{result['goal']}: {_v(result['pass'])}"
+            f"{result['goal']}: {_v(result['pass'])}; server CPU per file against single uploads "
+            f"{result['cpu_ratio']:.2f}, goal <= 0.5: {_v(result['cpu_ratio'] <= 0.5)}"
         )
-        goals.append(result["pass"])
+        goals += [result["pass"], result["cpu_ratio"] <= 0.5]
     return lines, goals
 
 

@@ -163,35 +163,97 @@ class Uploads:
             raise ApiError("asset_content_type_not_allowed", message)
         return content_type
 
+    def create_batch(self, principal: Principal, forms: list[UploadForm]) -> list[Asset | Exception]:
+        """Each file of a batch upload, checked as a single upload is; the accepted ones are cataloged in one commit,
+        then stored. Returns, in order, each file's asset or what refused it: a refused file refuses only itself.
+        The temporary files are consumed or removed, whatever happens."""
+        try:
+            principal.require("assets:write")
+            outcomes: list[Asset | Exception] = []
+            accepted = []
+            for form in forms:
+                try:
+                    asset, storage = self._new_asset(principal, form)
+                except ApiError as error:
+                    outcomes.append(error)
+                    continue
+                outcomes.append(asset)
+                accepted.append((asset, storage, form))
+            failed = {}
+            if accepted:
+                expected = self.catalog.expect_write()
+                try:
+                    failed = self._store_all(principal, accepted, expected)
+                finally:
+                    expected.done()
+            return [failed.get(outcome.id, outcome) if isinstance(outcome, Asset) else outcome for outcome in outcomes]
+        finally:
+            for form in forms:
+                self.drop(form)
+
     def _store(
         self, principal: Principal, asset: Asset, storage: Storage, form: UploadForm, expected: ExpectedWrite
     ) -> None:
-        """incoming/<id>.upload is durable before the row can commit: its name always, its bytes when the storage
-        moves them (local, git) once the row is committed. A storage that copies them (S3) stores them while the
-        row is being committed, and the upload is acknowledged only when both are done: the storage has the bytes
+        failed = self._store_all(principal, [(asset, storage, form)], expected)
+        if failed:
+            raise failed[asset.id]
+
+    def _store_all(
+        self, principal: Principal, accepted: list[tuple[Asset, Storage, UploadForm]], expected: ExpectedWrite
+    ) -> dict[str, Exception]:
+        """Store and catalog checked uploads, their rows in one commit; returns the errors of those whose bytes
+        could not be stored (their rows are undone), by asset id.
+
+        incoming/<id>.upload is durable before the rows can commit: its name always, its bytes when the storage
+        moves them (local, git) once the rows are committed. A storage that copies them (S3) stores them while the
+        rows are being committed, and an upload is acknowledged only when both are done: the storage has the bytes
         by then, so they are not fsynced here. After a crash the next start stores the bytes of a committed row
         that its storage lacks, and removes what a storage that copies holds of an upload whose row never
         committed (recover_incoming)."""
-        copies = copies_on_put(storage.name)
-        if not copies:
+        copied = [item for item in accepted if copies_on_put(item[1].name)]
+        moved = [item for item in accepted if not copies_on_put(item[1].name)]
+        for _, _, form in moved:
             fsync_file(form.temp_path)
         fsync_directory(self.incoming_dir)
-        skills = list(self.rules.enrichment_skills) if asset.status == "pending" else None
-        job_id, committing = self.catalog.assets.insert(asset, skills, event_row("upload", principal, asset))
+        skills = list(self.rules.enrichment_skills)
+        job_ids, committing = self.catalog.assets.insert_many(
+            [(asset, skills if asset.status == "pending" else None, event_row("upload", principal, asset))
+             for asset, _, _ in accepted]
+        )  # fmt: skip
         expected.done()
+        failed: dict[str, Exception] = {}
         try:
-            if copies:
-                storage.put(asset.storage_key, form.temp_path, sha256=form.sha256, data=form.data)
+            for item in copied:
+                self._put(item, failed)
             self.catalog.settle(committing).result()
-            if not copies:
-                storage.put(asset.storage_key, form.temp_path, message=form.fields.get("commitmessage") or None)
+            for item in moved:
+                self._put(item, failed)
         except BaseException:
-            if self.catalog.settle(committing).exception() is None:  # undo a row that did commit
-                self.catalog.assets.undo_upload(asset.id)
-            self.library.remove_file(asset.storage_key, asset.storage_profile_id)
+            committed = self.catalog.settle(committing).exception() is None
+            for asset, _, _ in accepted:
+                self._undo(asset, committed)
             raise
-        if job_id:
+        for asset, _, _ in accepted:
+            if asset.id in failed:
+                self._undo(asset, committed=True)
+        if any(job_id and asset.id not in failed for (asset, _, _), job_id in zip(accepted, job_ids, strict=True)):
             self.job_queued()
+        return failed
+
+    @staticmethod
+    def _put(item: tuple[Asset, Storage, UploadForm], failed: dict[str, Exception]) -> None:
+        asset, storage, form = item
+        try:
+            message = form.fields.get("commitmessage") or None
+            storage.put(asset.storage_key, form.temp_path, message=message, sha256=form.sha256, data=form.data)
+        except Exception as error:
+            failed[asset.id] = error
+
+    def _undo(self, asset: Asset, committed: bool) -> None:
+        """Forget an upload that could not be completed: its row (if committed) and whatever was stored of it."""
+        if committed:
+            self.catalog.assets.undo_upload(asset.id)
+        self.library.remove_file(asset.storage_key, asset.storage_profile_id)
 
     def _write_target(self, requested: str | None) -> tuple[str | None, Storage]:
         """Where an upload goes: the profile it names (existing and enabled), else the default profile (enabled),

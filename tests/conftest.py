@@ -51,6 +51,7 @@ def schema_validator(name: str) -> Draft202012Validator:
 RESPONSE_SCHEMAS: list[tuple[str, str, str]] = [
     ("GET", r"/api/v1/assets/?", "AssetPageEnvelope"),
     ("POST", r"/api/v1/assets/?", "AssetEnvelope"),
+    ("POST", r"/api/v1/assets/batch", "BatchUploadResultEnvelope"),
     ("POST", r"/api/v1/assets/batch-delete", "BatchDeleteResultEnvelope"),
     ("GET", r"/api/v1/assets/skills", "SkillListEnvelope"),
     ("GET", r"/api/v1/assets/usage-stats", "UsageStatsEnvelope"),

@@ -327,6 +327,29 @@ def test_export_and_to_pandas(client: AssetsClient) -> None:
 # -- upload_many ----------------------------------------------------------------------------------------------
 
 
+def test_upload_batch_answers_each_file_in_order(client: AssetsClient, tmp_path: Path) -> None:
+    good, missing = tmp_path / "good.png", tmp_path / "missing.png"
+    good.write_bytes(colour_png(5))
+    outcomes = client.upload_batch(
+        [good, missing, truncated_png(), colour_png(6)], description="d", is_public=False, run_enrichment=False
+    )
+    assert [type(outcome).__name__ for outcome in outcomes] == ["Asset", "FileNotFoundError", "AssetsApiError", "Asset"]
+    assert (outcomes[2].code, outcomes[2].status) == ("asset_image_unreadable", 400)
+    first, last = outcomes[0], outcomes[3]
+    assert (first.original_file_name, first.description, first.is_public, first.status) == (
+        "good.png",
+        "d",
+        False,
+        "ready",
+    )
+    assert (last.original_file_name, last.description) == ("image.png", "d")
+    assert sorted(a.id for a in client.iter_assets()) == sorted([first.id, last.id])
+    with pytest.raises(AssetsApiError) as caught:  # refused as a whole: nothing goes up
+        client.upload_batch([colour_png(i) for i in range(101)])
+    assert caught.value.code == "request_invalid"
+    assert client.list().total == 2
+
+
 def test_upload_many_reports_failures_and_resumes(client: AssetsClient, tmp_path: Path) -> None:
     folder = tmp_path / "photos"
     (folder / "nested" / "deeper").mkdir(parents=True)

@@ -112,7 +112,8 @@ def record_upload_steps(service: AssetService, monkeypatch) -> list[str]:
     monkeypatch.setattr(
         uploads_module, "fsync_directory", recording(steps, "fsync directory", uploads_module.fsync_directory)
     )
-    monkeypatch.setattr(service.catalog.assets, "insert", recording(steps, "insert", service.catalog.assets.insert))
+    insert = service.catalog.assets.insert_many
+    monkeypatch.setattr(service.catalog.assets, "insert_many", recording(steps, "insert", insert))
     return steps
 
 
@@ -168,7 +169,7 @@ def fail_half_way(service: AssetService, step: str, monkeypatch) -> list[str]:
     if step == "put":
         real_put = service.library.storage.put
 
-        def put_then_fail(key: str, source: Path, message: str | None = None, sha256: str | None = None) -> None:
+        def put_then_fail(key: str, source: Path, message: str | None = None, **given: object) -> None:
             real_put(key, source, message)
             reached.append(key)
             raise OSError("disk full after the rename")
@@ -176,11 +177,11 @@ def fail_half_way(service: AssetService, step: str, monkeypatch) -> list[str]:
         monkeypatch.setattr(service.library.storage, "put", put_then_fail)
     else:
 
-        def insert_fails(asset, *args):
-            reached.append(asset.storage_key)
+        def insert_fails(rows):
+            reached.append(rows[0][0].storage_key)
             raise RuntimeError("catalog unavailable")
 
-        monkeypatch.setattr(service.catalog.assets, "insert", insert_fails)
+        monkeypatch.setattr(service.catalog.assets, "insert_many", insert_fails)
     return reached
 
 
@@ -888,7 +889,7 @@ def test_committed_row_with_its_bytes_still_incoming_is_stored_and_enriched_at_s
     service = services(workers=1)
     form = upload_form(service, data, runenrichment="true")
     # The crash: the bytes never reach storage.
-    service.library.storage.put = lambda key, source, message=None, sha256=None: None
+    service.library.storage.put = lambda key, source, **given: None
     asset = service.uploads._create(ADMIN, form)  # create would also remove the incoming file
     close(service)
     root = tmp_path / "library"
@@ -907,7 +908,7 @@ def test_committed_row_with_its_bytes_still_incoming_is_stored_and_enriched_at_s
 def test_committed_row_whose_bytes_never_became_durable_is_forgotten_at_start(services, tmp_path) -> None:
     service = services(workers=1)
     form = upload_form(service, png_bytes(300, 200))
-    service.library.storage.put = lambda key, source, message=None, sha256=None: None
+    service.library.storage.put = lambda key, source, **given: None
     asset = service.uploads._create(ADMIN, form)
     close(service)
     form.temp_path.write_bytes(b"\x89PNG half of it")  # the crash lost the end of the file
@@ -977,7 +978,7 @@ def test_an_s3_upload_whose_commit_fails_leaves_nothing_in_the_bucket(bucket, on
     monkeypatch.setattr(
         S3Storage, "put", lambda self, key, *args, **kwargs: (stored.append(key), put(self, key, *args, **kwargs))
     )
-    monkeypatch.setattr(service.catalog.assets, "insert", lambda *args: (None, failed))
+    monkeypatch.setattr(service.catalog.assets, "insert_many", lambda rows: ([None] * len(rows), failed))
     with pytest.raises(RuntimeError, match="the catalog write failed"):
         service.uploads.create(ADMIN, upload_form(service))
     assert len(stored) == 1  # the bytes went up while the row was being committed...

@@ -72,11 +72,20 @@ class Assets(Concern):
         """Commit a new asset, its enrichment job (if any) and its upload event together. Returns at once with the
         job id and the commit's future, so the caller can store the file while the commit is under way, then wait
         for it with ``settle``."""
-        job_id = new_id() if job_skills else None
-        inserts = [Insert("assets", ASSET_ROW_COLUMNS, asset_row(asset)), event_insert(event)]
-        if job_id:
-            inserts.append(queued_job(job_id, asset.id, job_skills, asset.created_at))
-        return job_id, self._core._write_nowait(inserts)
+        job_ids, committing = self.insert_many([(asset, job_skills, event)])
+        return job_ids[0], committing
+
+    def insert_many(self, new: list[tuple[Asset, list[str] | None, dict[str, Any]]]) -> tuple[list[str | None], Future]:
+        """As ``insert``, for several assets in one commit (a batch upload)."""
+        job_ids: list[str | None] = []
+        inserts = []
+        for asset, job_skills, event in new:
+            job_id = new_id() if job_skills else None
+            job_ids.append(job_id)
+            inserts += [Insert("assets", ASSET_ROW_COLUMNS, asset_row(asset)), event_insert(event)]
+            if job_id:
+                inserts.append(queued_job(job_id, asset.id, job_skills, asset.created_at))
+        return job_ids, self._core._write_nowait(inserts)
 
     def get(self, asset_id: str) -> Asset | None:
         row = self._cursor().execute(f"SELECT {ASSET.select()} FROM assets WHERE id = ?", [asset_id]).fetchone()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .batch_upload import BatchUpload, collect_paths
 from .discovery import discover_server, token_for
-from .multipart import upload_body
+from .multipart import MultipartBody, file_part, upload_body
 from .results import Asset, AssetList, Page, UploadReport
 from .transport import API_PATH, CHUNK, AssetsApiError, WorkerSessions, new_session, send
 
@@ -22,6 +23,22 @@ _PATCH_FIELDS = {
     "is_public": "isPublic",
     "original_file_name": "originalFileName",
 }
+
+
+def _upload_fields(
+    description: str | None, alt_text: str | None, is_public: bool | None, run_enrichment: bool,
+    storage_profile_id: str | None, commit_message: str | None,
+) -> dict[str, str]:  # fmt: skip
+    fields = {"runEnrichment": "true" if run_enrichment else "false"}
+    optional = {
+        "description": description,
+        "altText": alt_text,
+        "isPublic": None if is_public is None else ("true" if is_public else "false"),
+        "storageProviderProfileId": storage_profile_id,
+        "commitMessage": commit_message,
+    }
+    fields.update({name: value for name, value in optional.items() if value is not None})
+    return fields
 
 
 class AssetsClient:
@@ -82,18 +99,48 @@ class AssetsClient:
         commit_message: str | None = None,
     ) -> Asset:
         """Upload one image (a path, or its bytes) and return the new asset (enrichment runs in the background)."""
-        fields = {"runEnrichment": "true" if run_enrichment else "false"}
-        optional = {
-            "description": description,
-            "altText": alt_text,
-            "isPublic": None if is_public is None else ("true" if is_public else "false"),
-            "storageProviderProfileId": storage_profile_id,
-            "commitMessage": commit_message,
-        }
-        fields.update({name: value for name, value in optional.items() if value is not None})
+        fields = _upload_fields(description, alt_text, is_public, run_enrichment, storage_profile_id, commit_message)
         with upload_body(source, fields, file_name, content_type) as body:
             headers = {"Content-Type": body.content_type, "Content-Length": str(len(body))}
             return Asset(self._request("POST", data=body, headers=headers))
+
+    def upload_batch(
+        self,
+        sources: Iterable[str | Path | bytes],
+        *,
+        description: str | None = None,
+        alt_text: str | None = None,
+        is_public: bool | None = None,
+        run_enrichment: bool = True,
+        storage_profile_id: str | None = None,
+        commit_message: str | None = None,
+    ) -> list[Asset | Exception]:
+        """Upload up to 100 images (paths, or their bytes) in one request. Returns, in order, each one's new asset
+        or what refused it (an AssetsApiError, or the OSError of a file that could not be read): one bad file
+        refuses only itself. A request refused as a whole raises."""
+        fields = _upload_fields(None, None, is_public, run_enrichment, storage_profile_id, commit_message)
+        own = {name: value for name, value in (("description", description), ("altText", alt_text)) if value}
+        outcomes: list[Asset | Exception | None] = []
+        with ExitStack() as stack:
+            parts = []
+            for source in sources:
+                try:
+                    parts.append(file_part(source, None, None, stack))
+                    outcomes.append(None)
+                except OSError as error:
+                    outcomes.append(error)
+            for part in parts:
+                part.fields = own
+            answered = iter(self._send_batch(MultipartBody(fields, parts)) if parts else [])
+        return [outcome if outcome is not None else next(answered) for outcome in outcomes]
+
+    def _send_batch(self, body: MultipartBody) -> list[Asset | Exception]:
+        headers = {"Content-Type": body.content_type, "Content-Length": str(len(body))}
+        items = self._request("POST", "/batch", data=body, headers=headers)["items"]
+        return [
+            Asset(item["data"]) if "data" in item else AssetsApiError.from_envelope(item["error"], item["status"])
+            for item in items
+        ]
 
     def upload_many(
         self,
@@ -105,7 +152,8 @@ class AssetsClient:
         stored: set[str] | None = None,
         **upload_fields: Any,
     ) -> UploadReport:
-        """Upload a folder (recursively, image files only) or a list of paths, several at a time.
+        """Upload a folder (recursively, image files only) or a list of paths, up to 100 files per request
+        (``upload_batch``) and ``workers`` requests at a time.
 
         With ``skip_existing``, files whose SHA-256 is already in the library are skipped, so running it again after
         an interruption resumes. ``stored``: the library's checksums from ``stored_checksums()``, for callers that
@@ -114,7 +162,7 @@ class AssetsClient:
         """
         paths = collect_paths(sources)
         existing = (stored if stored is not None else self.stored_checksums()) if skip_existing else None
-        batch = BatchUpload(lambda path: self.upload(path, **upload_fields), self._worker_sessions, existing)
+        batch = BatchUpload(lambda group: self.upload_batch(group, **upload_fields), self._worker_sessions, existing)
         return batch.run(paths, workers=workers, progress=progress)
 
     def stored_checksums(self) -> set[str]:

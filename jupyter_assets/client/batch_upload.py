@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from ..model import file_sha256
-from .results import Asset, UploadReport
+from .results import UploadReport
 from .transport import WorkerSessions
 
+MAX_BATCH_FILES = 100  # what the server takes in one request
+GROUP_BYTES = 32 * 1024 * 1024  # files of one request, at most: a request lost to a network error resends little
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
 
 
@@ -31,11 +33,13 @@ def collect_paths(sources: str | Path | Iterable[str | Path]) -> list[Path]:
 
 
 class BatchUpload:
-    """One run of upload_many. ``upload`` sends one file; each worker thread sends on its own session from
-    ``sessions``. With ``existing`` (SHA-256 checksums), a file whose checksum is in it is skipped, and the
-    checksum of each file that goes up is added to it."""
+    """One run of upload_many. ``upload`` sends a group of files in one request (``upload_batch``); each worker
+    thread sends on its own session from ``sessions``. With ``existing`` (SHA-256 checksums), a file whose
+    checksum is in it is skipped, and the checksum of each file that goes up is added to it."""
 
-    def __init__(self, upload: Callable[[Path], Asset], sessions: WorkerSessions, existing: set[str] | None) -> None:
+    def __init__(
+        self, upload: Callable[[list[Path]], list[Any]], sessions: WorkerSessions, existing: set[str] | None
+    ) -> None:
         self._upload = upload
         self._sessions = sessions
         self._existing = existing
@@ -50,37 +54,83 @@ class BatchUpload:
         outcomes: dict[int, tuple[str, Any]] = {}
         pool = ThreadPoolExecutor(max_workers=max(1, workers))
         try:
-            futures = {pool.submit(self._one, path): index for index, path in enumerate(paths)}
+            futures = {pool.submit(self._group, [paths[i] for i in group]): group for group in _groups(paths, workers)}
             for future in as_completed(futures):
+                group = futures[future]
                 try:
-                    outcomes[futures[future]] = future.result()
-                except Exception as error:  # a bad file is reported, never raised
-                    outcomes[futures[future]] = ("failed", error)
+                    results = future.result()
+                except Exception as error:  # the request failed as a whole: each of its files is reported
+                    results = [("failed", error)] * len(group)
+                outcomes.update(zip(group, results, strict=True))
                 if bar is not None:
-                    bar.update(1)
+                    bar.update(len(group))
         finally:
-            # On an interrupt, files not yet started are dropped; a later run skips what did go up.
+            # On an interrupt, groups not yet started are dropped; a later run skips what did go up.
             pool.shutdown(wait=True, cancel_futures=True)
             if bar is not None:
                 bar.close()
             self._sessions.close_all()
         return _report(paths, outcomes)
 
-    def _one(self, path: Path) -> tuple[str, Any]:
+    def _group(self, paths: list[Path]) -> list[tuple[str, Any]]:
         self._sessions.ensure()
-        if self._existing is None:
-            return "uploaded", self._upload(path)
-        checksum = file_sha256(path)
-        with self._seen_lock:  # claimed before uploading, so copies within one batch go up once
-            if checksum in self._existing:
-                return "skipped", None
-            self._existing.add(checksum)
+        results: list[tuple[str, Any] | None] = [None] * len(paths)
+        claimed: dict[int, str] = {}  # index in the group -> checksum claimed for it
+        for index, path in enumerate(paths):
+            if self._existing is None:
+                continue
+            try:
+                checksum = file_sha256(path)
+            except OSError as error:
+                results[index] = ("failed", error)
+                continue
+            with self._seen_lock:  # claimed before uploading, so copies within one run go up once
+                if checksum in self._existing:
+                    results[index] = ("skipped", None)
+                    continue
+                self._existing.add(checksum)
+            claimed[index] = checksum
+        sending = [index for index, result in enumerate(results) if result is None]
         try:
-            return "uploaded", self._upload(path)
+            answers = self._upload([paths[index] for index in sending]) if sending else []
         except BaseException:
-            with self._seen_lock:
-                self._existing.discard(checksum)
+            self._release(claimed.values())
             raise
+        self._release(
+            claimed[i] for i, answer in zip(sending, answers, strict=True) if _failed(answer) and i in claimed
+        )
+        for index, answer in zip(sending, answers, strict=True):
+            results[index] = ("failed", answer) if _failed(answer) else ("uploaded", answer)
+        return results
+
+    def _release(self, checksums: Iterable[str]) -> None:
+        """Files that did not go up: a later run (or a copy later in this one) uploads them."""
+        with self._seen_lock:
+            if self._existing is not None:
+                self._existing.difference_update(checksums)
+
+
+def _failed(answer: Any) -> bool:
+    return isinstance(answer, Exception)
+
+
+def _groups(paths: list[Path], workers: int) -> list[list[int]]:
+    """The files' indexes in groups of one request each: at most MAX_BATCH_FILES files and GROUP_BYTES (a larger
+    file goes alone), and small enough that every worker gets some."""
+    per_group = max(1, min(MAX_BATCH_FILES, -(-len(paths) // max(1, workers))))
+    groups: list[list[int]] = []
+    size = 0
+    for index, path in enumerate(paths):
+        try:
+            file_size = path.stat().st_size
+        except OSError:
+            file_size = 0  # reported when the group is read
+        if not groups or len(groups[-1]) >= per_group or size + file_size > GROUP_BYTES:
+            groups.append([])
+            size = 0
+        groups[-1].append(index)
+        size += file_size
+    return groups
 
 
 def _report(paths: list[Path], outcomes: dict[int, tuple[str, Any]]) -> UploadReport:

@@ -30,10 +30,14 @@ class AssetsApiError(Exception):
         return f"{self.code} ({self.status}): {self.message}{trace}"
 
     @classmethod
+    def from_envelope(cls, error: dict[str, Any], status: int) -> AssetsApiError:
+        """From the API's ``{"code", "message", "traceId"}`` (an error envelope's, or a batch item's)."""
+        return cls(str(error["code"]), str(error["message"]), status, error.get("traceId"))
+
+    @classmethod
     def from_response(cls, response: requests.Response) -> AssetsApiError:
         try:
-            error = response.json()["error"]
-            return cls(str(error["code"]), str(error["message"]), response.status_code, error.get("traceId"))
+            return cls.from_envelope(response.json()["error"], response.status_code)
         except (ValueError, KeyError, TypeError):  # not our envelope: a proxy, Jupyter itself, a gateway
             message = f"{response.reason or 'HTTP error'}: {response.text[:500]}".strip()
             return cls("http_error", message, response.status_code)

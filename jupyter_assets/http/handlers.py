@@ -9,20 +9,15 @@ from typing import Any
 
 import tornado.web
 
-from ..errors import ApiError, request_invalid
+from ..errors import request_invalid
 from ..library import Library
-from ..model import ASSET_STATUSES, Asset, ListQuery, human_size
+from ..model import ASSET_STATUSES, Asset, ListQuery
 from .base import AssetsHandler
 from .content import AssetContentHandler, PublicContentHandler
 from .upload import MultipartUpload
+from .upload_handlers import AssetBatchHandler, StreamedUploadHandler, finish_upload
 
 OPENAPI_DOCUMENT = Path(__file__).with_name("openapi.json").read_bytes()  # read once, not on every request
-# Room for the form's text fields and multipart framing on top of the file itself.
-MULTIPART_OVERHEAD = 256 * 1024
-WRITE_BATCH = 256 * 1024
-# How much of a refused body is read (and thrown away) so the client gets the error rather than a reset;
-# past that the error is sent at once and the connection closed.
-DRAIN_LIMIT = 16 * 1024 * 1024
 MAX_SEARCH_TEXT = 1000
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -46,13 +41,6 @@ def _int_argument(handler: tornado.web.RequestHandler, name: str) -> int | None:
     return value
 
 
-def _refused_unread(error: ApiError) -> ApiError:
-    """The contract: a body refused before it is read may get 413, with the code of a file too large."""
-    if error.code == "asset_file_too_large":
-        error.status = 413
-    return error
-
-
 def _object_body(handler: AssetsHandler) -> dict[str, Any]:
     body = handler.json_body({})
     if not isinstance(body, dict):
@@ -68,90 +56,8 @@ def _first_argument(handler: tornado.web.RequestHandler, *names: str) -> str | N
     return None
 
 
-@tornado.web.stream_request_body
-class AssetCollectionHandler(AssetsHandler):
+class AssetCollectionHandler(StreamedUploadHandler):
     """GET lists assets; POST uploads one, streaming the multipart body to disk as it arrives."""
-
-    _upload: MultipartUpload | None = None
-
-    async def prepare(self) -> None:
-        self._pending = bytearray()
-        self._discarded = 0
-        self._answered = False
-        if self.request.method != "POST":
-            try:
-                await super().prepare()
-            except ApiError as error:
-                # Answered from prepare, a streaming handler leaves the (empty) body unread and Tornado then drops
-                # the connection; saying so keeps a kept-alive client from sending its next request into it.
-                error.headers["Connection"] = "close"
-                raise
-            return
-        limit = self.service.config.max_upload_bytes + MULTIPART_OVERHEAD
-        declared = self.request.headers.get("Content-Length")
-        if declared and declared.isdigit() and int(declared) > limit:
-            # Refuse before reading a byte of a body that is far over the limit (the connection is then closed).
-            raise _refused_unread(
-                ApiError(
-                    "asset_file_too_large",
-                    f"The request body ({human_size(int(declared))}) is larger than this server's upload limit of "
-                    f"{human_size(self.service.config.max_upload_bytes)} (JUPYTER_ASSETS_MAX_UPLOAD_BYTES).",
-                )
-            )
-        self.request.connection.set_max_body_size(limit + 2 * DRAIN_LIMIT)  # ours answers before Tornado's
-        try:
-            await super().prepare()
-            self.principal.require("assets:write")
-            self._upload = MultipartUpload(
-                self.request.headers.get("Content-Type", ""),
-                self.service.uploads.new_incoming_file,
-                self.service.uploads.drop,
-                self.service.uploads.check_size,
-            )
-        except ApiError as error:
-            self.defer_error(error)
-
-    def defer_error(self, error: ApiError) -> None:
-        """Answer once the (bounded) body has been read: Tornado drops a connection whose body is unread,
-        and the client would see a reset instead of the error."""
-        self.deferred_error = error
-        if self._upload is not None:
-            self._upload.abort()
-            self._upload = None
-
-    async def data_received(self, chunk: bytes) -> None:
-        if self._upload is None:  # discarding the rest of a refused body
-            self._discarded += len(chunk)
-            if self.deferred_error and self._discarded > DRAIN_LIMIT and not self._answered:
-                await self._answer_while_reading(self.deferred_error)
-            return
-        # Chunks are gathered and handed to the I/O pool a few hundred KB at a time: one hand-off per chunk
-        # cost more than the writing itself. Memory stays bounded by WRITE_BATCH per upload.
-        self._pending += chunk
-        if len(self._pending) >= WRITE_BATCH:
-            data, self._pending = bytes(self._pending), bytearray()
-            try:
-                await self.run_blocking(self._upload.write, data)
-            except ApiError as error:
-                await self.run_blocking(self.defer_error, error)
-
-    async def _answer_while_reading(self, error: ApiError) -> None:
-        """Send the error now, while still reading: closing with unread data would make the kernel reset the
-        connection, and a client still sending would lose the answer. Tornado stops reading at its own limit
-        (2 x DRAIN_LIMIT further); a client that watches for the answer, as curl does, stops sooner."""
-        _refused_unread(error)
-        self._answered = True
-        self.set_header("Connection", "close")
-        body = self.prepare_error_response(error)
-        self.set_header("Content-Length", str(len(body)))
-        self.write(body)
-        await self.flush()
-
-    def on_connection_close(self) -> None:
-        if self._upload is not None:
-            self._upload.abort()
-            self._upload = None
-        super().on_connection_close()  # ends the request: without it, its coroutine waits for the body for ever
 
     @tornado.web.authenticated
     async def get(self) -> None:
@@ -188,24 +94,16 @@ class AssetCollectionHandler(AssetsHandler):
 
     @tornado.web.authenticated
     async def post(self) -> None:
-        if self._answered:
-            self.finish()
+        upload = self.take_upload()
+        if upload is None:
             return
-        if self.deferred_error:
-            raise self.deferred_error
-        upload, self._upload = self._upload, None  # from here on a closed connection must not abort it
         created = await self.run_blocking(self._store_upload, upload, bytes(self._pending))
         self.set_header("Location", f"{self.request.path.rstrip('/')}/{created['id']}")
         self.send_data(created, 202)
 
     def _store_upload(self, upload: MultipartUpload, rest: bytes) -> dict[str, Any]:
         """Blocking: write the last bytes, close the file, then validate, store and catalog the asset; its JSON."""
-        try:
-            upload.write(rest)
-            form = upload.finish()
-        except Exception:
-            upload.abort()
-            raise
+        form = finish_upload(upload, rest, MultipartUpload.finish)
         asset = self.service.uploads.create(self.principal, form)
         return asset.detail_json(self.service.library.public_url(asset), {})  # no derivatives yet
 
@@ -406,6 +304,7 @@ def routes(base_url: str) -> list[tuple[str, type[AssetsHandler]]]:
     providers = f"{base_url.rstrip('/')}/api/v1/system/storage/providers"
     return [
         (rf"{api}/?", AssetCollectionHandler),
+        (rf"{api}/batch", AssetBatchHandler),
         (rf"{api}/batch-delete", BatchDeleteHandler),
         (rf"{api}/skills", SkillListHandler),
         (rf"{api}/usage-stats", UsageStatsHandler),

@@ -1,12 +1,13 @@
 // Typed client of `{base_url}api/v1/assets`. Requests go through ServerConnection, so they carry Jupyter's own
-// session (token, XSRF cookie, JupyterHub prefix); uploads use XMLHttpRequest for progress, with the same headers.
+// session (token, XSRF cookie, JupyterHub prefix); uploads (batches of files in one request) use XMLHttpRequest
+// for progress, with the same headers.
 
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
-import { ApiError, cookieValue, parseResponse } from './http';
+import { ApiError, batchOutcomes, cookieValue, parseResponse } from './http';
 import { listQuery, type ListState } from './query';
-import type { Asset, AssetPage, Skill, SkillRun, UsageStats } from './types';
+import type { Asset, AssetPage, BatchUploadResult, Skill, SkillRun, UsageStats } from './types';
 
 export class AssetsApi {
   constructor(readonly settings: ServerConnection.ISettings = ServerConnection.makeSettings()) {}
@@ -69,14 +70,22 @@ export class AssetsApi {
     return this.request(this.url('usage-stats'));
   }
 
-  /** POST one file as multipart/form-data (`file`, `runEnrichment=true`); `onProgress` gets 0..1. */
-  upload(file: Blob, name: string, onProgress: (fraction: number) => void): Promise<Asset> {
+  /**
+   * POST files in one multipart/form-data request to `batch` (`file` parts, `runEnrichment=true`): each file's
+   * asset, or the ApiError that refused it, in order. `onProgress` gets 0..1 of the whole request.
+   */
+  uploadBatch(
+    files: { blob: Blob; name: string }[],
+    onProgress: (fraction: number) => void
+  ): Promise<(Asset | ApiError)[]> {
     const form = new FormData();
-    form.append('file', file, name);
     form.append('runEnrichment', 'true');
+    for (const file of files) {
+      form.append('file', file.blob, file.name);
+    }
     return new Promise((resolve, reject) => {
       const xhr = new XMLHttpRequest();
-      xhr.open('POST', this.url());
+      xhr.open('POST', this.url('batch'));
       // withCredentials stays false: same-origin cookies go anyway, as with ServerConnection's `same-origin`.
       for (const [header, value] of Object.entries(this.authHeaders())) {
         xhr.setRequestHeader(header, value);
@@ -88,7 +97,7 @@ export class AssetsApi {
       };
       xhr.onload = () => {
         try {
-          resolve(parseResponse<Asset>(xhr.status, xhr.statusText, xhr.responseText));
+          resolve(batchOutcomes(parseResponse<BatchUploadResult>(xhr.status, xhr.statusText, xhr.responseText)));
         } catch (error) {
           reject(error);
         }

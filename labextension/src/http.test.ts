@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
-import { ApiError, cookieValue, errorText, parseResponse } from './http';
+import { ApiError, batchOutcomes, cookieValue, errorText, parseResponse } from './http';
+import type { Asset } from './types';
 
 function thrown(fn: () => unknown): ApiError {
   try {
@@ -55,5 +56,31 @@ describe('cookieValue', () => {
     expect(cookieValue('_xsrf=first; _xsrf=second', '_xsrf')).toBe('second');
     expect(cookieValue('x_xsrf=no', '_xsrf')).toBeUndefined();
     expect(cookieValue('', '_xsrf')).toBeUndefined();
+  });
+});
+
+describe('batchOutcomes', () => {
+  it('gives each file its asset or its error, in the order sent', () => {
+    const asset = { id: 'a' } as Asset;
+    const outcomes = batchOutcomes({
+      items: [
+        {
+          index: 1,
+          fileName: 'b.txt',
+          status: 400,
+          error: { code: 'asset_content_type_mismatch', message: 'Not a PNG', traceId: 't', status: 400 }
+        },
+        { index: 0, fileName: 'a.png', status: 202, data: asset }
+      ]
+    });
+    expect(outcomes[0]).toBe(asset);
+    const error = outcomes[1] as ApiError;
+    expect(error).toBeInstanceOf(ApiError);
+    expect([error.code, error.message, error.status, error.traceId]).toEqual([
+      'asset_content_type_mismatch',
+      'Not a PNG',
+      400,
+      't'
+    ]);
   });
 });

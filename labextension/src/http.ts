@@ -1,5 +1,7 @@
 // Response envelopes and errors of the assets API. Pure (no JupyterLab), shared by fetch and XHR paths.
 
+import type { Asset, BatchUploadResult } from './types';
+
 /** An error the server answered (`{"error": {code, message, traceId, status}}`) or one met on the way there. */
 export class ApiError extends Error {
   constructor(
@@ -61,4 +63,20 @@ export function cookieValue(cookies: string, name: string): string | undefined {
     }
   }
   return value;
+}
+
+/** A batch upload's items as each file's asset or the ApiError that refused it, in the order the files were sent. */
+export function batchOutcomes(result: BatchUploadResult): (Asset | ApiError)[] {
+  return [...result.items]
+    .sort((a, b) => a.index - b.index)
+    .map(item =>
+      item.data
+        ? item.data
+        : new ApiError(
+            item.error?.code ?? `http_${item.status}`,
+            item.error?.message ?? `The server answered HTTP ${item.status} for this file.`,
+            item.status,
+            item.error?.traceId ?? null
+          )
+    );
 }

@@ -44,8 +44,10 @@ import {
 } from './query';
 import type { Asset, Skill } from './types';
 
-/** Uploads running at once; the rest wait their turn. */
+/** Upload requests running at once; the rest wait their turn. */
 const PARALLEL_UPLOADS = 3;
+/** Files per upload request (the server takes up to 100): small enough that a progress bar moves. */
+const BATCH_FILES = 20;
 
 /** One file to upload: its name and a way to get its bytes (read lazily, e.g. from the Jupyter contents API). */
 export interface UploadSource {
@@ -604,9 +606,11 @@ export class AssetsPanel extends Widget {
 
   private pumpUploads(): void {
     while (this.activeUploads < PARALLEL_UPLOADS && this.uploadQueue.length > 0) {
-      const job = this.uploadQueue.shift()!;
+      // Spread over the requests that may run, up to BATCH_FILES each.
+      const size = Math.min(BATCH_FILES, Math.ceil(this.uploadQueue.length / PARALLEL_UPLOADS));
+      const jobs = this.uploadQueue.splice(0, size);
       this.activeUploads += 1;
-      void this.runUpload(job.source, job.row).finally(() => {
+      void this.runBatch(jobs).finally(() => {
         this.activeUploads -= 1;
         this.showUploads();
         if (this.activeUploads === 0 && this.uploadQueue.length === 0) {
@@ -619,13 +623,26 @@ export class AssetsPanel extends Widget {
     }
   }
 
-  private async runUpload(source: UploadSource, row: UploadRow): Promise<void> {
+  /** Upload some queued files in one request; each row shows its own outcome (one bad file refuses only itself). */
+  private async runBatch(jobs: { source: UploadSource; row: UploadRow }[]): Promise<void> {
+    const sent: { blob: Blob; name: string; row: UploadRow }[] = [];
+    for (const { source, row } of jobs) {
+      try {
+        sent.push({ blob: await source.blob(), name: source.name, row });
+      } catch (error) {
+        row.fail(error); // a file the browser or the contents API could not read
+      }
+    }
+    if (sent.length === 0) {
+      return;
+    }
     try {
-      const blob = await source.blob();
-      const asset = await this.api.upload(blob, source.name, fraction => row.progress(fraction));
-      row.done(asset);
+      const outcomes = await this.api.uploadBatch(sent, fraction => sent.forEach(file => file.row.progress(fraction)));
+      outcomes.forEach((outcome, index) =>
+        outcome instanceof ApiError ? sent[index].row.fail(outcome) : sent[index].row.done(outcome)
+      );
     } catch (error) {
-      row.fail(error);
+      sent.forEach(file => file.row.fail(error));
     }
   }
 

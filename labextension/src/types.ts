@@ -85,3 +85,16 @@ export interface AssetDragPayload {
   altText: string | null;
   url: string;
 }
+
+/** One file's outcome in a batch upload: what a single upload of it would have answered. */
+export interface BatchUploadItem {
+  index: number;
+  fileName: string | null;
+  status: number;
+  data?: Asset;
+  error?: { code: string; message: string; traceId: string; status: number };
+}
+
+export interface BatchUploadResult {
+  items: BatchUploadItem[];
+}
