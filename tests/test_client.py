@@ -403,6 +403,24 @@ def test_upload_many_takes_paths_copies_once_and_missing_files(client: AssetsCli
     assert client.list().total == 3
 
 
+def test_upload_many_reports_each_file_of_a_request_refused_as_a_whole(
+    server: StandaloneServer, client: AssetsClient, tmp_path: Path
+) -> None:
+    old, new = tmp_path / "old.png", tmp_path / "new.png"
+    old.write_bytes(colour_png(40))
+    new.write_bytes(colour_png(41))
+    client.upload(old, run_enrichment=False)
+    created = requests.post(
+        f"{server.url}/api/v1/system/api-keys", json={"name": "reader", "scopes": ["assets:read"]},
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30,
+    )  # fmt: skip
+    reader = AssetsClient(server.url, created.json()["data"]["key"])
+    report = reader.upload_many([old, new], progress=False, run_enrichment=False)  # one request, refused: 403
+    assert report.skipped == [old]  # the file the library holds is still reported as skipped
+    assert [(path, error.code) for path, error in report.failed] == [(new, "auth_forbidden")]
+    assert client.list().total == 1
+
+
 def test_upload_many_shows_a_progress_bar(client: AssetsClient, tmp_path: Path, capsys) -> None:
     (tmp_path / "a.png").write_bytes(colour_png(3))
     report = client.upload_many(tmp_path, progress=True, run_enrichment=False)

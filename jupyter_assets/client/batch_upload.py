@@ -59,7 +59,7 @@ class BatchUpload:
                 group = futures[future]
                 try:
                     results = future.result()
-                except Exception as error:  # the request failed as a whole: each of its files is reported
+                except Exception as error:  # a bad file is reported, never raised
                     results = [("failed", error)] * len(group)
                 outcomes.update(zip(group, results, strict=True))
                 if bar is not None:
@@ -93,6 +93,8 @@ class BatchUpload:
         sending = [index for index, result in enumerate(results) if result is None]
         try:
             answers = self._upload([paths[index] for index in sending]) if sending else []
+        except Exception as error:  # the request failed as a whole: so did each file it carried
+            answers = [error] * len(sending)
         except BaseException:
             self._release(claimed.values())
             raise
