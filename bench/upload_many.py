@@ -25,7 +25,7 @@ from pathlib import Path
 
 import psutil
 import requests
-from benchlib import LOOPBACK, ServerProcess, free_port, tool, write_json
+from benchlib import LOOPBACK, ServerProcess, free_port, process_cpu_seconds, tool, write_json
 from PIL import Image
 
 from jupyter_assets.client import AssetsClient
@@ -127,9 +127,10 @@ def main() -> int:
         ):
             server, url = start_server(work, name.replace(" ", "-"))
             try:
-                cpu_before = _cpu_seconds(server.pid)
+                process = psutil.Process(server.pid)
+                cpu_before = process_cpu_seconds(process)
                 seconds = run(url)
-                cpu_ms = (_cpu_seconds(server.pid) - cpu_before) * 1000 / count
+                cpu_ms = (process_cpu_seconds(process) - cpu_before) * 1000 / count
                 if stored(url) != count:
                     raise RuntimeError(f"{name}: the library holds {stored(url)} assets, not {count}")
             finally:
@@ -150,16 +151,6 @@ def main() -> int:
         {"images": count, **results, "ratio": ratio, "goal": GOAL, "pass": verdict == "PASS", "cpu_ratio": cpu_ratio},
     )
     return 0
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User and system CPU of the server process and its children."""
-    process = psutil.Process(pid)
-    total = 0.0
-    for each in [process, *process.children(recursive=True)]:
-        times = each.cpu_times()
-        total += times.user + times.system
-    return total
 
 
 if __name__ == "__main__":
